@@ -1,0 +1,252 @@
+"""Command line: python -m pdr_core run | list | show | export | import | delete.
+
+Only a consumer of the library: every command is a few calls into pdr_core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
+from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
+from pdr_core.methods import run
+from pdr_core.prompts import TemplateError
+from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
+from pdr_core.store import Store, StoreError
+from pdr_core.trace import Trace, TraceError, trace_from_json
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Progress:
+    """Prints one line per finished node on stderr."""
+
+    def __init__(self, total_calls: int, stream=sys.stderr):
+        self.total = total_calls
+        self.done = 0
+        self.stream = stream
+        self._started: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, NodeStarted):
+            self._started[event.node_id] = time.monotonic()
+            return
+        if not isinstance(event, (NodeFinished, NodeFailed)):
+            return
+        seconds = time.monotonic() - self._started.pop(event.node_id, time.monotonic())
+        if isinstance(event, NodeFinished) and not event.call:
+            detail = "workspace (no call)"
+        elif isinstance(event, NodeFinished):
+            self.done += 1
+            tokens = event.usage.get("prompt_tokens", 0) + event.usage.get("completion_tokens", 0)
+            detail = f"ok {tokens} tok {seconds:.1f}s answer={event.answer}"
+        else:
+            self.done += 1
+            detail = f"FAILED {seconds:.1f}s: {event.error}"
+        print(f"[{self.done}/{self.total}] {event.node_id} {detail}", file=self.stream, flush=True)
+
+
+def _both(*sinks):
+    def sink(event: Event) -> None:
+        for s in sinks:
+            s(event)
+
+    return sink
+
+
+def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
+    return RunConfig(
+        method=args.method,
+        width=args.width,
+        depth=args.depth,
+        width_schedule=parse_schedule(args.schedule) if args.schedule else None,
+        distill=args.distill,
+        k=args.k,
+        max_tokens=args.max_tokens,
+        workspace_tokens=args.workspace_tokens,
+        total_budget=args.total_budget,
+        temperature=args.temperature,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        model=model,
+        base_url=base_url,
+    )
+
+
+def cmd_run(args: argparse.Namespace, store: Store) -> int:
+    if not args.question.strip():
+        raise ConfigError("question", args.question, "a non-empty problem statement")
+    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    provider = resolve_provider(settings)
+    config = _config(args, provider.model, provider.base_url)
+    if settings.uses_local:
+        from pdr_core.providers.local import LOCAL_MODEL_NOTE
+
+        print(f"using the bundled local model: {LOCAL_MODEL_NOTE}", file=sys.stderr)
+    sink = _both(store.writer(), Progress(config.calls))
+    try:
+        trace = asyncio.run(run(args.question, config, provider, sink, reference=args.answer))
+    except KeyboardInterrupt:
+        print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.out:
+        Path(args.out).write_text(trace.to_json(), encoding="utf-8")
+    _print_result(trace)
+    if trace.status != "completed":
+        print(f"error: run {trace.status}: {trace.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _print_result(trace: Trace) -> None:
+    budget = trace.budget
+    lines = [f"answer: {trace.final_answer}"]
+    if trace.reference_answer is not None:
+        lines.append(f"correct: {str(trace.correct).lower()}")
+    if trace.stop_reason:
+        lines.append(f"stopped: {trace.stop_reason}")
+    lines += [f"b_seq: {budget.b_seq}", f"b_total: {budget.b_total}",
+              f"calls: {budget.calls}", f"run: {trace.id}"]
+    print("\n".join(lines))
+
+
+def cmd_list(args: argparse.Namespace, store: Store) -> int:
+    runs = store.list_runs(limit=args.limit, method=args.method, status=args.status,
+                           text=args.search)
+    for r in runs:
+        question = " ".join(r.question.split())
+        question = question[:47] + "..." if len(question) > 50 else question
+        correct = {True: "right", False: "wrong", None: "-"}[r.correct]
+        print(f"{r.id}  {r.created_at[:19]}  {r.status:<11} {r.method:<6} "
+              f"{str(r.final_answer)[:12]:<12} {correct:<5} b_seq={r.b_seq:<7} {question}")
+    if not runs:
+        print(f"no runs in {store.path}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, store: Store) -> int:
+    trace = store.get_trace(store.resolve_id(args.run_id))
+    c = trace.config
+    print(f"run {trace.id} ({trace.status}) {c.get('method')} schedule "
+          f"{c.get('width_schedule')} distill {c.get('distill')} model {c.get('model')}")
+    print(f"question: {trace.question}")
+    for n in trace.nodes:
+        tail = f"answer={n.answer}" if n.status == "ok" else f"{n.status}: {n.error or ''}"
+        print(f"  {n.id:<16} parents={','.join(n.parent_ids) or '-':<30} "
+              f"tokens={n.tokens:<6} {tail}")
+    _print_result(trace)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, store: Store) -> int:
+    trace = store.get_trace(store.resolve_id(args.run_id))
+    text = trace.to_json()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, store: Store) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TraceError(f"cannot read {path}: {exc.strerror}") from None
+    trace = trace_from_json(data)
+    run_id = store.import_trace(trace)
+    print(run_id)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, store: Store) -> int:
+    run_id = store.resolve_id(args.run_id)
+    store.delete_run(run_id)
+    print(f"deleted {run_id}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pdr_core",
+        description="Run Parallel-Distill-Refine reasoning and inspect the stored runs.",
+    )
+    db_help = "run store file (default: $PDR_DB, else runs.sqlite in the user data folder)"
+    parser.add_argument("--db", dest="db_top", help=db_help)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help=db_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="run one question")
+    p.add_argument("question")
+    p.add_argument("--answer", help="reference answer, to mark correctness")
+    p.add_argument("--method", choices=METHODS, default="pdr")
+    p.add_argument("--width", type=int, default=4, help="drafts per round (M)")
+    p.add_argument("--depth", type=int, default=2, help="rounds (R)")
+    p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
+    p.add_argument("--distill", choices=DISTILLS, default="summary")
+    p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
+    p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
+    p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
+    p.add_argument("--total-budget", type=int, help="cap on B_total")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
+    p.add_argument("--model", help="model name (else $PDR_MODEL)")
+    p.add_argument("--local", action="store_true", help="use the bundled local model")
+    p.add_argument("--out", help="also write the trace JSON here")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("list", parents=[common], help="stored runs, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--method", choices=METHODS)
+    p.add_argument("--status", choices=("running", "completed", "failed", "interrupted"))
+    p.add_argument("--search", help="text in the question, name, tags or id")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", parents=[common], help="one run's nodes and result")
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", parents=[common], help="write a run as pdr-trace/1 JSON")
+    p.add_argument("run_id")
+    p.add_argument("--format", choices=("json",), default="json")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", parents=[common], help="store a pdr-trace/1 JSON file as an imported run")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("delete", parents=[common], help="delete a stored run")
+    p.add_argument("run_id")
+    p.set_defaults(func=cmd_delete)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    db = args.db or args.db_top
+    try:
+        store = Store(db)
+        return args.func(args, store)
+    except (ConfigError, TemplateError, TraceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ProviderError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The validated, frozen configuration of one run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pdr_core.prompts import PromptSet
+
+METHODS = ("pdr", "sr", "single", "vote")
+DISTILLS = ("summary", "topk", "per-sample-topk", "random-k")
+EXTRACTIVE = ("topk", "per-sample-topk", "random-k")
+
+MAX_WIDTH = 256
+MAX_DEPTH = 32
+MIN_WORKSPACE_TOKENS = 16
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; names the field, the value and what is allowed."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        super().__init__(f"{field_name}={value!r} is invalid: {allowed}")
+        self.field = field_name
+        self.value = value
+        self.allowed = allowed
+
+
+def parse_schedule(text: str) -> tuple[int, ...]:
+    """'8,4,1' -> (8, 4, 1); raises ConfigError on anything else."""
+    try:
+        schedule = tuple(int(part) for part in text.replace(" ", "").split(","))
+    except ValueError:
+        raise ConfigError(
+            "width_schedule", text, "comma-separated whole numbers, e.g. 8,4,1"
+        ) from None
+    return schedule
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run one question. `schedule` is derived: the width of every round.
+
+    Width and depth are used as the method needs them: `single` is one call, `vote` is one
+    round of `width` samples, `sr` is `depth` rounds of width 1, and `pdr` follows
+    `width_schedule` or, without one, `width` for rounds 1..R-1 and 1 for round R.
+    """
+
+    method: str = "pdr"
+    width: int = 4
+    depth: int = 2
+    width_schedule: tuple[int, ...] | None = None
+    distill: str = "summary"
+    k: int = 2
+    max_tokens: int = 1024
+    workspace_tokens: int = 512
+    total_budget: int | None = None
+    temperature: float = 0.8
+    seed: int = 0
+    concurrency: int = 8
+    model: str = ""
+    base_url: str = ""
+    prompts: PromptSet = field(default_factory=PromptSet)
+    schedule: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError("method", self.method, f"one of {', '.join(METHODS)}")
+        if self.distill not in DISTILLS:
+            raise ConfigError("distill", self.distill, f"one of {', '.join(DISTILLS)}")
+        _check_int("width", self.width, 1, MAX_WIDTH)
+        _check_int("depth", self.depth, 1, MAX_DEPTH)
+        _check_int("k", self.k, 1, MAX_WIDTH)
+        _check_int("max_tokens", self.max_tokens, 1, 10_000_000)
+        _check_int("workspace_tokens", self.workspace_tokens, MIN_WORKSPACE_TOKENS, 10_000_000)
+        _check_int("concurrency", self.concurrency, 1, 4096)
+        if self.total_budget is not None:
+            _check_int("total_budget", self.total_budget, 1, 10**12)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError("seed", self.seed, "a whole number")
+        if (
+            isinstance(self.temperature, bool)
+            or not isinstance(self.temperature, (int, float))
+            or not 0 <= self.temperature <= 2
+        ):
+            raise ConfigError("temperature", self.temperature, "a number from 0 to 2")
+        if not isinstance(self.prompts, PromptSet):
+            raise ConfigError("prompts", self.prompts, "a PromptSet")
+        object.__setattr__(self, "schedule", self._resolve_schedule())
+        self._check_k()
+
+    def _resolve_schedule(self) -> tuple[int, ...]:
+        explicit = self.width_schedule
+        if explicit is not None and self.method != "pdr":
+            raise ConfigError(
+                "width_schedule", explicit, f"only method pdr takes a schedule, not {self.method}"
+            )
+        if self.method == "single":
+            return (1,)
+        if self.method == "vote":
+            return (self.width,)
+        if self.method == "sr":
+            return (1,) * self.depth
+        if explicit is None:
+            return (self.width,) if self.depth == 1 else (self.width,) * (self.depth - 1) + (1,)
+        schedule = tuple(explicit)
+        if len(schedule) != self.depth:
+            raise ConfigError(
+                "width_schedule",
+                ",".join(map(str, schedule)),
+                f"one width per round: depth is {self.depth}, the schedule has {len(schedule)}",
+            )
+        for width in schedule:
+            _check_int("width_schedule", width, 1, MAX_WIDTH)
+        return schedule
+
+    def _check_k(self) -> None:
+        # k selects from every round but the last; it cannot take more drafts than exist.
+        if self.distill not in EXTRACTIVE or len(self.schedule) < 2:
+            return
+        narrowest = min(self.schedule[:-1])
+        if self.k > narrowest:
+            raise ConfigError(
+                "k",
+                self.k,
+                f"from 1 to {narrowest}: operator {self.distill} selects k drafts from rounds "
+                f"as narrow as {narrowest}",
+            )
+
+    @property
+    def rounds(self) -> int:
+        return len(self.schedule)
+
+    @property
+    def calls(self) -> int:
+        """Number of model calls a complete run makes."""
+        distill_calls = self.rounds - 1 if self.distill == "summary" else 0
+        return sum(self.schedule) + distill_calls
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `config` object of a pdr-trace/1 trace."""
+        return {
+            "method": self.method,
+            "width_schedule": list(self.schedule),
+            "depth": self.rounds,
+            "width": self.width,
+            "distill": self.distill,
+            "k": self.k,
+            "max_tokens": self.max_tokens,
+            "workspace_tokens": self.workspace_tokens,
+            "total_budget": self.total_budget,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "concurrency": self.concurrency,
+            "model": self.model,
+            "base_url": self.base_url,
+            "prompts": self.prompts.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of `to_dict`; unknown keys are ignored so newer traces still load."""
+        known = {f.name for f in fields(cls) if f.init}
+        kwargs = {key: value for key, value in data.items() if key in known}
+        if kwargs.get("width_schedule") is not None:
+            kwargs["width_schedule"] = tuple(kwargs["width_schedule"])
+        if kwargs.get("method", "pdr") != "pdr":
+            kwargs.pop("width_schedule", None)
+        if isinstance(kwargs.get("prompts"), dict):
+            kwargs["prompts"] = PromptSet.from_dict(kwargs["prompts"])
+        return cls(**kwargs)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(name, value, f"a whole number from {low} to {high}")
+
+
+def schedule_text(schedule: Sequence[int]) -> str:
+    return ",".join(str(w) for w in schedule)

@@ -1,0 +1,159 @@
+"""Async orchestration: runs calls as nodes, emits events, enforces budgets.
+
+The engine never blocks on a consumer: events go to a synchronous sink (the store and
+the live fold), and calls run concurrently up to the configured limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pdr_core.answers import extract_answer
+from pdr_core.config import RunConfig
+from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStarted
+from pdr_core.operators import Draft
+from pdr_core.providers.base import Message, Provider, ProviderError, Sampling
+from pdr_core.tokens import estimate_prompt_tokens
+from pdr_core.trace import TraceBuilder
+
+EventSink = Callable[[Event], None]
+
+
+class BudgetExhausted(Exception):
+    """The total budget cannot pay for the next call in the worst case."""
+
+
+class RunFailed(Exception):
+    """The run cannot go on; the message is the reason recorded on the run."""
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One call a stage wants to make, and what it was conditioned on."""
+
+    stage: str
+    round: int
+    branch: int
+    parent_ids: list[str]
+    messages: list[Message]
+    max_tokens: int
+
+
+class RunContext:
+    """Everything a method needs to make calls as nodes of one run."""
+
+    def __init__(
+        self,
+        run_id: str,
+        question: str,
+        config: RunConfig,
+        provider: Provider,
+        sink: EventSink,
+        builder: TraceBuilder,
+    ):
+        self.run_id = run_id
+        self.question = question
+        self.config = config
+        self.provider = provider
+        self.builder = builder
+        self._sink = sink
+        self._limit = asyncio.Semaphore(config.concurrency)
+        # Tokens spent by finished calls, and worst cases reserved by calls in flight.
+        self._spent = 0
+        self._reserved = 0
+        self.stopped_on_budget = False
+
+    def emit(self, event: Event) -> None:
+        self.builder.apply(event)
+        self._sink(event)
+
+    def seed_for(self, round_: int, branch: int) -> int:
+        """Per-call seed: distinct per branch, reproducible for resume and fork."""
+        return self.config.seed + 1000 * (round_ - 1) + branch
+
+    def _reserve(self, messages: Sequence[Message], max_tokens: int) -> int:
+        worst = estimate_prompt_tokens(messages) + max_tokens
+        budget = self.config.total_budget
+        if budget is not None and self._spent + self._reserved + worst > budget:
+            self.stopped_on_budget = True
+            raise BudgetExhausted(
+                f"total budget {budget} reached: {self._spent} tokens spent, "
+                f"{self._reserved} reserved in flight, next call needs up to {worst}"
+            )
+        self._reserved += worst
+        return worst
+
+    def node_id(self, stage: str, round_: int, branch: int) -> str:
+        return f"r{round_}-{stage}-{branch}"
+
+    async def call(self, spec: CallSpec) -> Draft | None:
+        """Make one call as a node; None when it failed or the budget forbade it."""
+        async with self._limit:
+            try:
+                worst = self._reserve(spec.messages, spec.max_tokens)
+            except BudgetExhausted:
+                return None
+            node_id = self.node_id(spec.stage, spec.round, spec.branch)
+            self.emit(NodeStarted(self.run_id, node_id, spec.stage, spec.round, spec.branch,
+                                  list(spec.parent_ids), [dict(m) for m in spec.messages]))
+            sampling = Sampling(
+                max_tokens=spec.max_tokens,
+                temperature=self.config.temperature,
+                seed=self.seed_for(spec.round, spec.branch),
+            )
+
+            def on_delta(text: str) -> None:
+                self.emit(NodeDelta(self.run_id, node_id, text))
+
+            try:
+                completion = await self.provider.complete(spec.messages, sampling, on_delta)
+            except ProviderError as exc:
+                self._reserved -= worst
+                self.emit(NodeFailed(self.run_id, node_id, str(exc), exc.kind,
+                                     text=self.builder.partial.get(node_id, "")))
+                return None
+            except asyncio.CancelledError:
+                self._reserved -= worst
+                self.emit(NodeFailed(self.run_id, node_id, "cancelled before it finished",
+                                     "cancelled", text=self.builder.partial.get(node_id, "")))
+                raise
+            self._reserved -= worst
+            self._spent += completion.usage.total
+            answer = extract_answer(completion.text) if spec.stage != "distill" else None
+            self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,
+                                   completion.usage.to_dict(), completion.reasoning,
+                                   completion.finish_reason))
+            return Draft(node_id, spec.branch, completion.text, answer)
+
+    async def call_round(self, specs: Sequence[CallSpec]) -> list[Draft]:
+        """Run a stage's calls concurrently; the survivors, in branch order.
+
+        Raises RunFailed when every call failed, naming the first error.
+        """
+        results = await asyncio.gather(*(self.call(spec) for spec in specs))
+        survivors = [r for r in results if r is not None]
+        if not survivors and specs:
+            if self.stopped_on_budget:
+                raise BudgetExhausted(f"total budget {self.config.total_budget} reached")
+            first = specs[0]
+            errors = [
+                n.error for n in self.builder.trace.nodes
+                if n.round == first.round and n.stage == first.stage and n.error
+            ]
+            reason = errors[0] if errors else "no call could be made"
+            raise RunFailed(
+                f"round {first.round} {first.stage}: all {len(specs)} call(s) failed: {reason}"
+            )
+        return survivors
+
+    def record_extract(self, round_: int, branch: int, selected: Sequence[Draft],
+                       workspace: str) -> str:
+        """An extractive workspace as a distill node: no call, parents = its drafts."""
+        node_id = self.node_id("distill", round_, branch)
+        self.emit(NodeStarted(self.run_id, node_id, "distill", round_, branch,
+                              [d.node_id for d in selected], []))
+        self.emit(NodeFinished(self.run_id, node_id, workspace, None,
+                               {"prompt_tokens": 0, "completion_tokens": 0}, call=False))
+        return node_id

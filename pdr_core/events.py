@@ -1,0 +1,92 @@
+"""The events a run emits: the source of truth that traces are folded from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    question: str
+    reference_answer: str | None
+    config: dict[str, Any]
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass(frozen=True)
+class NodeStarted:
+    run_id: str
+    node_id: str
+    stage: str  # draft | distill | refine | final
+    round: int
+    branch: int
+    parent_ids: list[str]
+    messages: list[dict[str, str]]
+    started_at: str = field(default_factory=now_iso)
+
+
+@dataclass(frozen=True)
+class NodeDelta:
+    run_id: str
+    node_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class NodeFinished:
+    run_id: str
+    node_id: str
+    text: str
+    answer: str | None
+    usage: dict[str, Any]
+    reasoning: str = ""
+    finish_reason: str | None = None
+    finished_at: str = field(default_factory=now_iso)
+    # Extractive distill nodes make no call; they still are nodes of the tree.
+    call: bool = True
+
+
+@dataclass(frozen=True)
+class NodeFailed:
+    run_id: str
+    node_id: str
+    error: str
+    kind: str = "other"
+    finished_at: str = field(default_factory=now_iso)
+    # Text streamed before the failure, kept for the person debugging it.
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    status: str  # completed | failed | interrupted
+    final_answer: str | None = None
+    error: str | None = None
+    stop_reason: str | None = None  # e.g. "budget" when the total budget ended the run
+    finished_at: str = field(default_factory=now_iso)
+
+
+Event = RunStarted | NodeStarted | NodeDelta | NodeFinished | NodeFailed | RunFinished
+
+EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (RunStarted, NodeStarted, NodeDelta, NodeFinished, NodeFailed, RunFinished)
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {"type": type(event).__name__, **asdict(event)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    payload = dict(data)
+    cls = EVENT_TYPES[payload.pop("type")]
+    return cls(**payload)

@@ -1,0 +1,190 @@
+"""The methods, as small async stage functions over one engine and one trace format.
+
+- pdr: parallel drafts, distilled into a bounded workspace, refined from it, round by round.
+- sr: sequential refinement, the width-1 case.
+- single: one long call with the whole per-call budget.
+- vote: `width` independent samples and a majority vote (self-consistency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+from pdr_core.config import RunConfig
+from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, RunContext, RunFailed
+from pdr_core.events import RunFinished, RunStarted
+from pdr_core.operators import (
+    Draft,
+    answer_tally,
+    format_drafts,
+    select_per_sample,
+    select_random,
+    select_topk,
+    vote,
+)
+from pdr_core.providers.base import Message, Provider
+from pdr_core.trace import Trace, TraceBuilder
+
+
+def _messages(ctx: RunContext, user: str) -> list[Message]:
+    system = ctx.config.prompts.system
+    return ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user}
+    ]
+
+
+def _stage(config: RunConfig, round_: int) -> str:
+    if config.method == "single" or (round_ == config.rounds and round_ > 1):
+        return "final"
+    return "draft" if round_ == 1 else "refine"
+
+
+async def draft_round(ctx: RunContext) -> list[Draft]:
+    """Round 1: every generation sees the question only."""
+    user = ctx.config.prompts.draft.format(question=ctx.question)
+    specs = [
+        CallSpec(_stage(ctx.config, 1), 1, branch, [], _messages(ctx, user), ctx.config.max_tokens)
+        for branch in range(ctx.config.schedule[0])
+    ]
+    return await ctx.call_round(specs)
+
+
+async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
+                  generations: int) -> list[tuple[str, str]]:
+    """Workspaces for the next round's generations: (distill node id, workspace text).
+
+    Shared operators return one workspace; per-sample operators one per generation.
+    """
+    config = ctx.config
+    kappa = config.workspace_tokens
+    if config.distill == "summary":
+        user = config.prompts.summary.format(
+            question=ctx.question,
+            drafts=format_drafts(drafts),
+            answer_tally=answer_tally(drafts),
+            workspace_tokens=kappa,
+        )
+        spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
+                        _messages(ctx, user), kappa)
+        [summary] = await ctx.call_round([spec])
+        return [(summary.node_id, summary.text)]
+    if config.distill == "topk":
+        selections = [select_topk(drafts, config.k)]
+    elif config.distill == "per-sample-topk":
+        selections = select_per_sample(drafts, config.k, generations)
+    else:
+        selections = select_random(drafts, config.k, generations, config.seed, round_)
+    workspaces = []
+    for branch, selected in enumerate(selections):
+        text = format_drafts(selected, kappa)
+        workspaces.append((ctx.record_extract(round_, branch, selected, text), text))
+    return workspaces
+
+
+async def pdr(ctx: RunContext) -> str | None:
+    config = ctx.config
+    drafts = await draft_round(ctx)
+    for round_ in range(2, config.rounds + 1):
+        if ctx.stopped_on_budget:
+            break
+        width = config.schedule[round_ - 1]
+        workspaces = await distill(ctx, drafts, round_ - 1, width)
+        specs = []
+        for branch in range(width):
+            distill_id, workspace = workspaces[branch % len(workspaces)]
+            user = config.prompts.refine.format(question=ctx.question, workspace=workspace)
+            specs.append(CallSpec(_stage(config, round_), round_, branch, [distill_id],
+                                  _messages(ctx, user), config.max_tokens))
+        drafts = await ctx.call_round(specs)
+    return vote(drafts)
+
+
+async def sr(ctx: RunContext) -> str | None:
+    config = ctx.config
+    [candidate] = await draft_round(ctx)
+    for round_ in range(2, config.rounds + 1):
+        if ctx.stopped_on_budget:
+            break
+        [(distill_id, workspace)] = (await distill(ctx, [candidate], round_ - 1, 1))[:1]
+        user = config.prompts.sr_refine.format(
+            question=ctx.question, draft=candidate.text, workspace=workspace
+        )
+        spec = CallSpec(_stage(config, round_), round_, 0, [distill_id, candidate.node_id],
+                        _messages(ctx, user), config.max_tokens)
+        [candidate] = await ctx.call_round([spec])
+    return candidate.answer
+
+
+async def single(ctx: RunContext) -> str | None:
+    [only] = await draft_round(ctx)
+    return only.answer
+
+
+async def majority(ctx: RunContext) -> str | None:
+    return vote(await draft_round(ctx))
+
+
+METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
+    "pdr": pdr,
+    "sr": sr,
+    "single": single,
+    "vote": majority,
+}
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _discard(_event: object) -> None:
+    pass
+
+
+async def run(
+    question: str,
+    config: RunConfig,
+    provider: Provider,
+    sink: EventSink | None = None,
+    reference: str | None = None,
+    run_id: str | None = None,
+) -> Trace:
+    """Run `question` with `config` on `provider`, emitting every event to `sink`.
+
+    Returns the folded trace. On cancellation the run is recorded as interrupted (every
+    finished node kept) and the CancelledError propagates.
+    """
+    if not question.strip():
+        raise ValueError("the question is empty: write the problem to solve")
+    builder = TraceBuilder()
+    ctx = RunContext(run_id or new_run_id(), question, config, provider, sink or _discard,
+                     builder)
+    ctx.emit(RunStarted(ctx.run_id, question, reference, config.to_dict()))
+    method = METHODS[config.method]
+    try:
+        answer = await method(ctx)
+    except asyncio.CancelledError:
+        ctx.emit(RunFinished(ctx.run_id, "interrupted", error="cancelled"))
+        raise
+    except BudgetExhausted as exc:
+        ctx.emit(_budget_finish(ctx, str(exc)))
+    except RunFailed as exc:
+        ctx.emit(RunFinished(ctx.run_id, "failed", error=str(exc)))
+    else:
+        stop = "budget" if ctx.stopped_on_budget else None
+        ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop))
+    assert builder.trace is not None
+    return builder.trace
+
+
+def _budget_finish(ctx: RunContext, reason: str) -> RunFinished:
+    """A run the budget stopped: the vote of the last round that produced answers."""
+    trace = ctx.builder.trace
+    generated = [n for n in trace.nodes if n.stage != "distill" and n.status == "ok"]
+    if not generated:
+        return RunFinished(ctx.run_id, "failed", error=f"{reason}; no call fitted the budget",
+                           stop_reason="budget")
+    last = max(n.round for n in generated)
+    drafts = [Draft(n.id, n.branch, n.text, n.answer) for n in generated if n.round == last]
+    return RunFinished(ctx.run_id, "completed", final_answer=vote(drafts), stop_reason="budget")

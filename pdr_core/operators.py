@@ -1,0 +1,112 @@
+"""Distill operators: which drafts feed each next-round workspace, and how it is written.
+
+Selection rules (extractive operators make no model call):
+- topk: one shared workspace of k drafts. Drafts are ranked by the size of their answer
+  cluster (largest first), then drafts with an answer before drafts without, then shorter
+  text first (a concise correct derivation is cheaper to read), then branch order.
+- per-sample-topk: generation j of the next round gets its own k drafts, a window of the
+  ranking rotated by j over the top min(2k, M) candidates, so the generations see
+  different but strong evidence.
+- random-k: generation j gets k drafts drawn without replacement by a generator seeded
+  from the run seed, the round and j (bootstrapped workspaces, reproducible).
+- summary: one model call writes the workspace (see prompts.SUMMARY).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pdr_core.answers import answer_clusters, majority_vote
+from pdr_core.prompts import DRAFT_ITEM
+from pdr_core.tokens import estimate_tokens, truncate_to_tokens
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A finished generation a workspace may draw on."""
+
+    node_id: str
+    branch: int
+    text: str
+    answer: str | None
+
+
+def rank_drafts(drafts: Sequence[Draft]) -> list[Draft]:
+    """Drafts in topk preference order (see module docstring)."""
+    size = {}
+    for _, members in answer_clusters([d.answer for d in drafts]):
+        for index in members:
+            size[index] = len(members)
+    order = sorted(
+        range(len(drafts)),
+        key=lambda i: (
+            -size.get(i, 0),
+            drafts[i].answer is None,
+            estimate_tokens(drafts[i].text),
+            drafts[i].branch,
+        ),
+    )
+    return [drafts[i] for i in order]
+
+
+def select_topk(drafts: Sequence[Draft], k: int) -> list[Draft]:
+    return rank_drafts(drafts)[:k]
+
+
+def select_per_sample(drafts: Sequence[Draft], k: int, generations: int) -> list[list[Draft]]:
+    """One selection of k drafts for each of `generations` next-round generations."""
+    ranked = rank_drafts(drafts)
+    pool = ranked[: max(k, min(len(ranked), 2 * k))]
+    return [[pool[(j + i) % len(pool)] for i in range(min(k, len(pool)))]
+            for j in range(generations)]
+
+
+def select_random(
+    drafts: Sequence[Draft], k: int, generations: int, seed: int, round_: int
+) -> list[list[Draft]]:
+    """k drafts drawn at random for each generation, reproducible from the seed."""
+    selections = []
+    for j in range(generations):
+        rng = random.Random(f"{seed}:{round_}:{j}")
+        picked = rng.sample(range(len(drafts)), min(k, len(drafts)))
+        selections.append([drafts[i] for i in sorted(picked)])
+    return selections
+
+
+def answer_tally(drafts: Sequence[Draft]) -> str:
+    """'42 (3 attempts), 41 (1 attempt)' or 'none' when no draft gave an answer."""
+    parts = []
+    for _, members in answer_clusters([d.answer for d in drafts]):
+        shown = drafts[members[0]].answer
+        parts.append(f"{shown} ({len(members)} attempt{'s' if len(members) != 1 else ''})")
+    missing = sum(1 for d in drafts if d.answer is None)
+    if missing:
+        parts.append(f"no answer ({missing} attempt{'s' if missing != 1 else ''})")
+    return ", ".join(parts) or "none"
+
+
+def format_drafts(drafts: Sequence[Draft], token_budget: int | None = None) -> str:
+    """Drafts laid out for a prompt; with a budget, each is shortened to its share of it."""
+    share = None
+    if token_budget is not None and drafts:
+        overhead = sum(estimate_tokens(_item(i, d, "")) for i, d in enumerate(drafts))
+        share = max(1, (token_budget - overhead) // len(drafts))
+    items = []
+    for index, draft in enumerate(drafts):
+        text = draft.text if share is None else truncate_to_tokens(draft.text, share)
+        items.append(_item(index, draft, text))
+    text = "\n\n".join(items)
+    # The per-draft shares are estimates; the bound itself is a hard guarantee.
+    return text if token_budget is None else truncate_to_tokens(text, token_budget)
+
+
+def _item(index: int, draft: Draft, text: str) -> str:
+    return DRAFT_ITEM.format(index=index + 1, answer=draft.answer or "none", text=text)
+
+
+def vote(drafts: Sequence[Draft]) -> str | None:
+    """Majority answer, ties to the earliest draft."""
+    answer, _ = majority_vote([d.answer for d in drafts])
+    return answer

@@ -1,0 +1,124 @@
+"""Prompt templates of every stage, as module constants, overridable per run.
+
+Templates use `str.format` fields. Each stage lists the fields it may use and the ones it
+must use, so an edited template is checked before any call is made.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass
+
+SYSTEM = (
+    "You are a careful mathematician. Reason step by step, check your work, "
+    "and put the final answer in \\boxed{}."
+)
+
+DRAFT = "Solve the following problem.\n\nProblem:\n{question}"
+
+SUMMARY = (
+    "Several independent attempts were made at the problem below. Distill them into a "
+    "short workspace for the next round of solvers. Write, in at most {workspace_tokens} "
+    "tokens: the points the attempts agree on; where they contradict each other; facts "
+    "and intermediate results they derived; every candidate answer with how many attempts "
+    "gave it; and the open sub-goals still to check. Do not solve the problem anew.\n\n"
+    "Problem:\n{question}\n\n"
+    "Answers extracted from the attempts: {answer_tally}\n\n"
+    "{drafts}"
+)
+
+REFINE = (
+    "Solve the following problem. A workspace distilled from earlier attempts is given; "
+    "it may contain mistakes. Use what is right in it, fix what is wrong, and give a "
+    "complete solution.\n\n"
+    "Problem:\n{question}\n\n"
+    "Workspace:\n{workspace}"
+)
+
+SR_REFINE = (
+    "Improve the solution below. Check each step, correct any mistake, and give a "
+    "complete solution.\n\n"
+    "Problem:\n{question}\n\n"
+    "Previous solution:\n{draft}\n\n"
+    "Notes on it:\n{workspace}"
+)
+
+# One draft as it appears inside a summary prompt or an extractive workspace.
+DRAFT_ITEM = "### Attempt {index} (answer: {answer})\n{text}"
+
+# Which fields each template may use, and which it must use.
+FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "system": (frozenset(), frozenset()),
+    "draft": (frozenset({"question"}), frozenset({"question"})),
+    "summary": (
+        frozenset({"question", "drafts", "answer_tally", "workspace_tokens"}),
+        frozenset({"question", "drafts"}),
+    ),
+    "refine": (frozenset({"question", "workspace"}), frozenset({"question", "workspace"})),
+    "sr_refine": (
+        frozenset({"question", "workspace", "draft"}),
+        frozenset({"question", "draft"}),
+    ),
+}
+
+
+class TemplateError(ValueError):
+    """A template uses an unknown field, leaves out a required one, or does not parse."""
+
+
+def template_fields(template: str) -> set[str]:
+    """The `{field}` names a template uses."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The templates one run uses."""
+
+    system: str = SYSTEM
+    draft: str = DRAFT
+    summary: str = SUMMARY
+    refine: str = REFINE
+    sr_refine: str = SR_REFINE
+
+    def __post_init__(self) -> None:
+        for stage, (allowed, required) in FIELDS.items():
+            validate_template(stage, getattr(self, stage), allowed, required)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> PromptSet:
+        unknown = set(data) - set(FIELDS)
+        if unknown:
+            raise TemplateError(
+                f"unknown template name(s): {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(FIELDS)}"
+            )
+        return cls(**data)
+
+
+def validate_template(
+    stage: str, template: str, allowed: frozenset[str], required: frozenset[str]
+) -> None:
+    """Raise TemplateError naming the stage and the offending fields."""
+    try:
+        used = template_fields(template)
+    except ValueError as exc:  # unbalanced braces
+        raise TemplateError(
+            f"template '{stage}' does not parse ({exc}); write literal braces as {{{{ and }}}}"
+        ) from None
+    unknown = used - allowed
+    if unknown:
+        raise TemplateError(
+            f"template '{stage}' uses unknown variable(s) {_braced(unknown)}; "
+            f"it may use {_braced(allowed) or 'no variables'}"
+        )
+    missing = required - used
+    if missing:
+        raise TemplateError(f"template '{stage}' must use {_braced(missing)}")
+
+
+def _braced(names: set[str] | frozenset[str]) -> str:
+    return ", ".join("{" + n + "}" for n in sorted(names))

@@ -1,0 +1,89 @@
+"""Providers: the OpenAI-compatible endpoint client and the bundled local model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pdr_core.providers.base import (
+    Completion,
+    DeltaCallback,
+    Message,
+    Provider,
+    ProviderError,
+    Sampling,
+    Usage,
+)
+
+__all__ = [
+    "Completion",
+    "EndpointSettings",
+    "resolve_provider",
+    "DeltaCallback",
+    "Message",
+    "Provider",
+    "ProviderError",
+    "Sampling",
+    "Usage",
+]
+
+
+DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """Where calls go. Never printed whole: it holds the API key."""
+
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    model: str | None = None
+    local: bool = False
+
+    @classmethod
+    def from_env(
+        cls,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        local: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> EndpointSettings:
+        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY and PDR_MODEL."""
+        env = os.environ if environ is None else environ
+        return cls(
+            base_url=base_url or env.get("OPENAI_BASE_URL") or None,
+            api_key=api_key or env.get("OPENAI_API_KEY") or None,
+            model=model or env.get("PDR_MODEL") or None,
+            local=local,
+        )
+
+    @property
+    def uses_local(self) -> bool:
+        """No endpoint and no key configured: the bundled local model."""
+        return self.local or not (self.base_url or self.api_key)
+
+
+def resolve_provider(settings: EndpointSettings) -> Provider:
+    """The provider the settings name; the bundled local model when none is configured."""
+    if settings.uses_local:
+        from pdr_core.providers.local import LocalProvider
+
+        return LocalProvider()
+    from pdr_core.providers.openai_compat import OpenAIProvider
+
+    if not settings.model:
+        raise ProviderError(
+            "no model named: pass --model NAME or set PDR_MODEL (the endpoint's "
+            "/v1/models lists what it serves)",
+            kind="bad_request",
+        )
+    if not settings.base_url and not settings.api_key:
+        raise ProviderError("OpenAI needs a key: set OPENAI_API_KEY", kind="auth")
+    # Local servers (vLLM, Ollama, llama.cpp) accept any key, but the client needs one.
+    return OpenAIProvider(
+        base_url=settings.base_url or DEFAULT_OPENAI_URL,
+        api_key=settings.api_key or "not-needed",
+        model=settings.model,
+    )

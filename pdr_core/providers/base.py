@@ -1,0 +1,97 @@
+"""The provider seam: one async method that turns chat messages into a completion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+Message = dict[str, str]
+# Called with each piece of streamed text as it arrives.
+DeltaCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Per-call sampling settings the engine passes to a provider."""
+
+    max_tokens: int
+    temperature: float = 0.8
+    seed: int | None = None
+    reasoning_effort: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one call consumed. `estimated` is set when the endpoint reported none."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "estimated": self.estimated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Usage:
+        return cls(
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            completion_tokens=int(data.get("completion_tokens", 0)),
+            reasoning_tokens=int(data.get("reasoning_tokens", 0)),
+            estimated=bool(data.get("estimated", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What one call returned: answer text apart from any reasoning text."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    reasoning: str = ""
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+class ProviderError(Exception):
+    """A call failed; the message says what a person can do about it.
+
+    `kind` is a short machine-readable cause: auth, model_not_found, rate_limited,
+    context_length, connection, timeout, protocol, server, bad_request, cancelled, other.
+    Messages never contain an API key.
+    """
+
+    def __init__(self, message: str, kind: str = "other", retryable: bool = False):
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Anything that can complete a chat. Implementations must be safe to call concurrently."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        sampling: Sampling,
+        on_delta: DeltaCallback | None = None,
+    ) -> Completion:
+        """Complete `messages`; call `on_delta` with streamed text; raise ProviderError on failure."""
+        ...

@@ -1,0 +1,730 @@
+"""OpenAIProvider: any OpenAI-compatible chat endpoint through the official `openai` client.
+
+OpenAI itself, vLLM, llama.cpp's server, Ollama, LM Studio, OpenRouter and friends all speak
+`POST /v1/chat/completions`. This provider streams from it, keeps reasoning text apart from
+the answer, reads token usage (or estimates it when the endpoint reports none), and turns
+every SDK error into a `ProviderError` whose message says what a person can do about it.
+
+Retries and timeouts are the SDK's own (`max_retries`, `timeout`; it honours Retry-After).
+One `AsyncOpenAI` client is kept per running event loop, because an httpx client created in
+one loop breaks when used from another (Streamlit runs each job in a fresh loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from pdr_core.providers.base import (
+    Completion,
+    DeltaCallback,
+    Message,
+    ProviderError,
+    Sampling,
+    Usage,
+)
+from pdr_core.tokens import estimate_prompt_tokens, estimate_tokens
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ConnectionCheck",
+    "IndexedDeltaCallback",
+    "OpenAIProvider",
+    "is_reasoning_model",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Called with (choice index, text) for each streamed piece of a multi-choice request.
+IndexedDeltaCallback = Callable[[int, str], None]
+
+# Model families that take max_completion_tokens and refuse temperature / seed / top_p.
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+# Local servers ignore the key, but the SDK refuses to start without one.
+_PLACEHOLDER_KEY = "not-needed"
+# Where DeepSeek, vLLM, llama.cpp (reasoning_content) and OpenRouter, Ollama (reasoning)
+# put thinking text; the SDK's models keep such unknown fields in `model_extra`.
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+_CONTEXT_PHRASES = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "context window",
+    "available context",
+    "context size",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+)
+# A masked key as servers echo it ("sk-ab****wxyz") or anything that looks like a key.
+_KEYLIKE = re.compile(r"\S*\*{3,}\S*|\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-]{6,}")
+
+
+def is_reasoning_model(model: str) -> bool:
+    """True for OpenAI reasoning model names (o1, o3, o4, gpt-5 families), any vendor prefix."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return name.startswith(_REASONING_PREFIXES)
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of `OpenAIProvider.check_connection`."""
+
+    ok: bool
+    message: str
+    models: tuple[str, ...] = ()
+    latency_s: float | None = None
+
+
+@dataclass
+class _Choice:
+    """One choice's stream, collected piece by piece."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+def _extra_text(obj: object, *names: str) -> str:
+    """A string field the SDK's models do not declare (kept in pydantic's model_extra)."""
+    extra = getattr(obj, "model_extra", None) or {}
+    for name in names:
+        value = extra.get(name, getattr(obj, name, None))
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _normalise_base_url(base_url: str | None) -> str:
+    url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProviderError(
+            f"Base URL {url!r} is not a valid URL: it needs a scheme and a host, "
+            "e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1.",
+            kind="bad_request",
+        )
+    return url
+
+
+class OpenAIProvider:
+    """A Provider for any OpenAI-compatible chat completions endpoint.
+
+    Safe to call concurrently, and from several event loops (one SDK client per loop).
+    `stream=False` uses plain JSON responses for endpoints whose streaming is broken.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        model: str,
+        timeout: float = 600,
+        max_retries: int = 2,
+        reasoning_effort: str | None = None,
+        *,
+        stream: bool = True,
+    ):
+        if not model or not model.strip():
+            raise ProviderError("No model name given: set the model the endpoint serves.",
+                                kind="bad_request")
+        if timeout <= 0:
+            raise ProviderError(f"Timeout must be positive seconds, not {timeout!r}.",
+                                kind="bad_request")
+        if max_retries < 0:
+            raise ProviderError(f"max_retries must be 0 or more, not {max_retries!r}.",
+                                kind="bad_request")
+        self._base_url = _normalise_base_url(base_url)
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
+        self._model = model.strip()
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.reasoning_effort = reasoning_effort
+        self.stream = stream
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._clients_lock = threading.Lock()
+        # Learnt about the endpoint on first use: None until known.
+        self._stream_options_ok = True
+        self._n_supported: bool | None = None
+
+    def __repr__(self) -> str:
+        # Never the key.
+        return f"OpenAIProvider(base_url={self._base_url!r}, model={self._model!r})"
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def supports_n(self) -> bool | None:
+        """Whether the endpoint honoured `n` in `complete_n`; None until tried."""
+        return self._n_supported
+
+    # ----- the SDK client, one per event loop ---------------------------------------------
+
+    def _client(self) -> AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._clients.get(loop)
+            if client is None:
+                # Clients of finished loops can never be used again; let them go.
+                for old in [old for old in self._clients if old.is_closed()]:
+                    del self._clients[old]
+                client = AsyncOpenAI(
+                    api_key=self._api_key,
+                    base_url=self._base_url,
+                    timeout=self.timeout,
+                    max_retries=self.max_retries,
+                )
+                self._clients[loop] = client
+            return client
+
+    async def aclose(self) -> None:
+        """Close the connection pool this event loop uses (optional; loops' ends drop it)."""
+        with self._clients_lock:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    # ----- the Provider protocol ----------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        sampling: Sampling,
+        on_delta: DeltaCallback | None = None,
+    ) -> Completion:
+        """Complete `messages`, streaming text to `on_delta`; raise ProviderError on failure."""
+        callback = None if on_delta is None else (lambda _index, text: on_delta(text))
+        results = await self._request(messages, sampling, 1, callback)
+        return results[0]
+
+    async def complete_n(
+        self,
+        messages: Sequence[Message],
+        sampling: Sampling,
+        n: int,
+        on_delta: IndexedDeltaCallback | None = None,
+    ) -> list[Completion]:
+        """`n` completions of the same messages, in one request where the endpoint honours `n`.
+
+        Choice i uses seed `sampling.seed + i`. Endpoints that ignore `n` (llama.cpp, Ollama)
+        are detected on the first try and served by concurrent single calls from then on.
+        """
+        if n < 1:
+            raise ValueError(f"n must be at least 1, not {n}")
+        got: list[Completion] = []
+        if n > 1 and self._n_supported is not False:
+            got = (await self._request(messages, sampling, n, on_delta))[:n]
+            self._n_supported = len(got) >= n
+        if len(got) >= n:
+            return got
+
+        def single(index: int) -> Awaitable[Completion]:
+            seed = None if sampling.seed is None else sampling.seed + index
+            callback = None if on_delta is None else (lambda text: on_delta(index, text))
+            return self.complete(messages, replace(sampling, seed=seed), callback)
+
+        return got + await _gather_or_cancel([single(i) for i in range(len(got), n)])
+
+    async def list_models(self) -> list[str]:
+        """The model ids the endpoint serves (`GET /models`)."""
+        try:
+            page = await self._client().models.list()
+        except openai.OpenAIError as error:
+            raise await self._translate(error, listing=True) from error
+        except json.JSONDecodeError as error:
+            raise self._protocol("the model list is not valid JSON") from error
+        data = getattr(page, "data", None)
+        if not isinstance(data, list):
+            raise self._protocol(f"the model list has no 'data' array ({_preview(page)})")
+        return [m.id for m in data if isinstance(getattr(m, "id", None), str)]
+
+    async def check_connection(self) -> ConnectionCheck:
+        """Reach the endpoint and say, in words, whether this provider's model can be used."""
+        start = time.monotonic()
+        try:
+            models = await self.list_models()
+        except ProviderError as error:
+            if error.kind != "bad_request":
+                return ConnectionCheck(False, str(error), (), time.monotonic() - start)
+            # Some servers do not list models; a one-token call tells whether chat works.
+            try:
+                await self.complete([{"role": "user", "content": "Say OK."}], Sampling(8))
+            except ProviderError as chat_error:
+                return ConnectionCheck(False, str(chat_error), (), time.monotonic() - start)
+            latency = time.monotonic() - start
+            return ConnectionCheck(
+                True,
+                f"Connected to {self._base_url}: it lists no models, but model "
+                f"{self._model!r} answered in {latency:.2f} s.",
+                (),
+                latency,
+            )
+        latency = time.monotonic() - start
+        served = tuple(models)
+        if self._model not in served and served:
+            return ConnectionCheck(
+                False,
+                f"Connected to {self._base_url} in {latency:.2f} s, but it does not serve model "
+                f"{self._model!r}. It serves: {_listing(served)}. Pick one of those.",
+                served,
+                latency,
+            )
+        return ConnectionCheck(
+            True,
+            f"Connected to {self._base_url} in {latency:.2f} s; model {self._model!r} "
+            f"is available ({len(served)} model(s) served).",
+            served,
+            latency,
+        )
+
+    # ----- requests -----------------------------------------------------------------------
+
+    def _params(self, sampling: Sampling, n: int) -> dict[str, Any]:
+        effort = sampling.reasoning_effort or self.reasoning_effort
+        params: dict[str, Any] = {}
+        if effort or is_reasoning_model(self._model):
+            # Reasoning models reject max_tokens, temperature, seed and top_p.
+            params["max_completion_tokens"] = sampling.max_tokens
+            if effort:
+                params["reasoning_effort"] = effort
+        else:
+            params["max_tokens"] = sampling.max_tokens
+            params["temperature"] = sampling.temperature
+            if sampling.seed is not None:
+                params["seed"] = sampling.seed
+        if n > 1:
+            params["n"] = n
+        return params
+
+    async def _request(
+        self,
+        messages: Sequence[Message],
+        sampling: Sampling,
+        n: int,
+        on_delta: IndexedDeltaCallback | None,
+    ) -> list[Completion]:
+        client = self._client()
+        params = self._params(sampling, n)
+        chat = [dict(m) for m in messages]
+        try:
+            if not self.stream:
+                return await self._create(client, chat, params, on_delta)
+            try:
+                return await self._stream(client, chat, params, on_delta, self._stream_options_ok)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+                if not (self._stream_options_ok and _mentions(error, "stream_options")):
+                    raise
+                # This endpoint refuses stream_options; stop sending it and estimate usage.
+                self._stream_options_ok = False
+                return await self._stream(client, chat, params, on_delta, False)
+        except openai.OpenAIError as error:
+            raise await self._translate(error) from error
+        except json.JSONDecodeError as error:
+            raise self._protocol(f"the response is not valid JSON ({error})") from error
+
+    async def _create(
+        self,
+        client: AsyncOpenAI,
+        messages: list[dict],
+        params: dict[str, Any],
+        on_delta: IndexedDeltaCallback | None,
+    ) -> list[Completion]:
+        response = await client.chat.completions.create(
+            model=self._model, messages=messages, **params
+        )
+        if not isinstance(response, ChatCompletion) or not response.choices:
+            raise self._protocol(f"expected a chat completion, got {_preview(response)}")
+        choices: dict[int, _Choice] = {}
+        for position, choice in enumerate(response.choices):
+            message = getattr(choice, "message", None)
+            if message is None:
+                raise self._protocol("a choice has no 'message'")
+            index = choice.index if isinstance(choice.index, int) else position
+            text = message.content or ""
+            choices[index] = _Choice([text], [_extra_text(message, *_REASONING_FIELDS)],
+                                     choice.finish_reason)
+            if on_delta is not None and text:
+                on_delta(index, text)
+        return self._finish(messages, choices, response.usage, response.model)
+
+    async def _stream(
+        self,
+        client: AsyncOpenAI,
+        messages: list[dict],
+        params: dict[str, Any],
+        on_delta: IndexedDeltaCallback | None,
+        include_usage: bool,
+    ) -> list[Completion]:
+        extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+        stream = await client.chat.completions.create(
+            model=self._model, messages=messages, stream=True, **params, **extra
+        )
+        if not isinstance(stream, openai.AsyncStream):
+            raise self._protocol(f"expected an event stream, got {_preview(stream)}")
+        choices: dict[int, _Choice] = {}
+        usage = None
+        model = None
+        events = 0
+        try:
+            async for chunk in stream:
+                if not isinstance(chunk, ChatCompletionChunk):
+                    raise self._protocol(f"a stream event is not a chunk: {_preview(chunk)}")
+                events += 1
+                model = chunk.model or model
+                usage = chunk.usage or usage  # vLLM can report it on every chunk; keep the last
+                for choice in chunk.choices or []:
+                    state = choices.setdefault(choice.index or 0, _Choice())
+                    delta = choice.delta
+                    if delta is not None:
+                        thought = _extra_text(delta, *_REASONING_FIELDS)
+                        if thought:
+                            state.reasoning.append(thought)
+                        if delta.content:
+                            state.text.append(delta.content)
+                            if on_delta is not None:
+                                on_delta(choice.index or 0, delta.content)
+                    if choice.finish_reason:
+                        state.finish_reason = choice.finish_reason
+        except openai.APITimeoutError as error:
+            raise ProviderError(
+                f"The stream from {self._base_url} stalled: no data for {self.timeout:g} s "
+                f"after {events} chunk(s). The server may be overloaded; retry, or raise the "
+                "timeout.",
+                kind="timeout",
+                retryable=True,
+            ) from error
+        except openai.APIConnectionError as error:
+            raise self._cut(events, _cause(error)) from error
+        except json.JSONDecodeError as error:
+            raise self._protocol(
+                f"stream event {events + 1} is not valid JSON ({error.msg})"
+            ) from error
+        finally:
+            await stream.close()
+        if not choices:
+            content_type = stream.response.headers.get("content-type", "")
+            if "event-stream" not in content_type:
+                raise self._protocol(
+                    f"asked for a stream, got {content_type or 'no content type'} "
+                    f"instead of text/event-stream"
+                )
+            raise self._protocol("the stream carried no choices")
+        if any(state.finish_reason is None for state in choices.values()):
+            raise self._cut(events, "the stream ended without a finish_reason")
+        return self._finish(messages, choices, usage, model)
+
+    def _finish(
+        self,
+        messages: list[dict],
+        choices: dict[int, _Choice],
+        usage: Any,
+        model: str | None,
+    ) -> list[Completion]:
+        ordered = [choices[i] for i in sorted(choices)]
+        texts = ["".join(c.text) for c in ordered]
+        thoughts = ["".join(c.reasoning) for c in ordered]
+        for state, text in zip(ordered, texts, strict=True):
+            if state.finish_reason == "content_filter":
+                raise ProviderError(
+                    f"The endpoint's content filter stopped the answer of model {self._model!r} "
+                    f"(finish_reason 'content_filter') after {len(text)} characters. Rephrase "
+                    "the question or the prompt templates.",
+                    kind="content_filter",
+                )
+        usages = _split_usage(messages, usage, texts, thoughts)
+        return [
+            Completion(
+                text=text,
+                usage=part,
+                reasoning=thought,
+                finish_reason=state.finish_reason,
+                model=model or self._model,
+            )
+            for state, text, thought, part in zip(ordered, texts, thoughts, usages, strict=True)
+        ]
+
+    # ----- errors -------------------------------------------------------------------------
+
+    def _error(self, message: str, kind: str, retryable: bool = False) -> ProviderError:
+        return ProviderError(self._redact(message), kind=kind, retryable=retryable)
+
+    def _redact(self, text: str) -> str:
+        """`text` without the API key or anything that looks like (part of) a key."""
+        if self._api_key and self._api_key != _PLACEHOLDER_KEY:
+            text = text.replace(self._api_key, "[redacted]")
+        return _KEYLIKE.sub("[redacted]", text)
+
+    def _protocol(self, detail: str) -> ProviderError:
+        return self._error(
+            f"{self._base_url} answered with something that is not the OpenAI chat protocol: "
+            f"{detail}. Check that the base URL points at an OpenAI-compatible API (usually "
+            "ending in /v1) and not at a web page or a proxy.",
+            kind="protocol",
+        )
+
+    def _cut(self, events: int, cause: str) -> ProviderError:
+        return self._error(
+            f"The stream from {self._base_url} was cut off mid-way after {events} chunk(s) "
+            f"({cause}). The server or a proxy closed the connection early; retry the call.",
+            kind="connection",
+            retryable=True,
+        )
+
+    def _retries(self) -> str:
+        return f" after {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'}"
+
+    async def _translate(self, error: openai.OpenAIError, listing: bool = False) -> ProviderError:
+        """A ProviderError saying what went wrong and what to do, for an SDK error."""
+        url = self._base_url
+        if isinstance(error, openai.APITimeoutError):
+            return self._error(
+                f"No answer from {url} within {self.timeout:g} s (the timeout){self._retries()}. "
+                "The server may be overloaded or the request too long; retry, or raise the "
+                "timeout.",
+                kind="timeout",
+                retryable=True,
+            )
+        if isinstance(error, openai.APIConnectionError):
+            return self._error(
+                f"Cannot connect to {url}{self._retries()}: {_cause(error)}. Check that the "
+                "server is running and that the URL (host and port) is right.",
+                kind="connection",
+                retryable=True,
+            )
+        if isinstance(error, openai.APIResponseValidationError):
+            return self._protocol(f"the response did not match the schema ({error.message})")
+        if isinstance(error, openai.APIStatusError):
+            return await self._translate_status(error, listing)
+        if isinstance(error, openai.APIError):
+            # An error event inside a stream, after a 200.
+            said = _server_message(error)
+            if _is_context_error(error):
+                return self._context_error(said)
+            return self._error(f"{url} reported an error mid-stream: {said}", kind="server",
+                               retryable=True)
+        return self._error(f"The OpenAI client failed: {error}", kind="other")
+
+    async def _translate_status(
+        self, error: openai.APIStatusError, listing: bool
+    ) -> ProviderError:
+        url = self._base_url
+        status = error.status_code
+        said = _server_message(error)
+        if isinstance(error, openai.AuthenticationError):
+            # The server's own text may echo a masked key: leave it out altogether.
+            return self._error(
+                f"Authentication failed at {url} (HTTP 401): the endpoint rejected the API key. "
+                "Check the API key you entered or the OPENAI_API_KEY environment variable.",
+                kind="auth",
+            )
+        if isinstance(error, openai.PermissionDeniedError):
+            return self._error(
+                f"Access denied at {url} (HTTP 403): the API key may not use model "
+                f"{self._model!r} or this endpoint. Check the key's permissions. Server said: "
+                f"{said}",
+                kind="auth",
+            )
+        if isinstance(error, openai.NotFoundError):
+            return await self._not_found(said, listing, error)
+        if isinstance(error, openai.RateLimitError):
+            if error.code == "insufficient_quota":
+                return self._error(
+                    f"{url} refused the call: the account's quota is used up (HTTP 429 "
+                    "insufficient_quota). Check the plan and billing of the API key.",
+                    kind="rate_limited",
+                )
+            wait = error.response.headers.get("retry-after")
+            asked = f"; it asked to wait {wait} s" if wait else ""
+            return self._error(
+                f"Rate limited by {url} (HTTP 429){self._retries()}{asked}. Lower the number of "
+                f"parallel calls (width) or wait and try again. Server said: {said}",
+                kind="rate_limited",
+                retryable=True,
+            )
+        if _is_context_error(error) or status == 413:
+            return self._context_error(said)
+        if status >= 500:
+            if isinstance(error.body, str) and "<" in error.body:
+                said = (f"HTTP {status} with an HTML page instead of JSON: a proxy or gateway "
+                        "answered, and the model server behind it may be down")
+            return self._error(
+                f"Server error from {url} (HTTP {status}){self._retries()}: {said}. Check the "
+                "server's logs, or retry later.",
+                kind="server",
+                retryable=True,
+            )
+        return self._error(
+            f"{url} rejected the request to model {self._model!r} (HTTP {status}): {said}",
+            kind="bad_request",
+        )
+
+    def _context_error(self, said: str) -> ProviderError:
+        return self._error(
+            f"The prompt plus max_tokens is too long for model {self._model!r}'s context window "
+            f"at {self._base_url}. Lower max_tokens or the workspace size, or use a model with "
+            f"a longer context. Server said: {said}",
+            kind="context_length",
+        )
+
+    async def _not_found(
+        self, said: str, listing: bool, error: openai.APIStatusError
+    ) -> ProviderError:
+        url = self._base_url
+        if listing:
+            return self._error(
+                f"{url}/models does not exist (HTTP 404): this endpoint does not list models, "
+                "or the base URL is wrong (OpenAI-compatible servers usually end in /v1).",
+                kind="bad_request",
+            )
+        about_model = error.code == "model_not_found" or "model" in said.lower()
+        try:
+            served = await self.list_models()
+        except ProviderError as list_error:
+            if about_model:
+                return self._error(
+                    f"Model {self._model!r} was not found at {url} (HTTP 404), and its model "
+                    f"list could not be read ({list_error}). Server said: {said}",
+                    kind="model_not_found",
+                )
+            return self._error(
+                f"Nothing found at {url}/chat/completions (HTTP 404). Check the base URL: "
+                "OpenAI-compatible servers usually end in /v1.",
+                kind="bad_request",
+            )
+        if about_model or self._model not in served:
+            offer = f"It serves: {_listing(served)}." if served else "It lists no models."
+            return self._error(
+                f"Model {self._model!r} was not found at {url} (HTTP 404). {offer} "
+                "Pick one of those.",
+                kind="model_not_found",
+            )
+        return self._error(
+            f"{url} serves model {self._model!r} but answered HTTP 404 for chat completions: "
+            f"{said}. Check the base URL (OpenAI-compatible servers usually end in /v1).",
+            kind="bad_request",
+        )
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+
+async def _gather_or_cancel(calls: Sequence[Awaitable[Completion]]) -> list[Completion]:
+    """Await all calls; if one fails, cancel the others before raising its error."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        # Only to let the cancelled siblings finish; the first error is re-raised below.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _split_usage(
+    messages: list[dict], usage: Any, texts: list[str], thoughts: list[str]
+) -> list[Usage]:
+    """Per-choice usage: as reported for one choice, shared out by length for several."""
+    prompt_estimate = estimate_prompt_tokens(messages)
+    if usage is None:
+        return [
+            Usage(
+                prompt_tokens=prompt_estimate,
+                completion_tokens=estimate_tokens(text) + estimate_tokens(thought),
+                reasoning_tokens=estimate_tokens(thought),
+                estimated=True,
+            )
+            for text, thought in zip(texts, thoughts, strict=True)
+        ]
+    prompt = _int(getattr(usage, "prompt_tokens", None))
+    completion = _int(getattr(usage, "completion_tokens", None))
+    details = getattr(usage, "completion_tokens_details", None)
+    reasoning = _int(getattr(details, "reasoning_tokens", None))
+    if len(texts) == 1:
+        return [Usage(prompt, completion, reasoning)]
+    # One request, several choices: each choice read the whole prompt; the output tokens
+    # are shared out in proportion to each choice's length, so they still add up.
+    weights = [len(t) + len(r) or 1 for t, r in zip(texts, thoughts, strict=True)]
+    thought_weights = [len(r) for r in thoughts]
+    completions = _apportion(completion, weights)
+    reasonings = _apportion(reasoning, thought_weights if any(thought_weights) else weights)
+    return [
+        Usage(prompt, c, r, estimated=True) for c, r in zip(completions, reasonings, strict=True)
+    ]
+
+
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights`, as whole numbers that add up to `total`."""
+    whole = sum(weights) or 1
+    shares = [total * w // whole for w in weights]
+    for i in range(total - sum(shares)):
+        shares[i % len(shares)] += 1
+    return shares
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _mentions(error: openai.APIStatusError, word: str) -> bool:
+    return word in str(error.body) or word in error.message or error.param == word
+
+
+def _is_context_error(error: openai.APIError) -> bool:
+    if error.code == "context_length_exceeded":
+        return True
+    text = f"{error.message} {error.body}".lower()
+    return any(phrase in text for phrase in _CONTEXT_PHRASES)
+
+
+def _server_message(error: openai.APIError) -> str:
+    """What the server said, in one short line."""
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        message = body if isinstance(body, str) and body else error.message
+    message = " ".join(str(message).split())
+    return message[:300] + ("..." if len(message) > 300 else "")
+
+
+def _cause(error: BaseException) -> str:
+    """The lowest-level reason of a connection error, e.g. 'Connection refused'."""
+    reasons = []
+    current: BaseException | None = error.__cause__ or error.__context__
+    while current is not None and len(reasons) < 4:
+        text = str(current).strip()
+        if text and text not in reasons:
+            reasons.append(text)
+        current = current.__cause__ or current.__context__
+    return reasons[-1] if reasons else str(error)
+
+
+def _preview(value: object) -> str:
+    text = value if isinstance(value, str) else type(value).__name__
+    text = " ".join(text.split())
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
+
+
+def _listing(models: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(models[:limit])
+    return shown + (f" and {len(models) - limit} more" if len(models) > limit else "")

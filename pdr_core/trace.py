@@ -1,0 +1,378 @@
+"""Runs, nodes and budgets as plain dataclasses, folded from events; pdr-trace/1 JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdr_core.answers import is_correct
+from pdr_core.events import (
+    Event,
+    NodeDelta,
+    NodeFailed,
+    NodeFinished,
+    NodeStarted,
+    RunFinished,
+    RunStarted,
+)
+
+FORMAT = "pdr-trace/1"
+STAGES = ("draft", "distill", "refine", "final")
+STATUSES = ("running", "completed", "failed", "interrupted")
+# Imports larger than this are refused before parsing.
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+class TraceError(ValueError):
+    """A trace that cannot be read; the message says what is wrong with it."""
+
+
+@dataclass
+class Node:
+    id: str
+    stage: str
+    round: int
+    branch: int
+    parent_ids: list[str]
+    messages: list[dict[str, str]]
+    started_at: str
+    text: str = ""
+    answer: str | None = None
+    correct: bool | None = None
+    usage: dict[str, Any] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0}
+    )
+    finished_at: str | None = None
+    status: str = "running"  # running | ok | failed
+    error: str | None = None
+    error_kind: str | None = None
+    reasoning: str = ""
+    finish_reason: str | None = None
+    call: bool = True
+
+    @property
+    def tokens(self) -> int:
+        return int(self.usage.get("prompt_tokens", 0)) + int(
+            self.usage.get("completion_tokens", 0)
+        )
+
+
+@dataclass
+class Budget:
+    b_seq: int = 0
+    b_total: int = 0
+    calls: int = 0
+
+
+@dataclass
+class Trace:
+    id: str
+    question: str
+    reference_answer: str | None
+    config: dict[str, Any]
+    created_at: str
+    status: str = "running"
+    nodes: list[Node] = field(default_factory=list)
+    final_answer: str | None = None
+    correct: bool | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+    finished_at: str | None = None
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    @property
+    def budget(self) -> Budget:
+        return compute_budget(self.nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        budget = self.budget
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "created_at": self.created_at,
+            "question": self.question,
+            "reference_answer": self.reference_answer,
+            "config": self.config,
+            "status": self.status,
+            "nodes": [_node_to_dict(n) for n in self.nodes],
+            "final_answer": self.final_answer,
+            "correct": self.correct,
+            "budget": {"b_seq": budget.b_seq, "b_total": budget.b_total, "calls": budget.calls},
+            "error": self.error,
+            "stop_reason": self.stop_reason,
+            "finished_at": self.finished_at,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def compute_budget(nodes: Iterable[Node]) -> Budget:
+    """B_total sums every call; B_seq sums the largest call of each parallel stage plus
+    every distill call (the critical path)."""
+    stage_max: dict[tuple[str, int], int] = {}
+    b_seq = b_total = calls = 0
+    for node in nodes:
+        if not node.call or node.status == "running":
+            continue
+        calls += 1
+        tokens = node.tokens
+        b_total += tokens
+        if node.stage == "distill":
+            b_seq += tokens
+        else:
+            key = (node.stage, node.round)
+            stage_max[key] = max(stage_max.get(key, 0), tokens)
+    return Budget(b_seq=b_seq + sum(stage_max.values()), b_total=b_total, calls=calls)
+
+
+class TraceBuilder:
+    """Folds events into a Trace; the live view and the replay use the same fold."""
+
+    def __init__(self) -> None:
+        self.trace: Trace | None = None
+        self._nodes: dict[str, Node] = {}
+        # Streamed text of nodes still running.
+        self.partial: dict[str, str] = {}
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.trace = Trace(
+                id=event.run_id,
+                question=event.question,
+                reference_answer=event.reference_answer,
+                config=event.config,
+                created_at=event.created_at,
+            )
+            return
+        trace = self.trace
+        if trace is None:
+            raise TraceError(f"event {type(event).__name__} arrived before RunStarted")
+        if isinstance(event, NodeStarted):
+            node = Node(
+                id=event.node_id,
+                stage=event.stage,
+                round=event.round,
+                branch=event.branch,
+                parent_ids=list(event.parent_ids),
+                messages=[dict(m) for m in event.messages],
+                started_at=event.started_at,
+            )
+            self._nodes[node.id] = node
+            trace.nodes.append(node)
+        elif isinstance(event, NodeDelta):
+            self.partial[event.node_id] = self.partial.get(event.node_id, "") + event.text
+        elif isinstance(event, NodeFinished):
+            node = self._nodes[event.node_id]
+            node.text = event.text
+            node.answer = event.answer
+            node.correct = is_correct(event.answer, trace.reference_answer)
+            node.usage = dict(event.usage)
+            node.reasoning = event.reasoning
+            node.finish_reason = event.finish_reason
+            node.finished_at = event.finished_at
+            node.call = event.call
+            node.status = "ok"
+            self.partial.pop(event.node_id, None)
+        elif isinstance(event, NodeFailed):
+            node = self._nodes[event.node_id]
+            node.status = "failed"
+            node.error = event.error
+            node.error_kind = event.kind
+            node.finished_at = event.finished_at
+            node.text = event.text or self.partial.pop(event.node_id, "")
+            self.partial.pop(event.node_id, None)
+        elif isinstance(event, RunFinished):
+            trace.status = event.status
+            trace.final_answer = event.final_answer
+            trace.correct = is_correct(event.final_answer, trace.reference_answer)
+            trace.error = event.error
+            trace.stop_reason = event.stop_reason
+            trace.finished_at = event.finished_at
+
+
+def fold(events: Iterable[Event]) -> Trace:
+    """The trace that a sequence of events describes."""
+    builder = TraceBuilder()
+    for event in events:
+        builder.apply(event)
+    if builder.trace is None:
+        raise TraceError("no RunStarted event: not a run")
+    return builder.trace
+
+
+def trace_to_events(trace: Trace) -> list[Event]:
+    """Events whose fold is `trace` (how an imported trace enters the store)."""
+    events: list[Event] = [
+        RunStarted(
+            run_id=trace.id,
+            question=trace.question,
+            reference_answer=trace.reference_answer,
+            config=trace.config,
+            created_at=trace.created_at,
+        )
+    ]
+    for n in trace.nodes:
+        events.append(
+            NodeStarted(trace.id, n.id, n.stage, n.round, n.branch, n.parent_ids, n.messages,
+                        n.started_at)
+        )
+        if n.status == "ok":
+            events.append(
+                NodeFinished(trace.id, n.id, n.text, n.answer, n.usage, n.reasoning,
+                             n.finish_reason, n.finished_at or n.started_at, n.call)
+            )
+        elif n.status == "failed":
+            events.append(
+                NodeFailed(trace.id, n.id, n.error or "failed", n.error_kind or "other",
+                           n.finished_at or n.started_at, n.text)
+            )
+    if trace.status != "running":
+        events.append(
+            RunFinished(trace.id, trace.status, trace.final_answer, trace.error,
+                        trace.stop_reason, trace.finished_at or trace.created_at)
+        )
+    return events
+
+
+def _node_to_dict(n: Node) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "stage": n.stage,
+        "round": n.round,
+        "branch": n.branch,
+        "parent_ids": n.parent_ids,
+        "messages": n.messages,
+        "text": n.text,
+        "answer": n.answer,
+        "correct": n.correct,
+        "usage": n.usage,
+        "started_at": n.started_at,
+        "finished_at": n.finished_at,
+        "status": "ok" if n.status == "ok" else "failed" if n.status == "failed" else "running",
+        "error": n.error,
+        "error_kind": n.error_kind,
+        "reasoning": n.reasoning,
+        "finish_reason": n.finish_reason,
+        "call": n.call,
+    }
+
+
+# Keys pdr-trace/1 promises, with the JSON types each may take.
+_TOP_KEYS: dict[str, tuple[type, ...]] = {
+    "format": (str,),
+    "id": (str,),
+    "created_at": (str,),
+    "question": (str,),
+    "reference_answer": (str, type(None)),
+    "config": (dict,),
+    "status": (str,),
+    "nodes": (list,),
+    "final_answer": (str, type(None)),
+    "correct": (bool, type(None)),
+    "budget": (dict,),
+}
+_NODE_KEYS: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "stage": (str,),
+    "round": (int,),
+    "branch": (int,),
+    "parent_ids": (list,),
+    "messages": (list,),
+    "text": (str,),
+    "answer": (str, type(None)),
+    "correct": (bool, type(None)),
+    "usage": (dict,),
+    "started_at": (str,),
+    "finished_at": (str, type(None)),
+    "status": (str,),
+    "error": (str, type(None)),
+}
+
+
+def trace_from_dict(data: Any) -> Trace:
+    """Validate a pdr-trace/1 object and build a Trace; raises TraceError saying what is wrong."""
+    if not isinstance(data, dict):
+        raise TraceError(f"a trace is a JSON object, this file holds a {type(data).__name__}")
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("pdr-trace/"):
+            raise TraceError(f"trace format version '{fmt}' is not supported; expected '{FORMAT}'")
+        raise TraceError(f"not a PDR trace: 'format' is {fmt!r}, expected '{FORMAT}'")
+    _check_keys(data, _TOP_KEYS, "trace")
+    if data["status"] not in STATUSES:
+        raise TraceError(f"trace 'status' is {data['status']!r}; expected one of {STATUSES}")
+    nodes = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data["nodes"]):
+        where = f"node {index}"
+        if not isinstance(raw, dict):
+            raise TraceError(f"{where} is not a JSON object")
+        _check_keys(raw, _NODE_KEYS, where)
+        if raw["stage"] not in STAGES:
+            raise TraceError(f"{where}: 'stage' is {raw['stage']!r}; expected one of {STAGES}")
+        if raw["status"] not in ("ok", "failed", "running"):
+            raise TraceError(f"{where}: 'status' is {raw['status']!r}; expected ok or failed")
+        if raw["id"] in seen:
+            raise TraceError(f"{where}: duplicate node id {raw['id']!r}")
+        missing_parents = [p for p in raw["parent_ids"] if p not in seen]
+        if missing_parents:
+            raise TraceError(f"{where}: parent ids {missing_parents} do not precede it")
+        for m in raw["messages"]:
+            if not (isinstance(m, dict) and isinstance(m.get("role"), str)
+                    and isinstance(m.get("content"), str)):
+                raise TraceError(f"{where}: each message needs string 'role' and 'content'")
+        usage = raw["usage"]
+        for key in ("prompt_tokens", "completion_tokens"):
+            if not isinstance(usage.get(key), int) or isinstance(usage.get(key), bool):
+                raise TraceError(f"{where}: usage.{key} must be a whole number")
+        seen.add(raw["id"])
+        nodes.append(
+            Node(
+                id=raw["id"], stage=raw["stage"], round=raw["round"], branch=raw["branch"],
+                parent_ids=list(raw["parent_ids"]), messages=raw["messages"],
+                started_at=raw["started_at"], text=raw["text"], answer=raw["answer"],
+                correct=raw["correct"], usage=usage, finished_at=raw["finished_at"],
+                status=raw["status"], error=raw["error"], error_kind=raw.get("error_kind"),
+                reasoning=str(raw.get("reasoning") or ""),
+                finish_reason=raw.get("finish_reason"), call=bool(raw.get("call", True)),
+            )
+        )
+    return Trace(
+        id=data["id"], question=data["question"], reference_answer=data["reference_answer"],
+        config=data["config"], created_at=data["created_at"], status=data["status"],
+        nodes=nodes, final_answer=data["final_answer"], correct=data["correct"],
+        error=data.get("error"), stop_reason=data.get("stop_reason"),
+        finished_at=data.get("finished_at"),
+    )
+
+
+def trace_from_json(text: str | bytes) -> Trace:
+    """Parse and validate a pdr-trace/1 document."""
+    if len(text) > MAX_IMPORT_BYTES:
+        raise TraceError(
+            f"file is {len(text) / 1e6:.0f} MB; traces over {MAX_IMPORT_BYTES // 2**20} MiB "
+            "are refused"
+        )
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TraceError(f"not valid JSON: {exc}") from None
+    return trace_from_dict(data)
+
+
+def _check_keys(data: dict, spec: dict[str, tuple[type, ...]], where: str) -> None:
+    for key, types in spec.items():
+        if key not in data:
+            raise TraceError(f"{where} is missing the key '{key}'")
+        value = data[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise TraceError(f"{where}: '{key}' must be {names}, not {type(value).__name__}")
