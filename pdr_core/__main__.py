@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import", parents=[common], help="store a pdr-trace/1 JSON file as an imported run")
+    p = sub.add_parser("import", parents=[common], help="store a pdr-trace/1 file as a run")
     p.add_argument("file")
     p.set_defaults(func=cmd_import)
 

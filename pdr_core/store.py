@@ -23,7 +23,6 @@ from pdr_core.events import (
     NodeDelta,
     NodeFailed,
     NodeFinished,
-    NodeStarted,
     RunFinished,
     RunStarted,
     event_from_dict,

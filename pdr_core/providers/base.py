@@ -93,5 +93,5 @@ class Provider(Protocol):
         sampling: Sampling,
         on_delta: DeltaCallback | None = None,
     ) -> Completion:
-        """Complete `messages`; call `on_delta` with streamed text; raise ProviderError on failure."""
+        """Complete `messages`, streaming text to `on_delta`; raise ProviderError on failure."""
         ...

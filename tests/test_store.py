@@ -1,0 +1,171 @@
+"""The SQLite run store: real files, a real killed process."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import QUESTION, run_fake
+
+from pdr_core.config import RunConfig
+from pdr_core.store import SCHEMA_VERSION, RunNotFound, Store, StoreError, default_db_path
+from pdr_core.testing import FakeProvider
+from pdr_core.trace import TraceError, trace_from_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_events_are_written_as_they_arrive(store):
+    seen_during_run = []
+    writer = store.writer()
+
+    def sink(event):
+        writer(event)
+        if type(event).__name__ == "NodeFinished" and event.node_id == "r1-draft-1":
+            seen_during_run.append(store.get_trace(event.run_id))
+
+    trace = run_fake(RunConfig(method="pdr", width=2, depth=2), sink=sink)
+    [mid] = seen_during_run
+    assert mid.status == "running"
+    assert mid.node("r1-draft-0").status == "ok"
+    stored = store.get_trace(trace.id)
+    assert stored.to_dict() == trace.to_dict()
+
+
+def test_list_get_delete(store):
+    first = run_fake(RunConfig(method="single"), sink=store.writer())
+    time.sleep(0.002)
+    second = run_fake(RunConfig(method="vote", width=3), sink=store.writer(),
+                      question="What is 2 + 2?", reference="4")
+    runs = store.list_runs()
+    assert [r.id for r in runs] == [second.id, first.id]
+    top = runs[0]
+    assert (top.method, top.status, top.final_answer, top.correct) == ("vote", "completed",
+                                                                      "4", True)
+    assert (top.b_seq, top.b_total, top.calls) == (second.budget.b_seq, second.budget.b_total, 3)
+    assert [r.id for r in store.list_runs(method="single")] == [first.id]
+    assert [r.id for r in store.list_runs(text="2 + 2")] == [second.id]
+    assert store.list_runs(status="failed") == []
+    assert store.resolve_id(first.id[:6]) == first.id
+    store.set_name(first.id, "baseline", ("demo", "aime"))
+    named = store.list_runs(method="single")[0]
+    assert named.name == "baseline" and named.tags == ("demo", "aime")
+    store.delete_run(first.id)
+    with pytest.raises(RunNotFound, match=first.id):
+        store.get_trace(first.id)
+    with pytest.raises(RunNotFound):
+        store.delete_run(first.id)
+    assert [r.id for r in store.list_runs()] == [second.id]
+
+
+def test_import_marks_imported_and_refuses_bad_input_writing_nothing(store):
+    trace = run_fake(RunConfig(method="pdr", width=2, depth=2), sink=store.writer())
+    exported = trace.to_json()
+    new_id = store.import_trace(trace_from_json(exported))
+    assert new_id != trace.id  # the original id is taken in this store
+    imported = store.get_trace(new_id)
+    assert imported.to_dict() | {"id": trace.id} == trace.to_dict()
+    assert {r.id: r.imported for r in store.list_runs()} == {trace.id: False, new_id: True}
+    before = store.list_runs()
+    bad = json.loads(exported)
+    del bad["nodes"][0]["text"]
+    with pytest.raises(TraceError):
+        store.import_trace(trace_from_json(json.dumps(bad)))
+    assert store.list_runs() == before
+
+
+def test_schema_version_and_migration(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    Store(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this version"):
+        Store(path)
+
+
+def test_default_path_honours_pdr_db(monkeypatch, tmp_path):
+    monkeypatch.setenv("PDR_DB", str(tmp_path / "x.sqlite"))
+    assert default_db_path() == tmp_path / "x.sqlite"
+    monkeypatch.delenv("PDR_DB")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    if sys.platform.startswith("linux"):
+        assert default_db_path() == tmp_path / "data" / "pdr-inspector" / "runs.sqlite"
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pdr_core.config import RunConfig
+    from pdr_core.methods import run
+    from pdr_core.store import Store
+    from pdr_core.testing import FakeProvider
+
+    store = Store(sys.argv[1])
+    config = RunConfig(method="pdr", width=3, depth=3, concurrency=3)
+    asyncio.run(run({question!r}, config, FakeProvider(delay=0.3, chunks=30), store.writer()))
+    """
+).format(question=QUESTION)
+
+
+def test_sigkill_mid_run_keeps_finished_nodes_and_reads_interrupted(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(db)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 30
+        store = None
+        while time.monotonic() < deadline:
+            if db.exists():
+                store = store or Store(db)
+                runs = store.list_runs()
+                if runs and runs[0].calls >= 3:
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the run never finished its first round")
+        trace = store.get_trace(runs[0].id)
+        assert trace.status == "running"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    trace = store.get_trace(runs[0].id)
+    assert trace.status == "interrupted"
+    assert store.list_runs()[0].status == "interrupted"
+    finished = [n for n in trace.nodes if n.status == "ok"]
+    assert len(finished) >= 3 and all(n.text for n in finished)
+    for n in trace.nodes:
+        assert n.status in ("ok", "failed")
+        if n.status == "failed":
+            assert "interrupted" in n.error
+
+
+def test_partial_text_of_running_nodes_is_readable(store):
+    import asyncio
+
+    from pdr_core.methods import run
+
+    seen = []
+
+    async def scenario():
+        writer = store.writer()
+        task = asyncio.create_task(run(QUESTION, RunConfig(method="single"),
+                                       FakeProvider(delay=1.0, chunks=10), writer))
+        await asyncio.sleep(0.6)
+        [summary] = store.list_runs()
+        seen.append(store.get_trace(summary.id))
+        await task
+
+    asyncio.run(scenario())
+    [mid] = seen
+    node = mid.nodes[0]
+    assert node.status == "running" and node.text
+    assert len(node.text) < len(store.get_trace(mid.id).nodes[0].text)
