@@ -1,0 +1,105 @@
+"""The command line end to end, against the project's OpenAI-protocol server on 127.0.0.1."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openai_server import OpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server():
+    with OpenAIServer(models=["fake-model", "other-model"]) as srv:
+        yield srv
+
+
+def cli(*args: str, db: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "PDR_"))}
+    env.update({"PYTHONPATH": str(ROOT), **(env_extra or {})})
+    return subprocess.run([sys.executable, "-m", "pdr_core", *args, "--db", str(db)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_run_end_to_end_then_list_show_export_import_delete(server, tmp_path):
+    db = tmp_path / "runs.sqlite"
+    out = tmp_path / "trace.json"
+    server.clear()
+    result = cli("run", "What is 17 * 3 + 1?", "--answer", "52", "--width", "3", "--depth",
+                 "2", "--base-url", server.base_url, "--model", "fake-model", "--out", str(out),
+                 db=db)
+    assert result.returncode == 0, result.stderr
+    fields = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    assert fields["answer"] == "52" and fields["correct"] == "true"
+    assert fields["calls"] == "5"  # 3 drafts, 1 summary, 1 final
+    assert int(fields["b_seq"]) > 0 and int(fields["b_total"]) > int(fields["b_seq"])
+    run_id = fields["run"]
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == 5 and progress[-1].startswith("[5/5] r2-final-0 ok")
+    assert len(server.chat_requests) == 5
+
+    trace = json.loads(out.read_text())
+    assert trace["format"] == "pdr-trace/1" and trace["id"] == run_id
+    assert trace["config"]["model"] == "fake-model"
+    assert trace["config"]["base_url"] == server.base_url
+    assert trace["budget"]["calls"] == 5
+    assert all(not n["usage"].get("estimated") for n in trace["nodes"])
+
+    listed = cli("list", db=db)
+    assert listed.returncode == 0 and run_id in listed.stdout and "completed" in listed.stdout
+    shown = cli("show", run_id[:8], db=db)
+    assert shown.returncode == 0 and "r1-distill-0" in shown.stdout
+
+    exported = cli("export", run_id, "--format", "json", db=db)
+    assert json.loads(exported.stdout) == trace
+
+    imported = cli("import", str(out), db=db)
+    assert imported.returncode == 0, imported.stderr
+    new_id = imported.stdout.strip()
+    assert new_id != run_id
+    again = json.loads(cli("export", new_id, db=db).stdout)
+    assert again | {"id": run_id} == trace
+
+    deleted = cli("delete", new_id, db=db)
+    assert deleted.returncode == 0
+    assert new_id not in cli("list", db=db).stdout
+
+
+def test_endpoint_from_environment(server, tmp_path):
+    result = cli("run", "What is 2 + 2?", "--method", "single", db=tmp_path / "r.sqlite",
+                 env_extra={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-x",
+                            "PDR_MODEL": "other-model"})
+    assert result.returncode == 0, result.stderr
+    assert "answer: 4" in result.stdout
+
+
+def test_failures_exit_non_zero_with_one_line_reason(server, tmp_path):
+    db = tmp_path / "runs.sqlite"
+    bad_config = cli("run", "What is 1 + 1?", "--width", "0", "--base-url", server.base_url,
+                     "--model", "fake-model", db=db)
+    assert bad_config.returncode == 2
+    assert bad_config.stderr.strip() == (
+        "error: width=0 is invalid: a whole number from 1 to 256"
+    )
+
+    unknown = cli("run", "What is 1 + 1?", "--method", "single", "--base-url", server.base_url,
+                  "--model", "no-such-model", db=db)
+    assert unknown.returncode == 1
+    last = unknown.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run failed") and "fake-model" in last
+
+    missing = cli("show", "doesnotexist", db=db)
+    assert missing.returncode == 1 and "no run with id 'doesnotexist'" in missing.stderr
+
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text('{"format": "pdr-trace/9"}')
+    refused = cli("import", str(bad_file), db=db)
+    assert refused.returncode == 2 and "pdr-trace/9" in refused.stderr
+    listed = cli("list", db=db)
+    assert "single" in listed.stdout  # the failed run is kept, nothing was imported
+    assert len(listed.stdout.strip().splitlines()) == 1
