@@ -111,7 +111,10 @@ def _line_candidates(text: str) -> list[tuple[int, int, int, bool]]:
     found += [(m.start(), m.end(), True) for m in _FINAL_IS_RE.finditer(text)]
     found.sort()
     caps = [start for start, _, _ in found[1:]] + [len(text)]
-    return [(start, end, cap, final) for (start, end, final), cap in zip(found, caps)]
+    return [
+        (start, end, cap, final)
+        for (start, end, final), cap in zip(found, caps[: len(found)], strict=True)
+    ]
 
 
 def _line_content(text: str, pos: int, cap: int, final_is: bool) -> str:

@@ -289,6 +289,10 @@ class OpenAIServer:
                     return  # the client went away mid-response
                 if not keep_alive:
                     return
+        except asyncio.CancelledError:
+            # stop() cancels open connections; end quietly, since asyncio's stream callback
+            # logs an error for a connection task that ends cancelled.
+            return
         finally:
             self._tasks.discard(task)
             if not writer.transport.is_closing():

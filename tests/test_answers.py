@@ -127,8 +127,7 @@ EXTRACTION_CASES: list[tuple[str, str, str | None]] = [
     ),
     (
         "escaped_dollar_money",
-        "Each notebook costs \\$1.10 and she buys 5, so she pays \\$5.50.\n\n"
-        "Answer: \\$5.50",
+        "Each notebook costs \\$1.10 and she buys 5, so she pays \\$5.50.\n\nAnswer: \\$5.50",
         "\\$5.50",
     ),
     (
@@ -149,8 +148,7 @@ EXTRACTION_CASES: list[tuple[str, str, str | None]] = [
     ),
     (
         "text_answer_yes",
-        "Since 91 = 7 * 13, 91 is not prime... the question asks if it is composite.\n"
-        "Answer: Yes",
+        "Since 91 = 7 * 13, 91 is not prime... the question asks if it is composite.\nAnswer: Yes",
         "Yes",
     ),
     (

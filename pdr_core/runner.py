@@ -1,0 +1,85 @@
+"""Runs as jobs: a run executes on its own thread and event loop and writes to the store,
+so the page that started it can rerun, change or close without stopping it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from pdr_core.config import RunConfig
+from pdr_core.engine import EventSink
+from pdr_core.events import Event
+from pdr_core.methods import new_run_id, run
+from pdr_core.providers.base import Provider
+from pdr_core.store import Store
+from pdr_core.trace import Trace
+
+
+@dataclass
+class RunJob:
+    """One run in the background. Read progress from the store by `run_id`."""
+
+    store: Store
+    question: str
+    config: RunConfig
+    provider: Provider
+    reference: str | None = None
+    run_id: str = field(default_factory=new_run_id)
+    extra_sink: EventSink | None = None
+    trace: Trace | None = field(default=None, init=False)
+    error: BaseException | None = field(default=None, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _ready: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def start(self) -> RunJob:
+        self._thread = threading.Thread(target=self._main, name=f"pdr-run-{self.run_id}",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=10)
+        return self
+
+    def _main(self) -> None:
+        writer = self.store.writer()
+        extra = self.extra_sink
+
+        def sink(event: Event) -> None:
+            writer(event)
+            if extra:
+                extra(event)
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            self._ready.set()
+            self.trace = await run(self.question, self.config, self.provider, sink,
+                                   reference=self.reference, run_id=self.run_id)
+
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            pass  # recorded as interrupted by the engine
+        except BaseException as exc:  # noqa: BLE001 - kept and re-raised by wait()
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop the run; finished nodes stay, the run is recorded as interrupted."""
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    def wait(self, timeout: float | None = None) -> Trace | None:
+        """Block until the run ends; re-raises an unexpected error from the job thread."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.trace
