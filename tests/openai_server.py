@@ -41,8 +41,8 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable for pdr_core.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pdr_core.testing import fake_reply, split_chunks  # noqa: E402
-from pdr_core.tokens import (  # noqa: E402
+from pdr_core.testing import fake_reply, split_chunks
+from pdr_core.tokens import (
     CHARS_PER_TOKEN,
     estimate_prompt_tokens,
     estimate_tokens,
@@ -221,8 +221,16 @@ class OpenAIServer:
     def inject(self, fault: str, count: int = 1, **options: Any) -> None:
         """Queue `fault` for the next `count` chat requests (one fault per request).
 
+        Faults: "429" (with a Retry-After header), "500", "502" (an HTML proxy page),
+        "context_length" (400, code context_length_exceeded), "timeout" (silence, then a
+        reset), "reset" (TCP RST at once), "malformed" (200 with a body that is not JSON, or
+        mid-stream an event that is not JSON), "cut" (the body or stream stops half-way and
+        the connection drops), "stall" (the stream stops half-way and stays silent), "empty",
+        "length", "content_filter" (finish reasons), "no_usage", "reasoning"
+        (reasoning_content plus reasoning_tokens).
+
         Options: `retry_after` (seconds, for "429"), `seconds` (how long "timeout" and
-        "stall" hang), `body` and `content_type` (what "malformed" sends).
+        "stall" stay silent), `body` and `content_type` (what "malformed" sends instead).
         """
         with self._lock:
             for _ in range(count):
@@ -239,7 +247,8 @@ class OpenAIServer:
         """A snapshot of every request so far: method, path, body, start, end, status, fault.
 
         `start` and `end` are `time.monotonic()` values taken when the request had been read
-        and when its last byte was written; `end` is None while it is still in flight.
+        and when its last byte was written; `end` is None while it is still in flight, and
+        `status` is None for a connection dropped instead of answered (reset, cut, timeout).
         """
         with self._lock:
             return list(self._requests)
@@ -475,8 +484,9 @@ class OpenAIServer:
             return 404
         messages = request.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            error = _error_body("'messages' must be a list of objects", "invalid_request_error",
-                                None, "messages")
+            error = _error_body(
+                "'messages' must be a list of objects", "invalid_request_error", None, "messages"
+            )
             await self._send_json(writer, 400, error, None, keep_alive)
             return 400
         if "stream_options" in request and not self.accept_stream_options:
@@ -506,8 +516,9 @@ class OpenAIServer:
         if name == "cut":
             # Promise the whole body, send half of it, then drop the connection.
             payload = json.dumps(self._completion(model, choices, usage)).encode()
-            head = self._head(200, {"Content-Type": "application/json",
-                                    "Content-Length": str(len(payload))})
+            head = self._head(
+                200, {"Content-Type": "application/json", "Content-Length": str(len(payload))}
+            )
             writer.write(head + payload[: len(payload) // 2])
             await writer.drain()
             self._reset(writer)
@@ -515,8 +526,9 @@ class OpenAIServer:
         if self.per_token:
             tokens = max(c["tokens"] for c in choices)
             await asyncio.sleep(self.per_token * tokens)
-        await self._send_json(writer, 200, self._completion(model, choices, usage), None,
-                              keep_alive)
+        await self._send_json(
+            writer, 200, self._completion(model, choices, usage), None, keep_alive
+        )
         return 200
 
     async def _status_fault(
@@ -538,8 +550,9 @@ class OpenAIServer:
             return 429
         if name == "500":
             message = "The server had an error while processing your request. Sorry about that!"
-            await self._send_json(writer, 500, _error_body(message, "server_error", None), None,
-                                  keep_alive)
+            await self._send_json(
+                writer, 500, _error_body(message, "server_error", None), None, keep_alive
+            )
             return 500
         if name == "502":
             # What a reverse proxy says when the model server behind it is down: not JSON.
@@ -552,8 +565,9 @@ class OpenAIServer:
                 "This model's maximum context length is 4096 tokens. However, your messages "
                 f"resulted in {tokens + 4096} tokens. Please reduce the length of the messages."
             )
-            error = _error_body(message, "invalid_request_error", "context_length_exceeded",
-                                "messages")
+            error = _error_body(
+                message, "invalid_request_error", "context_length_exceeded", "messages"
+            )
             await self._send_json(writer, 400, error, None, keep_alive)
             return 400
         if name == "timeout":
@@ -598,12 +612,14 @@ class OpenAIServer:
                 )
             if isinstance(limit, int) and len(text) > limit * CHARS_PER_TOKEN:
                 text, finish = text[: limit * CHARS_PER_TOKEN], "length"
-            choices.append({
-                "text": text,
-                "reasoning": reasoning,
-                "finish": finish,
-                "tokens": estimate_tokens(text) + estimate_tokens(reasoning),
-            })
+            choices.append(
+                {
+                    "text": text,
+                    "reasoning": reasoning,
+                    "finish": finish,
+                    "tokens": estimate_tokens(text) + estimate_tokens(reasoning),
+                }
+            )
         return choices
 
     @staticmethod
@@ -636,12 +652,14 @@ class OpenAIServer:
             message = {"role": "assistant", "content": choice["text"]}
             if choice["reasoning"]:
                 message["reasoning_content"] = choice["reasoning"]
-            body["choices"].append({
-                "index": index,
-                "message": message,
-                "finish_reason": choice["finish"],
-                "logprobs": None,
-            })
+            body["choices"].append(
+                {
+                    "index": index,
+                    "message": message,
+                    "finish_reason": choice["finish"],
+                    "logprobs": None,
+                }
+            )
         if usage is not None:
             body["usage"] = usage
         return body
@@ -671,11 +689,16 @@ class OpenAIServer:
             per_choice.append([(index, *event) for event in events])
         ordered = [e for group in itertools.zip_longest(*per_choice) for e in group if e]
 
-        writer.write(self._head(200, {
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "Transfer-Encoding": "chunked",
-        }))
+        writer.write(
+            self._head(
+                200,
+                {
+                    "Content-Type": "text/event-stream; charset=utf-8",
+                    "Cache-Control": "no-cache",
+                    "Transfer-Encoding": "chunked",
+                },
+            )
+        )
         await writer.drain()
         name = fault.name if fault else None
         stop_at = len(ordered) // 2 if name in ("cut", "stall", "malformed") else None
@@ -690,9 +713,17 @@ class OpenAIServer:
                 raise _Closed
             if self.per_token and tokens:
                 await asyncio.sleep(self.per_token * tokens)
-            chunk = dict(envelope, choices=[{
-                "index": index, "delta": delta, "finish_reason": finish, "logprobs": None,
-            }])
+            chunk = dict(
+                envelope,
+                choices=[
+                    {
+                        "index": index,
+                        "delta": delta,
+                        "finish_reason": finish,
+                        "logprobs": None,
+                    }
+                ],
+            )
             await self._send_event(writer, chunk)
         if usage is not None:
             await self._send_event(writer, dict(envelope, choices=[], usage=usage))

@@ -110,6 +110,24 @@ def test_list_models_and_check_connection(server):
     assert not wrong.ok and "fake-model" in wrong.message and "gpt-nope" in wrong.message
 
 
+def test_without_a_model_the_check_offers_the_served_ones(server):
+    provider = provider_for(server, model="")
+    check = asyncio.run(provider.check_connection())
+    assert check.ok and check.models == ("fake-model", "o3-mini")
+    assert "Pick a model" in check.message and "fake-model" in check.message
+    error = failure(provider)
+    assert error.kind == "bad_request" and "No model name" in str(error)
+    assert server.chat_requests == []
+
+
+def test_base_url_without_v1_is_explained(server):
+    provider = OpenAIProvider(server.url, "k", "fake-model", timeout=5, max_retries=0)
+    check = asyncio.run(provider.check_connection())
+    assert not check.ok and f"try {server.base_url}" in check.message
+    error = failure(provider)
+    assert error.kind == "bad_request" and "/v1" in str(error)
+
+
 def test_check_connection_reports_a_dead_server():
     url = f"http://127.0.0.1:{closed_port()}/v1"
     check = asyncio.run(OpenAIProvider(url, "k", "m", timeout=2, max_retries=0).check_connection())
@@ -337,6 +355,10 @@ def test_connection_reset(server):
     server.inject("reset")
     error = failure(provider_for(server))
     assert error.kind == "connection" and server.base_url in str(error)
+    assert "broke before the answer was complete" in str(error)
+    server.inject("cut")  # a JSON body cut short is the same kind of failure
+    error = failure(provider_for(server, stream=False))
+    assert error.kind == "connection" and "broke" in str(error)
 
 
 def test_content_filter_is_an_error(server):
@@ -376,9 +398,11 @@ def test_base_url_trailing_slash_is_stripped():
 def test_complete_n_uses_one_request_when_n_is_honoured(server):
     provider = provider_for(server)
     seen: dict[int, list[str]] = {}
-    results = asyncio.run(provider.complete_n(
-        MESSAGES, SAMPLING, 3, lambda i, text: seen.setdefault(i, []).append(text)
-    ))
+    results = asyncio.run(
+        provider.complete_n(
+            MESSAGES, SAMPLING, 3, lambda i, text: seen.setdefault(i, []).append(text)
+        )
+    )
     assert [r.text for r in results] == [fake_reply(MESSAGES, s) for s in (7, 8, 9)]
     assert {i: "".join(parts) for i, parts in seen.items()} == {
         i: r.text for i, r in enumerate(results)

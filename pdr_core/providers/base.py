@@ -67,7 +67,8 @@ class ProviderError(Exception):
     """A call failed; the message says what a person can do about it.
 
     `kind` is a short machine-readable cause: auth, model_not_found, rate_limited,
-    context_length, connection, timeout, protocol, server, bad_request, cancelled, other.
+    context_length, connection, timeout, protocol, server, bad_request, content_filter,
+    cancelled, local_model_missing, other.
     Messages never contain an API key.
     """
 

@@ -141,7 +141,10 @@ def _load(path: str, n_ctx: int, n_threads: int | None) -> _Loaded:
         stop_token_ids=[eos],
     )
     llm.chat_handler = formatter.to_chat_handler()
-    return _Loaded(llm, formatter, llm.n_ctx())
+    # llama.cpp pads the context it allocates (to a multiple of 256), but llama-cpp-python
+    # sizes its token buffer by the n_ctx asked for and overflows it past that: the smaller
+    # of the two is the real limit.
+    return _Loaded(llm, formatter, min(n_ctx, llm.n_ctx()))
 
 
 def _token_text(llm: Llama, token: int) -> str:
@@ -258,12 +261,14 @@ class LocalProvider:
                 kind="context_length",
             )
         llm = model.llm
+        # Stop at the end of the context (llama.cpp would, but at its padded size).
+        max_tokens = min(sampling.max_tokens, model.n_ctx - prompt_tokens)
         pieces: list[str] = []
         finish: str | None = None
         try:
             stream = llm.create_chat_completion(
                 messages=messages,
-                max_tokens=sampling.max_tokens,
+                max_tokens=max_tokens,
                 temperature=sampling.temperature,
                 seed=sampling.seed,
                 stream=True,

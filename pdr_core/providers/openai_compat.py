@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2  # the transport of openai 3.x; its exceptions say whether a connection was made
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -122,8 +123,11 @@ def _normalise_base_url(base_url: str | None) -> str:
 class OpenAIProvider:
     """A Provider for any OpenAI-compatible chat completions endpoint.
 
-    Safe to call concurrently, and from several event loops (one SDK client per loop).
-    `stream=False` uses plain JSON responses for endpoints whose streaming is broken.
+    Safe to call concurrently, and from several event loops: each loop gets its own SDK
+    client, plus one idle task that closes that client's connections when asyncio.run (or
+    asyncio.Runner) cancels the loop's leftover tasks at its end. A loop closed some other way
+    should `await provider.aclose()` first. `stream=False` uses plain JSON responses, for
+    endpoints whose streaming is broken.
     """
 
     def __init__(
@@ -137,27 +141,28 @@ class OpenAIProvider:
         *,
         stream: bool = True,
     ):
-        if not model or not model.strip():
-            raise ProviderError("No model name given: set the model the endpoint serves.",
-                                kind="bad_request")
         if timeout <= 0:
-            raise ProviderError(f"Timeout must be positive seconds, not {timeout!r}.",
-                                kind="bad_request")
+            raise ProviderError(
+                f"Timeout must be positive seconds, not {timeout!r}.", kind="bad_request"
+            )
         if max_retries < 0:
-            raise ProviderError(f"max_retries must be 0 or more, not {max_retries!r}.",
-                                kind="bad_request")
+            raise ProviderError(
+                f"max_retries must be 0 or more, not {max_retries!r}.", kind="bad_request"
+            )
         self._base_url = _normalise_base_url(base_url)
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
-        self._model = model.strip()
+        # May be empty: list_models and check_connection still work, to help pick one.
+        self._model = (model or "").strip()
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.reasoning_effort = reasoning_effort
         self.stream = stream
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Per event loop: its client, and the task that closes the client when the loop ends.
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncOpenAI, asyncio.Task]
+        ] = weakref.WeakKeyDictionary()
         self._clients_lock = threading.Lock()
-        # Learnt about the endpoint on first use: None until known.
+        # Learnt about the endpoint as calls go: does it take stream_options, does it honour n.
         self._stream_options_ok = True
         self._n_supported: bool | None = None
 
@@ -183,8 +188,8 @@ class OpenAIProvider:
     def _client(self) -> AsyncOpenAI:
         loop = asyncio.get_running_loop()
         with self._clients_lock:
-            client = self._clients.get(loop)
-            if client is None:
+            entry = self._clients.get(loop)
+            if entry is None:
                 # Clients of finished loops can never be used again; let them go.
                 for old in [old for old in self._clients if old.is_closed()]:
                     del self._clients[old]
@@ -194,15 +199,37 @@ class OpenAIProvider:
                     timeout=self.timeout,
                     max_retries=self.max_retries,
                 )
-                self._clients[loop] = client
-            return client
+                guard = loop.create_task(self._close_at_loop_end(loop, client))
+                entry = self._clients[loop] = (client, guard)
+            return entry[0]
+
+    async def _close_at_loop_end(
+        self, loop: asyncio.AbstractEventLoop, client: AsyncOpenAI
+    ) -> None:
+        """Wait until cancelled, then close `client`'s connections.
+
+        asyncio.run cancels every task still pending when its main coroutine ends, so a
+        loop's keep-alive connections are closed inside that loop instead of leaking.
+        """
+        try:
+            await loop.create_future()
+        finally:
+            with self._clients_lock:
+                entry = self._clients.get(loop)
+                if entry is not None and entry[0] is client:
+                    del self._clients[loop]
+            await client.close()
 
     async def aclose(self) -> None:
-        """Close the connection pool this event loop uses (optional; loops' ends drop it)."""
+        """Close the connections this event loop's client holds (the loop's end also does)."""
         with self._clients_lock:
-            client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+            entry = self._clients.get(asyncio.get_running_loop())
+        if entry is not None:
+            guard = entry[1]
+            guard.cancel()
+            await asyncio.wait([guard])
+            if not guard.cancelled() and guard.exception() is not None:
+                raise guard.exception()
 
     # ----- the Provider protocol ----------------------------------------------------------
 
@@ -281,6 +308,18 @@ class OpenAIProvider:
             )
         latency = time.monotonic() - start
         served = tuple(models)
+        if not self._model:
+            return ConnectionCheck(
+                bool(served),
+                f"Connected to {self._base_url} in {latency:.2f} s. "
+                + (
+                    f"Pick a model: it serves {_listing(served)}."
+                    if served
+                    else "It lists no models; type the model name."
+                ),
+                served,
+                latency,
+            )
         if self._model not in served and served:
             return ConnectionCheck(
                 False,
@@ -323,6 +362,12 @@ class OpenAIProvider:
         n: int,
         on_delta: IndexedDeltaCallback | None,
     ) -> list[Completion]:
+        if not self._model:
+            raise self._error(
+                f"No model name given for {self._base_url}: choose one of the models it serves "
+                "(check_connection lists them).",
+                kind="bad_request",
+            )
         client = self._client()
         params = self._params(sampling, n)
         chat = [dict(m) for m in messages]
@@ -352,8 +397,18 @@ class OpenAIProvider:
         response = await client.chat.completions.create(
             model=self._model, messages=messages, **params
         )
-        if not isinstance(response, ChatCompletion) or not response.choices:
-            raise self._protocol(f"expected a chat completion, got {_preview(response)}")
+        if not isinstance(response, ChatCompletion):
+            raise self._protocol(f"expected a JSON chat completion, got {_preview(response)}")
+        if not response.choices:
+            extra = response.model_extra or {}
+            if isinstance(extra.get("error"), dict):
+                # Some servers answer 200 with an error object instead of an error status.
+                said = " ".join(str(extra["error"].get("message", extra["error"])).split())
+                raise self._error(
+                    f"{self._base_url} returned an error: {said[:300]}", kind="server"
+                )
+            keys = sorted(response.model_fields_set | set(extra))
+            raise self._protocol(f"the JSON has no 'choices' (it has: {', '.join(keys) or '-'})")
         choices: dict[int, _Choice] = {}
         for position, choice in enumerate(response.choices):
             message = getattr(choice, "message", None)
@@ -361,8 +416,9 @@ class OpenAIProvider:
                 raise self._protocol("a choice has no 'message'")
             index = choice.index if isinstance(choice.index, int) else position
             text = message.content or ""
-            choices[index] = _Choice([text], [_extra_text(message, *_REASONING_FIELDS)],
-                                     choice.finish_reason)
+            choices[index] = _Choice(
+                [text], [_extra_text(message, *_REASONING_FIELDS)], choice.finish_reason
+            )
             if on_delta is not None and text:
                 on_delta(index, text)
         return self._finish(messages, choices, response.usage, response.model)
@@ -491,23 +547,35 @@ class OpenAIProvider:
         )
 
     def _retries(self) -> str:
+        if not self.max_retries:
+            return ""
         return f" after {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'}"
 
     async def _translate(self, error: openai.OpenAIError, listing: bool = False) -> ProviderError:
         """A ProviderError saying what went wrong and what to do, for an SDK error."""
         url = self._base_url
+        connecting = _failed_to_connect(error)
         if isinstance(error, openai.APITimeoutError):
+            what = "Could not connect to" if connecting else "No answer from"
             return self._error(
-                f"No answer from {url} within {self.timeout:g} s (the timeout){self._retries()}. "
+                f"{what} {url} within {self.timeout:g} s (the timeout){self._retries()}. "
                 "The server may be overloaded or the request too long; retry, or raise the "
                 "timeout.",
                 kind="timeout",
                 retryable=True,
             )
         if isinstance(error, openai.APIConnectionError):
+            if connecting:
+                return self._error(
+                    f"Cannot connect to {url}{self._retries()}: {_cause(error)}. Check that the "
+                    "server is running and that the URL (host and port) is right.",
+                    kind="connection",
+                    retryable=True,
+                )
             return self._error(
-                f"Cannot connect to {url}{self._retries()}: {_cause(error)}. Check that the "
-                "server is running and that the URL (host and port) is right.",
+                f"The connection to {url} broke before the answer was complete"
+                f"{self._retries()}: {_cause(error)}. The server may have crashed or a proxy "
+                "dropped the connection; retry the call.",
                 kind="connection",
                 retryable=True,
             )
@@ -520,13 +588,12 @@ class OpenAIProvider:
             said = _server_message(error)
             if _is_context_error(error):
                 return self._context_error(said)
-            return self._error(f"{url} reported an error mid-stream: {said}", kind="server",
-                               retryable=True)
+            return self._error(
+                f"{url} reported an error mid-stream: {said}", kind="server", retryable=True
+            )
         return self._error(f"The OpenAI client failed: {error}", kind="other")
 
-    async def _translate_status(
-        self, error: openai.APIStatusError, listing: bool
-    ) -> ProviderError:
+    async def _translate_status(self, error: openai.APIStatusError, listing: bool) -> ProviderError:
         url = self._base_url
         status = error.status_code
         said = _server_message(error)
@@ -540,7 +607,7 @@ class OpenAIProvider:
         if isinstance(error, openai.PermissionDeniedError):
             return self._error(
                 f"Access denied at {url} (HTTP 403): the API key may not use model "
-                f"{self._model!r} or this endpoint. Check the key's permissions. Server said: "
+                f"{self._model!r} or this endpoint; check the key's permissions. Server said: "
                 f"{said}",
                 kind="auth",
             )
@@ -565,10 +632,12 @@ class OpenAIProvider:
             return self._context_error(said)
         if status >= 500:
             if isinstance(error.body, str) and "<" in error.body:
-                said = (f"HTTP {status} with an HTML page instead of JSON: a proxy or gateway "
-                        "answered, and the model server behind it may be down")
+                said = (
+                    f"HTTP {status} with an HTML page instead of JSON: a proxy or gateway "
+                    "answered, and the model server behind it may be down."
+                )
             return self._error(
-                f"Server error from {url} (HTTP {status}){self._retries()}: {said}. Check the "
+                f"Server error from {url} (HTTP {status}){self._retries()}: {said} Check the "
                 "server's logs, or retry later.",
                 kind="server",
                 retryable=True,
@@ -580,9 +649,9 @@ class OpenAIProvider:
 
     def _context_error(self, said: str) -> ProviderError:
         return self._error(
-            f"The prompt plus max_tokens is too long for model {self._model!r}'s context window "
-            f"at {self._base_url}. Lower max_tokens or the workspace size, or use a model with "
-            f"a longer context. Server said: {said}",
+            f"The prompt plus max_tokens is too long for the context window of model "
+            f"{self._model!r} at {self._base_url}. Lower max_tokens or the workspace size, or "
+            f"use a model with a longer context. Server said: {said}",
             kind="context_length",
         )
 
@@ -606,21 +675,25 @@ class OpenAIProvider:
                     f"list could not be read ({list_error}). Server said: {said}",
                     kind="model_not_found",
                 )
+            hint = "" if url.endswith("/v1") else f" (try {url}/v1)"
             return self._error(
                 f"Nothing found at {url}/chat/completions (HTTP 404). Check the base URL: "
-                "OpenAI-compatible servers usually end in /v1.",
+                f"OpenAI-compatible servers usually end in /v1{hint}.",
                 kind="bad_request",
             )
         if about_model or self._model not in served:
-            offer = f"It serves: {_listing(served)}." if served else "It lists no models."
+            offer = (
+                f"It serves: {_listing(served)}. Pick one of those."
+                if served
+                else "It lists no models; check the model name."
+            )
             return self._error(
-                f"Model {self._model!r} was not found at {url} (HTTP 404). {offer} "
-                "Pick one of those.",
+                f"Model {self._model!r} was not found at {url} (HTTP 404). {offer}",
                 kind="model_not_found",
             )
         return self._error(
             f"{url} serves model {self._model!r} but answered HTTP 404 for chat completions: "
-            f"{said}. Check the base URL (OpenAI-compatible servers usually end in /v1).",
+            f"{said} Check the base URL (OpenAI-compatible servers usually end in /v1).",
             kind="bad_request",
         )
 
@@ -704,7 +777,22 @@ def _server_message(error: openai.APIError) -> str:
     if not isinstance(message, str) or not message:
         message = body if isinstance(body, str) and body else error.message
     message = " ".join(str(message).split())
-    return message[:300] + ("..." if len(message) > 300 else "")
+    if len(message) > 300:
+        message = message[:300] + "..."
+    # A whole sentence, so that advice can follow it.
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
+def _failed_to_connect(error: BaseException) -> bool:
+    """True when no connection was made at all (refused, unknown host, connect timeout)."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _cause(error: BaseException) -> str:

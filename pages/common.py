@@ -1,0 +1,248 @@
+"""Streamlit pieces the pages share: the store, the endpoint, the run view.
+
+Pages stay thin: every computation here is a call into pdr_core; this module only lays
+widgets out and keeps per-browser-session state in st.session_state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import streamlit as st
+
+from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
+from pdr_core.providers import EndpointSettings, Provider, ProviderError
+from pdr_core.store import Store, default_db_path
+from pdr_core.trace import Node, Trace
+from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+
+# Session-state keys that outlive the widgets of any one page.
+ENDPOINT = "endpoint_settings"
+PROVIDER = "provider"  # an injected Provider (tests use the fake one)
+JOBS = "jobs"
+
+STATUS_BADGE = {
+    "running": ":blue[● running]",
+    "completed": ":green[● completed]",
+    "failed": ":red[● failed]",
+    "interrupted": ":orange[● interrupted]",
+}
+
+
+@st.cache_resource
+def _store_at(path: str) -> Store:
+    return Store(path)
+
+
+def get_store() -> Store:
+    return _store_at(str(default_db_path()))
+
+
+def secret_key() -> str | None:
+    """An API key from Streamlit secrets, if the deployment has one."""
+    try:
+        return st.secrets.get("OPENAI_API_KEY")
+    except FileNotFoundError:
+        return None
+
+
+def endpoint() -> EndpointSettings:
+    """This browser session's endpoint: from the Settings page, else the environment."""
+    chosen = st.session_state.get(ENDPOINT)
+    if chosen is not None:
+        return chosen
+    return EndpointSettings.from_env(api_key=secret_key())
+
+
+def make_provider(settings: EndpointSettings) -> Provider:
+    """A fresh provider for one run, or the one injected into this session."""
+    injected = st.session_state.get(PROVIDER)
+    if injected is not None:
+        return injected
+    from pdr_core.providers import resolve_provider
+
+    return resolve_provider(settings)
+
+
+def run_async(coro):
+    """Run a short coroutine (a connection check) from the script thread."""
+    return asyncio.run(coro)
+
+
+def short(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _seconds(node: Node) -> float | None:
+    if not node.finished_at:
+        return None
+    start = datetime.fromisoformat(node.started_at)
+    return (datetime.fromisoformat(node.finished_at) - start).total_seconds()
+
+
+def elapsed(trace: Trace) -> float:
+    start = datetime.fromisoformat(trace.created_at)
+    end = datetime.fromisoformat(trace.finished_at) if trace.finished_at else None
+    if end is None:
+        return time.time() - start.timestamp()
+    return (end - start).total_seconds()
+
+
+def render_header(trace: Trace) -> None:
+    """Status, progress, tokens and time of a run, live or saved."""
+    config = trace.config
+    budget = trace.budget
+    planned = _planned_calls(config)
+    cols = st.columns(5)
+    cols[0].markdown(f"**Status**  \n{STATUS_BADGE.get(trace.status, trace.status)}")
+    cols[1].metric("Calls", f"{budget.calls} / {planned}")
+    cols[2].metric("B_total", f"{budget.b_total:,}")
+    cols[3].metric("B_seq", f"{budget.b_seq:,}")
+    cols[4].metric("Elapsed", f"{elapsed(trace):.1f} s")
+    if trace.status == "running":
+        st.progress(min(budget.calls / max(planned, 1), 1.0))
+    if trace.final_answer is not None or trace.status == "completed":
+        verdict = {True: " ✅ correct", False: " ❌ incorrect", None: ""}[trace.correct]
+        st.markdown(f"**Final answer:** `{trace.final_answer}`{verdict}")
+    if trace.stop_reason == "budget":
+        st.warning("The run stopped on its total-token budget.")
+    if trace.error and trace.status != "completed":
+        st.error(trace.error)
+
+
+def _planned_calls(config: dict) -> int:
+    schedule = config.get("width_schedule") or [1]
+    distills = len(schedule) - 1 if config.get("distill") == "summary" else 0
+    return sum(schedule) + distills
+
+
+def render_run_view(trace: Trace, prefix: str = "view") -> None:
+    """The run view: tree, answer flow, timeline, budget, node detail and diffs."""
+    render_header(trace)
+    ids = [n.id for n in trace.nodes]
+    picker_key = f"{prefix}_node"
+    tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
+    with tree:
+        selected = st.session_state.get(picker_key)
+        event = st.plotly_chart(
+            tree_figure(trace, selected=selected if selected in ids else None),
+            key=f"{prefix}_tree",
+            on_select="rerun",
+            selection_mode="points",
+            config={"displaylogo": False},
+        )
+        clicked = _clicked_node(event)
+        last_key = f"{prefix}_last_click"
+        if clicked in ids and clicked != st.session_state.get(last_key):
+            # A click on the tree selects the node, the picker below follows it.
+            st.session_state[last_key] = clicked
+            st.session_state[picker_key] = clicked
+    with flow:
+        st.plotly_chart(answer_flow_figure(trace), key=f"{prefix}_flow")
+    with timeline:
+        st.plotly_chart(timeline_figure(trace), key=f"{prefix}_timeline")
+    with budget:
+        st.dataframe(budget_table(trace), hide_index=True, key=f"{prefix}_budget")
+    if not ids:
+        st.info("No node yet.")
+        return
+    if st.session_state.get(picker_key) not in ids:
+        st.session_state[picker_key] = ids[-1] if trace.status != "running" else ids[0]
+    node_id = st.selectbox(
+        "Node",
+        ids,
+        key=picker_key,
+        format_func=lambda i: _node_label(trace.node(i)),
+        help="Click a node in the tree, or pick it here.",
+    )
+    render_node(trace, trace.node(node_id), prefix)
+
+
+def _clicked_node(event) -> str | None:
+    try:
+        points = event.selection.points
+    except AttributeError:
+        return None
+    for point in points or []:
+        custom = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(custom, (list, tuple)) and custom:
+            custom = custom[0]
+        if isinstance(custom, str):
+            return custom
+    return None
+
+
+def _node_label(node: Node) -> str:
+    state = {"ok": "", "failed": " · FAILED", "running": " · running"}[node.status]
+    answer = f" · answer {node.answer}" if node.answer is not None else ""
+    return f"{node.id} ({node.stage}, round {node.round}, branch {node.branch}){answer}{state}"
+
+
+def render_node(trace: Trace, node: Node, prefix: str) -> None:
+    """Everything about one node: messages, output, usage, timing, diffs."""
+    seconds = _seconds(node)
+    usage = node.usage
+    completion = int(usage.get("completion_tokens", 0))
+    cols = st.columns(5)
+    cols[0].metric("Answer", str(node.answer) if node.answer is not None else "—")
+    cols[1].metric("Prompt tokens", f"{int(usage.get('prompt_tokens', 0)):,}")
+    cols[2].metric("Completion tokens", f"{completion:,}")
+    cols[3].metric("Seconds", f"{seconds:.2f}" if seconds is not None else "—")
+    cols[4].metric("Tokens/s", f"{completion / seconds:.1f}" if seconds else "—")
+    notes = []
+    if usage.get("estimated"):
+        notes.append("usage estimated: the endpoint reported none")
+    if not node.call:
+        notes.append("extractive workspace: no model call")
+    if node.finish_reason == "length":
+        notes.append("stopped at the max-tokens limit")
+    if node.correct is not None:
+        notes.append("correct" if node.correct else "incorrect")
+    if notes:
+        st.caption(" · ".join(notes))
+    if node.status == "failed":
+        st.error(f"This call failed ({node.error_kind}): {node.error}")
+    if node.parent_ids:
+        st.caption("Conditioned on: " + ", ".join(node.parent_ids))
+    output, messages, diff = st.tabs(["Output", "Messages sent", "Diff"])
+    with output:
+        if node.status == "running":
+            st.caption("streaming…")
+        # st.markdown escapes raw HTML, so model text cannot inject markup or script.
+        st.markdown(node.text or "_(no text)_")
+        if node.reasoning:
+            with st.expander("Reasoning text"):
+                st.markdown(node.reasoning)
+    with messages:
+        if not node.messages:
+            st.caption("No messages: this workspace was assembled from the drafts it links to.")
+        for message in node.messages:
+            st.markdown(f"**{message['role']}**")
+            st.code(message["content"], language=None, wrap_lines=True)
+    with diff:
+        render_diffs(trace, node, prefix)
+
+
+def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
+    before = predecessor(trace, node.id)
+    after = next_workspace(trace, node.id) if node.stage == "distill" else None
+    if before:
+        _diff_block(f"Against {before} (previous round)", trace.node(before).text, node.text)
+    if after:
+        _diff_block(f"Against {after} (next round's workspace)", node.text,
+                    trace.node(after).text)
+    others = [n.id for n in trace.nodes if n.id != node.id]
+    other = st.selectbox("Compare with another node", ["—"] + others, key=f"{prefix}_diff_other")
+    if other != "—":
+        _diff_block(f"Against {other}", trace.node(other).text, node.text)
+    elif not before and not after:
+        st.caption("No predecessor: pick a node to compare with.")
+
+
+def _diff_block(title: str, old: str, new: str) -> None:
+    added, removed = diff_stats(old, new)
+    st.markdown(f"**{title}** · :green[+{added}] :red[−{removed}] words")
+    st.html(diff_html(old, new))

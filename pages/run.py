@@ -1,0 +1,190 @@
+"""Run page: set a question and the method's knobs, preview the budget, run it live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.common import (
+    JOBS,
+    endpoint,
+    get_store,
+    make_provider,
+    render_run_view,
+)
+from pdr_core.config import ConfigError, RunConfig
+from pdr_core.examples import EXAMPLES
+from pdr_core.preview import known_price, preview
+from pdr_core.providers import ProviderError
+from pdr_core.runner import RunJob
+from pdr_core.store import RunNotFound
+
+METHOD_LABELS = {
+    "pdr": "PDR (parallel-distill-refine)",
+    "sr": "SR (sequential refinement)",
+    "single": "Single pass (long chain of thought)",
+    "vote": "Majority vote (self-consistency)",
+}
+DISTILL_HELP = {
+    "summary": "One model call writes a bounded summary: agreements, contradictions, "
+               "derived facts, candidate answers with counts, open sub-goals.",
+    "topk": "The k best drafts (largest answer cluster first, then shorter) form one "
+            "workspace shared by every next-round generation. No model call.",
+    "per-sample-topk": "Each next-round generation gets its own k drafts from the top "
+                       "candidates. No model call.",
+    "random-k": "Each next-round generation gets k drafts drawn at random (seeded). "
+                "No model call; the paper's weakest operator.",
+}
+TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+WORKSPACE_STEPS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+ACTIVE_RUN = "active_run"
+DEFAULTS = {"width": 4, "depth": 2, "max_tokens": 1024, "workspace_tokens": 512, "k": 2,
+            "temperature": 0.8}
+
+
+def use_example() -> None:
+    title = st.session_state["example"]
+    example = next((e for e in EXAMPLES if e.title == title), None)
+    if example is not None:
+        st.session_state["question"] = example.question
+        st.session_state["reference"] = example.answer
+
+
+def init_defaults() -> None:
+    saved = st.session_state.get("slider_defaults", {})
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, saved.get(key, value))
+
+
+st.title("Run")
+settings = endpoint()
+if settings.uses_local and st.session_state.get("provider") is None:
+    st.info("Running on the bundled SmolLM2-135M model: a small demo model, quick and not "
+            "clever. Point PDR Inspector at a real endpoint on the Settings page for real "
+            "reasoning.", icon="ℹ️")
+init_defaults()
+
+left, right = st.columns([3, 2])
+with left:
+    st.selectbox("Example problem", ["—"] + [e.title for e in EXAMPLES], key="example",
+                 on_change=use_example)
+    question = st.text_area("Question", key="question", height=120,
+                            placeholder="A math problem with a checkable answer")
+    reference = st.text_input("Reference answer (optional)", key="reference",
+                              help="Marks every node and the final answer right or wrong.")
+with right:
+    method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
+                      key="method")
+    distill = st.selectbox("Distill operator", list(DISTILL_HELP), key="distill",
+                           disabled=method in ("single", "vote"))
+    st.caption(DISTILL_HELP[distill])
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    width = st.slider("Width M (drafts per round)", 1, 16, key="width",
+                      disabled=method in ("single", "sr"),
+                      help="Parallel generations in every round but the last.")
+    depth = st.slider("Depth R (rounds)", 1, 8, key="depth",
+                      disabled=method in ("single", "vote"),
+                      help="Rounds of generation; the last has width 1.")
+with c2:
+    max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS, key="max_tokens",
+                                  help="Every call's output cap.")
+    kappa = st.select_slider("Workspace bound κ (tokens)", WORKSPACE_STEPS,
+                             key="workspace_tokens",
+                             help="Each workspace is at most this long, whatever the depth.")
+with c3:
+    k = st.slider("k (drafts per workspace)", 1, 16, key="k",
+                  help="Used by the top-k and random-k operators.")
+    temperature = st.slider("Temperature", 0.0, 2.0, step=0.1, key="temperature")
+    total_cap = st.number_input("Total-token cap (0 = none)", min_value=0, step=1000,
+                                key="total_budget",
+                                help="No call is launched that could take B_total past it.")
+
+config_error = None
+config = None
+try:
+    config = RunConfig(
+        method=method, width=width, depth=depth, distill=distill, k=k,
+        max_tokens=max_tokens, workspace_tokens=kappa,
+        total_budget=int(total_cap) or None, temperature=float(temperature),
+        model=settings.model or "", base_url=settings.base_url or "",
+    )
+except ConfigError as exc:
+    config_error = str(exc)
+
+with st.expander("Budget preview", expanded=True):
+    if config is None:
+        st.error(f"Fix the settings: {config_error}")
+    else:
+        price = known_price(config.model) if not settings.uses_local else (0.0, 0.0)
+        p1, p2 = st.columns(2)
+        price_in = p1.number_input("Price per 1M input tokens ($)", min_value=0.0,
+                                   value=price[0] if price else 0.0, key="price_in")
+        price_out = p2.number_input("Price per 1M output tokens ($)", min_value=0.0,
+                                    value=price[1] if price else 0.0, key="price_out")
+        estimate = preview(config, question or "", (price_in, price_out))
+        m = st.columns(4)
+        m[0].metric("Calls", estimate.calls)
+        m[1].metric("Worst-case B_seq", f"{estimate.worst_b_seq:,}")
+        m[2].metric("Worst-case B_total", f"{estimate.worst_b_total:,}")
+        m[3].metric("Cost estimate", f"${estimate.cost_usd:,.4f}")
+        st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round.")
+
+store = get_store()
+jobs: dict[str, RunJob] = st.session_state.setdefault(JOBS, {})
+active = st.session_state.get(ACTIVE_RUN)
+job = jobs.get(active) if active else None
+
+b1, b2 = st.columns([1, 5])
+start = b1.button("Run", type="primary", key="run_button",
+                  disabled=config is None or (job is not None and job.running))
+if job is not None and job.running and b2.button("Cancel", key="cancel_button"):
+    job.cancel()
+    job.wait(timeout=10)
+
+if start:
+    if not (question or "").strip():
+        st.error("Write a question first (or pick an example).")
+    else:
+        try:
+            provider = make_provider(settings)
+        except ProviderError as exc:
+            st.error(f"Cannot use the endpoint: {exc}")
+        else:
+            job = RunJob(store, question, config, provider,
+                         reference=(reference or "").strip() or None).start()
+            jobs[job.run_id] = job
+            st.session_state[ACTIVE_RUN] = job.run_id
+            active = job.run_id
+
+
+timed = job is not None and job.running
+
+
+@st.fragment(run_every=0.5 if timed else None)
+def live_view() -> None:
+    run_id = st.session_state.get(ACTIVE_RUN)
+    if not run_id:
+        return
+    try:
+        trace = store.get_trace(run_id)
+    except RunNotFound:
+        st.session_state.pop(ACTIVE_RUN, None)
+        return
+    current = st.session_state.get(JOBS, {}).get(run_id)
+    render_run_view(trace, prefix="live")
+    if current is not None and current.error is not None:
+        st.error(f"The run stopped on an unexpected error: {current.error!r}")
+    in_flight = [n for n in trace.nodes if n.status == "running"]
+    if in_flight:
+        st.subheader("In flight")
+        for node in in_flight:
+            with st.expander(f"{node.id} · streaming", expanded=len(in_flight) <= 2):
+                st.text(node.text[-2000:] or "…")
+    if timed and trace.status != "running":
+        st.rerun()  # the run ended: draw the whole page once more, without the timer
+
+
+if active:
+    st.divider()
+    live_view()
