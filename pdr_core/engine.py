@@ -127,12 +127,77 @@ class RunContext:
                                    completion.finish_reason))
             return Draft(node_id, spec.branch, completion.text, answer)
 
+    def _shares_request(self, specs: Sequence[CallSpec]) -> bool:
+        """Identical prompts (round-1 drafts) can be one request with `n` choices, one
+        prefill instead of M, where the provider offers it."""
+        return (
+            len(specs) > 1
+            and hasattr(self.provider, "complete_n")
+            and all(s.messages == specs[0].messages for s in specs[1:])
+        )
+
+    async def call_shared(self, specs: Sequence[CallSpec]) -> list[Draft | None]:
+        """Make identical calls as one `n`-choice request; each choice is its own node."""
+        async with self._limit:
+            reserved: list[tuple[CallSpec, str, int]] = []
+            for spec in specs:
+                try:
+                    worst = self._reserve(spec.messages, spec.max_tokens)
+                except BudgetExhausted:
+                    break
+                node_id = self.node_id(spec.stage, spec.round, spec.branch)
+                reserved.append((spec, node_id, worst))
+            if not reserved:
+                return [None] * len(specs)
+            for spec, node_id, _ in reserved:
+                self.emit(NodeStarted(self.run_id, node_id, spec.stage, spec.round,
+                                      spec.branch, list(spec.parent_ids),
+                                      [dict(m) for m in spec.messages]))
+            first = reserved[0][0]
+            sampling = Sampling(max_tokens=first.max_tokens, temperature=self.config.temperature,
+                                seed=self.seed_for(first.round, first.branch))
+            ids = [node_id for _, node_id, _ in reserved]
+
+            def on_delta(index: int, text: str) -> None:
+                if index < len(ids):
+                    self.emit(NodeDelta(self.run_id, ids[index], text))
+
+            released = sum(worst for _, _, worst in reserved)
+            try:
+                completions = await self.provider.complete_n(  # type: ignore[attr-defined]
+                    first.messages, sampling, len(reserved), on_delta)
+            except ProviderError as exc:
+                self._reserved -= released
+                for node_id in ids:
+                    self.emit(NodeFailed(self.run_id, node_id, str(exc), exc.kind,
+                                         text=self.builder.partial.get(node_id, "")))
+                return [None] * len(specs)
+            except asyncio.CancelledError:
+                self._reserved -= released
+                for node_id in ids:
+                    self.emit(NodeFailed(self.run_id, node_id, "cancelled before it finished",
+                                         "cancelled", text=self.builder.partial.get(node_id, "")))
+                raise
+            self._reserved -= released
+            drafts: list[Draft | None] = []
+            for (spec, node_id, _), completion in zip(reserved, completions, strict=True):
+                self._spent += completion.usage.total
+                answer = extract_answer(completion.text)
+                self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,
+                                       completion.usage.to_dict(), completion.reasoning,
+                                       completion.finish_reason))
+                drafts.append(Draft(node_id, spec.branch, completion.text, answer))
+            return drafts + [None] * (len(specs) - len(drafts))
+
     async def call_round(self, specs: Sequence[CallSpec]) -> list[Draft]:
         """Run a stage's calls concurrently; the survivors, in branch order.
 
         Raises RunFailed when every call failed, naming the first error.
         """
-        results = await asyncio.gather(*(self.call(spec) for spec in specs))
+        if self._shares_request(specs):
+            results = await self.call_shared(specs)
+        else:
+            results = await asyncio.gather(*(self.call(spec) for spec in specs))
         survivors = [r for r in results if r is not None]
         if not survivors and specs:
             if self.stopped_on_budget:

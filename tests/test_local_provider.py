@@ -125,8 +125,8 @@ def test_prompt_longer_than_context_is_a_context_length_error() -> None:
 def test_completion_stops_at_the_end_of_the_context() -> None:
     # n_ctx=300: llama.cpp pads its context to 512, but the limit asked for is what holds.
     small = LocalProvider(n_ctx=300)
-    padded = "Notes: " + "apple banana cherry " * 60 + "\n" + LONG_ASK[0]["content"]
-    messages = [{"role": "user", "content": padded}]  # about 230 of the 300 tokens
+    padded = "Notes: " + "apple banana cherry " * 80 + "\nNow count from 1 to 500."
+    messages = [{"role": "user", "content": padded}]  # 290 tokens: 10 are left to generate
     completion = asyncio.run(small.complete(messages, Sampling(max_tokens=1000, seed=4)))
     usage = completion.usage
     assert completion.finish_reason == "length"

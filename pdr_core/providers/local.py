@@ -254,8 +254,8 @@ class LocalProvider:
         prompt_tokens = self._count_prompt(model, messages)
         if prompt_tokens >= model.n_ctx:
             raise ProviderError(
-                f"The prompt is {prompt_tokens} tokens but the local model's context holds "
-                f"{model.n_ctx} (with room for at least one generated token). Lower "
+                f"The prompt is {prompt_tokens} tokens, but the local model's context holds "
+                f"{model.n_ctx} tokens in all, prompt and answer together. Lower "
                 "workspace_tokens or max_tokens (drafts are folded into later prompts), "
                 "shorten the question or prompt templates, or raise n_ctx.",
                 kind="context_length",
