@@ -41,14 +41,16 @@ def test_run_end_to_end_then_list_show_export_import_delete(server, tmp_path):
     run_id = fields["run"]
     progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert len(progress) == 5 and progress[-1].startswith("[5/5] r2-final-0 ok")
-    assert len(server.chat_requests) == 5
+    # the three drafts share one request with n=3 (one prefill), then summary and final
+    assert [r["body"].get("n", 1) for r in server.chat_requests] == [3, 1, 1]
 
     trace = json.loads(out.read_text())
     assert trace["format"] == "pdr-trace/1" and trace["id"] == run_id
     assert trace["config"]["model"] == "fake-model"
     assert trace["config"]["base_url"] == server.base_url
     assert trace["budget"]["calls"] == 5
-    assert all(not n["usage"].get("estimated") for n in trace["nodes"])
+    # a shared request's usage is split between its choices, so drafts say it is estimated
+    assert [n["usage"].get("estimated") for n in trace["nodes"]] == [True] * 3 + [False] * 2
 
     listed = cli("list", db=db)
     assert listed.returncode == 0 and run_id in listed.stdout and "completed" in listed.stdout

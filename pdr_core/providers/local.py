@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pdr_core.providers.base import (
     Completion,
@@ -41,6 +42,7 @@ __all__ = [
     "LOCAL_MODEL_NOTE",
     "LocalProvider",
     "bundled_model_path",
+    "default_threads",
 ]
 
 LOCAL_MODEL_NOTE = (
@@ -101,8 +103,13 @@ def _worker() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdr-local-model")
 
 
+def default_threads() -> int:
+    """Threads the local model uses unless told otherwise: half the cores, at least one."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 @functools.lru_cache(maxsize=1)
-def _load(path: str, n_ctx: int, n_threads: int | None) -> _Loaded:
+def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
     """Load the model (only ever called on the worker thread, so never twice at once)."""
     try:
         from llama_cpp import Llama
@@ -113,11 +120,12 @@ def _load(path: str, n_ctx: int, n_threads: int | None) -> _Loaded:
             "Install it with `pip install -r requirements.txt`.",
             kind="local_model_missing",
         ) from error
-    kwargs: dict[str, Any] = {"model_path": path, "n_ctx": n_ctx, "verbose": False}
-    if n_threads is not None:
-        kwargs["n_threads"] = n_threads
     try:
-        llm = Llama(**kwargs)
+        # Prompt evaluation gets as many threads as generation: llama.cpp's default (every
+        # core) makes its spinning threads fight over a busy core, which on two cores
+        # shared with a web app made calls several times slower.
+        llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads,
+                    n_threads_batch=n_threads, verbose=False)
     except ValueError as error:
         raise ProviderError(
             f"llama.cpp could not load {path} ({error}). Check that it is a GGUF model file "
@@ -153,6 +161,24 @@ def _token_text(llm: Llama, token: int) -> str:
     return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True)
+class _Relay:
+    """Hands streamed text from the worker thread to `on_delta` on the event loop's thread."""
+
+    loop: asyncio.AbstractEventLoop
+    on_delta: DeltaCallback
+    stop: threading.Event
+
+    def send(self, text: str) -> None:
+        """Called on the worker thread."""
+        self.loop.call_soon_threadsafe(self._deliver, text)
+
+    def _deliver(self, text: str) -> None:
+        # On the loop: nothing reaches the caller once its call has been cancelled.
+        if not self.stop.is_set():
+            self.on_delta(text)
+
+
 class _Cancelled(Exception):
     """Generation stopped because the awaiting task was cancelled; nobody awaits the result."""
 
@@ -184,7 +210,7 @@ class LocalProvider:
                                 kind="bad_request")
         self.model_path = path
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = n_threads or default_threads()
         self._name = _model_name(path)
         # Set and read on the worker thread only: this provider keeps its model even when
         # another provider with other settings has taken the loader's single cache slot.
@@ -217,18 +243,7 @@ class LocalProvider:
                                 kind="bad_request")
         loop = asyncio.get_running_loop()
         stop = threading.Event()
-        emit = None
-        if on_delta is not None:
-            callback = on_delta
-
-            def deliver(text: str) -> None:
-                # Runs on the loop: nothing reaches the caller once it has been cancelled.
-                if not stop.is_set():
-                    callback(text)
-
-            def emit(text: str) -> None:
-                loop.call_soon_threadsafe(deliver, text)
-
+        emit = None if on_delta is None else _Relay(loop, on_delta, stop).send
         chat = [dict(m) for m in messages]
         job = loop.run_in_executor(_worker(), self._generate, chat, sampling, emit, stop)
         try:
