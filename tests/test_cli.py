@@ -105,3 +105,29 @@ def test_failures_exit_non_zero_with_one_line_reason(server, tmp_path):
     listed = cli("list", db=db)
     assert "single" in listed.stdout  # the failed run is kept, nothing was imported
     assert len(listed.stdout.strip().splitlines()) == 1
+
+
+def test_a_planted_key_appears_in_no_output_row_or_trace(tmp_path):
+    key = "sk-PLANTED-0123456789abcdef"
+    db = tmp_path / "runs.sqlite"
+    out = tmp_path / "trace.json"
+    with OpenAIServer(api_key=key) as good:
+        ok = cli("run", "What is 3 + 4?", "--width", "2", "--base-url", good.base_url,
+                 "--model", "fake-model", "--out", str(out), db=db,
+                 env_extra={"OPENAI_API_KEY": key})
+    with OpenAIServer(api_key="sk-the-right-one-999") as strict:
+        refused = cli("run", "What is 3 + 4?", "--method", "single", "--base-url",
+                      strict.base_url, "--model", "fake-model", db=db,
+                      env_extra={"OPENAI_API_KEY": key})
+    assert ok.returncode == 0, ok.stderr
+    assert refused.returncode == 1 and "API key" in refused.stderr
+    exported = cli("export", ok.stdout.split("run: ")[1].strip(), db=db)
+    artefacts = {
+        "stdout": ok.stdout + refused.stdout + exported.stdout,
+        "stderr": ok.stderr + refused.stderr + exported.stderr,
+        "trace": out.read_text(),
+    }
+    for path in tmp_path.iterdir():  # the store and its WAL files
+        artefacts[path.name] = path.read_bytes().decode("latin-1")
+    for name, text in artefacts.items():
+        assert key not in text and "PLANTED" not in text, name
