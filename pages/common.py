@@ -13,7 +13,7 @@ from datetime import datetime
 import streamlit as st
 
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
-from pdr_core.providers import EndpointSettings, Provider, ProviderError
+from pdr_core.providers import EndpointSettings, Provider
 from pdr_core.store import Store, default_db_path
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure

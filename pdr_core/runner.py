@@ -49,11 +49,12 @@ class RunJob:
             writer(event)
             if extra:
                 extra(event)
+            # start() returns once the run is in the store, so a reader finds it at once.
+            self._ready.set()
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
-            self._ready.set()
             self.trace = await run(self.question, self.config, self.provider, sink,
                                    reference=self.reference, run_id=self.run_id)
 

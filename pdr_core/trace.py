@@ -173,7 +173,9 @@ class TraceBuilder:
             node = self._nodes[event.node_id]
             node.text = event.text
             node.answer = event.answer
-            node.correct = is_correct(event.answer, trace.reference_answer)
+            # Workspaces are not answers; only generations are marked right or wrong.
+            node.correct = (None if node.stage == "distill"
+                            else is_correct(event.answer, trace.reference_answer))
             node.usage = dict(event.usage)
             node.reasoning = event.reasoning
             node.finish_reason = event.finish_reason
