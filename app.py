@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="PDR Inspector", page_icon="🌳", layout="wide")
+st.set_page_config(page_title="PDR Inspector", page_icon=":material/account_tree:", layout="wide")
 
 # Streamlit forgets a widget's value when its page is not shown; re-assigning the value
 # keeps the question and settings when a person switches pages and comes back.
@@ -17,9 +17,9 @@ for key in KEPT:
 
 navigation = st.navigation(
     [
-        st.Page("pages/run.py", title="Run", icon="▶️", default=True),
-        st.Page("pages/saved.py", title="Saved runs", icon="🗂️"),
-        st.Page("pages/settings.py", title="Settings", icon="⚙️"),
+        st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", default=True),
+        st.Page("pages/saved.py", title="Saved runs", icon=":material/folder_open:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
 navigation.run()

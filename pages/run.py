@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import (
-    JOBS,
-    endpoint,
-    get_store,
-    make_provider,
-    render_run_view,
-)
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.examples import EXAMPLES
 from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
 from pdr_core.store import RunNotFound
+from ui.components import (
+    JOBS,
+    endpoint,
+    get_store,
+    make_provider,
+    render_run_view,
+)
 
 METHOD_LABELS = {
     "pdr": "PDR (parallel-distill-refine)",

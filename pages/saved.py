@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import get_store, render_run_view, short
 from pdr_core.store import RunNotFound
+from ui.components import get_store, render_run_view, short
 
 st.title("Saved runs")
 store = get_store()

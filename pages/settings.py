@@ -10,8 +10,8 @@ import os
 
 import streamlit as st
 
-from pages.common import ENDPOINT, endpoint, run_async, secret_key
 from pdr_core.providers import EndpointSettings, ProviderError
+from ui.components import ENDPOINT, endpoint, run_async, secret_key
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
 

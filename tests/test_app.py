@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from pdr_core.config import RunConfig
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, default_answer
+from pdr_core.textfmt import model_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '<script>alert("x")</script><img src=x onerror="alert(1)">'
@@ -53,7 +54,7 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert not at.exception, at.exception
     stored = Store(db).list_runs()
     assert len(stored) == 1 and stored[0].status == "completed"
-    assert any(m.value == "**Final answer:** `52` ✅ correct" for m in at.markdown)
+    assert any(m.value == "**Final answer:** `52` · :green[**correct**]" for m in at.markdown)
     picker = at.selectbox(key="live_node")
     # 3 drafts, a summary, 3 refinements, a summary, the final
     assert len(picker.options) == 9 and picker.options[3].startswith("r1-distill-0 (distill")
@@ -61,7 +62,7 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert not at.exception
     # the node detail: its output text and a diff against its round-1 predecessor
     node = Store(db).get_trace(stored[0].id).node("r2-refine-1")
-    assert any(node.text in m.value for m in at.markdown)
+    assert any(model_markdown(node.text) == m.value for m in at.markdown)
     assert any("Against r1-draft-1" in m.value for m in at.markdown)
     assert at.get("html"), "the diff is drawn"
     assert "<ins" in at.get("html")[0].proto.body or "<del" in at.get("html")[0].proto.body

@@ -15,6 +15,7 @@ import streamlit as st
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
 from pdr_core.providers import EndpointSettings, Provider
 from pdr_core.store import Store, default_db_path
+from pdr_core.textfmt import model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
 
@@ -105,7 +106,8 @@ def render_header(trace: Trace) -> None:
     if trace.status == "running":
         st.progress(min(budget.calls / max(planned, 1), 1.0))
     if trace.final_answer is not None or trace.status == "completed":
-        verdict = {True: " ✅ correct", False: " ❌ incorrect", None: ""}[trace.correct]
+        verdict = {True: " · :green[**correct**]", False: " · :red[**incorrect**]",
+                   None: ""}[trace.correct]
         st.markdown(f"**Final answer:** `{trace.final_answer}`{verdict}")
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
@@ -126,9 +128,10 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     picker_key = f"{prefix}_node"
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
     with tree:
-        selected = st.session_state.get(picker_key)
+        # The figure does not depend on the selection: Streamlit drops clicks on a chart
+        # whose figure changed since it was drawn, so a highlight ring would eat the next click.
         event = st.plotly_chart(
-            tree_figure(trace, selected=selected if selected in ids else None),
+            tree_figure(trace),
             key=f"{prefix}_tree",
             on_select="rerun",
             selection_mode="points",
@@ -140,6 +143,7 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
             # A click on the tree selects the node, the picker below follows it.
             st.session_state[last_key] = clicked
             st.session_state[picker_key] = clicked
+            st.session_state[f"{prefix}_follow"] = False
     with flow:
         st.plotly_chart(answer_flow_figure(trace), key=f"{prefix}_flow")
     with timeline:
@@ -149,14 +153,22 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     if not ids:
         st.info("No node yet.")
         return
-    if st.session_state.get(picker_key) not in ids:
-        st.session_state[picker_key] = ids[-1] if trace.status != "running" else ids[0]
+    follow_key = f"{prefix}_follow"
+    if st.session_state.get(picker_key) not in ids or st.session_state.get(follow_key, True):
+        # Until the person picks a node, show the latest one to finish (the answer, at the end).
+        finished = [n.id for n in trace.nodes if n.status != "running"]
+        st.session_state[picker_key] = finished[-1] if finished else ids[0]
+
+    def stop_following() -> None:
+        st.session_state[follow_key] = False
+
     node_id = st.selectbox(
         "Node",
         ids,
         key=picker_key,
         format_func=lambda i: _node_label(trace.node(i)),
         help="Click a node in the tree, or pick it here.",
+        on_change=stop_following,
     )
     render_node(trace, trace.node(node_id), prefix)
 
@@ -212,10 +224,10 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         if node.status == "running":
             st.caption("streaming…")
         # st.markdown escapes raw HTML, so model text cannot inject markup or script.
-        st.markdown(node.text or "_(no text)_")
+        st.markdown(model_markdown(node.text) if node.text else "_(no text)_")
         if node.reasoning:
             with st.expander("Reasoning text"):
-                st.markdown(node.reasoning)
+                st.markdown(model_markdown(node.reasoning))
     with messages:
         if not node.messages:
             st.caption("No messages: this workspace was assembled from the drafts it links to.")

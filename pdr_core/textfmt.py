@@ -1,0 +1,63 @@
+"""Model text prepared for a markdown renderer that understands $...$ math.
+
+Models write LaTeX as \\[...\\], \\(...\\) or a bare \\boxed{...}, and break lines with a
+single newline; markdown would show the first as text and join the lines. Fenced code is
+left untouched. HTML in the text is not handled here: the renderer must escape it.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FENCE = re.compile(r"(```.*?(?:```|\Z))", re.DOTALL)
+_DISPLAY = re.compile(r"\\\[(.+?)\\\]", re.DOTALL)
+_INLINE = re.compile(r"\\\((.+?)\\\)", re.DOTALL)
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
+_BOXED = re.compile(r"\\boxed\{")
+
+
+def model_markdown(text: str) -> str:
+    """Markdown for `text`: LaTeX delimiters as $/$$, bare \\boxed in math, line breaks kept."""
+    parts = _FENCE.split(text)
+    for index in range(0, len(parts), 2):  # even parts are outside code fences
+        parts[index] = _prose(parts[index])
+    return "".join(parts)
+
+
+def _prose(text: str) -> str:
+    text = _DISPLAY.sub(lambda m: "$$" + m.group(1).strip() + "$$", text)
+    text = _INLINE.sub(lambda m: "$" + m.group(1).strip() + "$", text)
+    text = _wrap_bare_boxed(text)
+    # A single newline is a line break in model text, not a space.
+    return re.sub(r"(?<!\n)\n(?!\n)", "  \n", text)
+
+
+def _wrap_bare_boxed(text: str) -> str:
+    """Put $...$ around \\boxed{...} that stands outside any math span."""
+    spans = [m.span() for m in _MATH.finditer(text)]
+    out, last = [], 0
+    for match in _BOXED.finditer(text):
+        start = match.start()
+        if start < last or any(a <= start < b for a, b in spans):
+            continue
+        end = _closing_brace(text, match.end())
+        if end is None:
+            continue
+        out.append(text[last:start])
+        out.append("$" + text[start : end + 1] + "$")
+        last = end + 1
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _closing_brace(text: str, position: int) -> int | None:
+    depth = 1
+    for index in range(position, min(len(text), position + 2000)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None

@@ -1,0 +1,143 @@
+"""End to end in a real headless Chromium: the real app on the bundled local model.
+
+Chromium comes from Debian's package (`make test` installs it); Playwright drives it with
+`executable_path`, since Playwright's own browser download is not available. Without
+Chromium these tests skip, unless PDR_REQUIRE_BROWSER=1 (CI) makes them required.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRED = os.environ.get("PDR_REQUIRE_BROWSER") == "1"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - requirements-dev.txt installs it
+    sync_playwright = None
+
+if not CHROMIUM or sync_playwright is None:
+    reason = ("Chromium not found (apt-get install chromium)" if not CHROMIUM
+              else "the playwright package is not installed")
+    if REQUIRED:
+        pytest.fail(f"browser tests are required here but {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
+
+pytestmark = pytest.mark.local_model
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
+    env["PDR_DB"] = str(tmp_path / "runs.sqlite")
+    log = (tmp_path / "streamlit.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start: "
+                        + (tmp_path / "streamlit.log").read_text(errors="replace")[-2000:])
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def set_slider(page, key: str, target: str, options: list[str]) -> None:
+    """Move a slider with the keyboard, as a person would, until it shows `target`."""
+    thumb = page.locator(f".st-key-{key} input[type=range]")
+    shown = page.locator(f".st-key-{key} [data-testid=stSliderThumbValue]")
+    for _ in range(2 * len(options)):
+        current = shown.inner_text().strip()
+        if current == target:
+            return
+        thumb.focus()
+        before = options.index(current) > options.index(target)
+        thumb.press("ArrowLeft" if before else "ArrowRight")
+        page.wait_for_timeout(300)  # each change reruns the page
+    raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
+
+
+def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(app_url, tmp_path):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(app_url)
+        expect(page.get_by_role("heading", name="Run")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("bundled SmolLM2-135M")).to_be_visible()
+
+        question = page.locator(".st-key-question textarea")
+        question.fill("What is 17 * 3 + 1?")
+        question.press("Control+Enter")
+        page.locator(".st-key-reference input").fill("52")
+        page.locator(".st-key-reference input").press("Enter")
+        set_slider(page, "width", "2", [str(n) for n in range(1, 17)])
+        steps = ["16", "32", "64", "128", "256", "512", "1024", "2048", "4096"]
+        set_slider(page, "max_tokens", "128", steps)
+        set_slider(page, "workspace_tokens", "64", steps)
+        page.wait_for_timeout(500)
+        expect(page.locator(".st-key-width input[type=range]")).to_have_value("2")
+        page.screenshot(path=tmp_path / "1-settings.png", full_page=True)
+
+        page.locator(".st-key-run_button button").click()
+        expect(page.get_by_text("Final answer:")).to_be_visible(timeout=180_000)
+        expect(page.get_by_text("completed", exact=False).first).to_be_visible()
+        page.screenshot(path=tmp_path / "2-finished.png", full_page=True)
+
+        # the final node is selected: its diff against its round-1 predecessor
+        page.get_by_role("tab", name="Diff").click()
+        expect(page.get_by_text("Against r1-draft-0 (previous round)")).to_be_visible()
+        page.screenshot(path=tmp_path / "3-diff.png", full_page=True)
+
+        # clicking a draft in the tree selects it: the picker and the detail follow
+        picker = page.locator(".st-key-live_node input")
+        expect(picker).to_have_value(re.compile(r"^r2-final-0 "))
+        point = page.locator(".st-key-live_tree .scatterlayer .trace .points path").first
+        point.click(force=True)
+        expect(picker).to_have_value(re.compile(r"^r1-draft-"), timeout=20_000)
+        expect(page.get_by_text("Conditioned on")).to_have_count(0)  # drafts see the question
+        page.get_by_role("tab", name="Messages sent").click()
+        expect(page.get_by_text("What is 17 * 3 + 1?").first).to_be_visible()
+        page.screenshot(path=tmp_path / "4-node.png", full_page=True)
+        browser.close()
+    for name in ("1-settings", "2-finished", "3-diff", "4-node"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
