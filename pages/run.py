@@ -138,10 +138,6 @@ job = jobs.get(active) if active else None
 b1, b2 = st.columns([1, 5])
 start = b1.button("Run", type="primary", key="run_button",
                   disabled=config is None or (job is not None and job.running))
-if job is not None and job.running and b2.button("Cancel", key="cancel_button"):
-    job.cancel()
-    job.wait(timeout=10)
-
 if start:
     if not (question or "").strip():
         st.error("Write a question first (or pick an example).")
@@ -156,6 +152,10 @@ if start:
             jobs[job.run_id] = job
             st.session_state[ACTIVE_RUN] = job.run_id
             active = job.run_id
+
+if job is not None and job.running and b2.button("Cancel", key="cancel_button"):
+    job.cancel()
+    job.wait(timeout=10)
 
 
 timed = job is not None and job.running

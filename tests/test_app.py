@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,25 @@ def test_settings_page_validates_the_endpoint(db):
     assert not any("PLANTED" in m for m in messages)
     assert at.session_state["endpoint_settings"].api_key == "sk-PLANTED-secret-777"
     assert not db.exists() or b"PLANTED" not in db.read_bytes()
+
+
+def test_cancel_stops_the_run_and_keeps_finished_nodes(db):
+    at = app(FakeProvider(delay=0.4))
+    at.text_area(key="question").input("What is 5 * 5?")
+    at.slider(key="depth").set_value(4)
+    at.run()
+    at.button(key="run_button").click().run()
+    [job] = at.session_state["jobs"].values()
+    assert job.running
+    # the page that started the run may rerun any number of times: the run goes on
+    at.run()
+    assert job.running
+    deadline = time.monotonic() + 20
+    while Store(db).list_runs()[0].calls < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.button(key="cancel_button").click().run()
+    assert not job.running
+    trace = Store(db).get_trace(job.run_id)
+    assert trace.status == "interrupted"
+    assert sum(n.status == "ok" for n in trace.nodes) >= 4
+    assert any("interrupted" in m.value for m in at.markdown)
