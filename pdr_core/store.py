@@ -151,6 +151,9 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Runs hold prompts and outputs: readable by their owner only, from the first byte.
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         with closing(self.connect()) as conn:
             self._migrate(conn)
 
@@ -196,9 +199,9 @@ class Store:
 
     # -- writing -------------------------------------------------------------------
 
-    def writer(self) -> RunWriter:
-        """An event sink that persists one run as its events arrive."""
-        return RunWriter(self)
+    def writer(self, name: str | None = None, tags: tuple[str, ...] = ()) -> RunWriter:
+        """An event sink that persists one run as its events arrive, named and tagged."""
+        return RunWriter(self, name=name, tags=tags)
 
     def import_trace(self, trace: Trace) -> str:
         """Store an imported trace as a run marked imported; returns its id (a fresh id
@@ -331,21 +334,28 @@ class Store:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
 
     def set_name(self, run_id: str, name: str | None, tags: tuple[str, ...] = ()) -> None:
-        clean = ",".join(t.strip().replace(",", " ") for t in tags if t.strip())
         with self._conn() as conn:
             changed = conn.execute(
-                "UPDATE runs SET name = ?, tags = ? WHERE id = ?", (name, clean, run_id)
+                "UPDATE runs SET name = ?, tags = ? WHERE id = ?", (name, _tag_text(tags), run_id)
             ).rowcount
         if not changed:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
 
 
+def _tag_text(tags: tuple[str, ...]) -> str:
+    """Tags as stored: comma-separated, no commas inside a tag."""
+    return ",".join(t.strip().replace(",", " ") for t in tags if t.strip())
+
+
 class RunWriter:
     """Event sink persisting one run: one transaction per node or run event."""
 
-    def __init__(self, store: Store, imported: bool = False):
+    def __init__(self, store: Store, imported: bool = False, name: str | None = None,
+                 tags: tuple[str, ...] = ()):
         self.store = store
         self.imported = imported
+        self.name = name
+        self.tags = _tag_text(tags)
         self._conn = store.connect()
         self._builder = TraceBuilder()
         self._seq = 0
@@ -411,11 +421,12 @@ class RunWriter:
         pid = os.getpid()
         self._conn.execute(
             "INSERT INTO runs (id, created_at, updated_at, question, reference_answer, method,"
-            " model, config, status, imported, owner_host, owner_pid, owner_started)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            " model, config, status, imported, owner_host, owner_pid, owner_started, name, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
             (event.run_id, event.created_at, now_iso(), event.question, event.reference_answer,
              config.get("method", ""), config.get("model", "") or "", json.dumps(config),
-             int(self.imported), socket.gethostname(), pid, _process_start(pid)),
+             int(self.imported), socket.gethostname(), pid, _process_start(pid), self.name,
+             self.tags),
         )
 
     def _update_summary(self, trace: Trace) -> None:

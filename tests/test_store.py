@@ -169,3 +169,13 @@ def test_partial_text_of_running_nodes_is_readable(store):
     node = mid.nodes[0]
     assert node.status == "running" and node.text
     assert len(node.text) < len(store.get_trace(mid.id).nodes[0].text)
+
+
+def test_store_file_is_private_and_writer_names_and_tags(tmp_path):
+    store = Store(tmp_path / "private.sqlite")
+    assert (store.path.stat().st_mode & 0o777) == 0o600
+    trace = run_fake(RunConfig(method="single"),
+                     sink=store.writer(name="eval 1", tags=("eval:abc", "demo")))
+    [summary] = store.list_runs()
+    assert (summary.id, summary.name, summary.tags) == (trace.id, "eval 1", ("eval:abc", "demo"))
+    assert [r.id for r in store.list_runs(text="eval:abc")] == [trace.id]
