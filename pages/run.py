@@ -116,12 +116,14 @@ with st.expander("Budget preview", expanded=True):
     if config is None:
         st.error(f"Fix the settings: {config_error}")
     else:
-        price = known_price(config.model) if not settings.uses_local else (0.0, 0.0)
+        price = known_price(config.model) if not settings.uses_local else None
+        st.session_state.setdefault("price_in", price[0] if price else 0.0)
+        st.session_state.setdefault("price_out", price[1] if price else 0.0)
         p1, p2 = st.columns(2)
         price_in = p1.number_input("Price per 1M input tokens ($)", min_value=0.0,
-                                   value=price[0] if price else 0.0, key="price_in")
+                                   key="price_in")
         price_out = p2.number_input("Price per 1M output tokens ($)", min_value=0.0,
-                                    value=price[1] if price else 0.0, key="price_out")
+                                    key="price_out")
         estimate = preview(config, question or "", (price_in, price_out))
         m = st.columns(4)
         m[0].metric("Calls", estimate.calls)

@@ -58,7 +58,9 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert any(m.value == "**Final answer:** `52` · :green[**correct**]" for m in at.markdown)
     picker = at.selectbox(key="live_node")
     # 3 drafts, a summary, 3 refinements, a summary, the final
-    assert len(picker.options) == 9 and picker.options[3].startswith("r1-distill-0 (distill")
+    assert len(picker.options) == 1 + 9 and picker.options[4].startswith("r1-distill-0 (distill")
+    assert picker.options[0].startswith("Latest finished node")
+    assert any(c.value.startswith("Showing r3-final-0") for c in at.caption)
     picker.set_value("r2-refine-1").run()
     assert not at.exception
     # the node detail: its output text and a diff against its round-1 predecessor

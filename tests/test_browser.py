@@ -97,6 +97,18 @@ def set_slider(page, key: str, target: str, options: list[str]) -> None:
     raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
 
 
+def open_tab(page, name: str, shows) -> None:
+    """Open a tab and wait for what it shows; a rerun landing meanwhile resets the tabs."""
+    for _ in range(3):
+        page.get_by_role("tab", name=name).click()
+        try:
+            expect(shows).to_be_visible(timeout=5_000)
+            return
+        except AssertionError:
+            page.wait_for_timeout(1_000)
+    expect(shows).to_be_visible()
+
+
 def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(app_url, tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -121,16 +133,19 @@ def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(app_url, tmp_path):
         page.locator(".st-key-run_button button").click()
         expect(page.get_by_text("Final answer:")).to_be_visible(timeout=180_000)
         expect(page.get_by_text("completed", exact=False).first).to_be_visible()
+        # the page redraws once more when the run ends; interact after that
+        expect(page.locator(".st-key-cancel_button")).to_have_count(0, timeout=30_000)
+        page.wait_for_timeout(1500)
         page.screenshot(path=tmp_path / "2-finished.png", full_page=True)
 
         # the final node is selected: its diff against its round-1 predecessor
-        page.get_by_role("tab", name="Diff").click()
-        expect(page.get_by_text("Against r1-draft-0 (previous round)")).to_be_visible()
+        open_tab(page, "Diff", page.get_by_text("Against r1-draft-0 (previous round)"))
         page.screenshot(path=tmp_path / "3-diff.png", full_page=True)
 
         # clicking a draft in the tree selects it: the picker and the detail follow
         picker = page.locator(".st-key-live_node input")
-        expect(picker).to_have_value(re.compile(r"^r2-final-0 "))
+        expect(picker).to_have_value(re.compile(r"^Latest finished node"))
+        expect(page.get_by_text("Showing r2-final-0 (final, round 2, branch 0)")).to_be_visible()
         point = page.locator(".st-key-live_tree .scatterlayer .trace .points path").first
         point.click(force=True)
         expect(picker).to_have_value(re.compile(r"^r1-draft-"), timeout=20_000)

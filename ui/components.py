@@ -23,6 +23,9 @@ from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree
 ENDPOINT = "endpoint_settings"
 PROVIDER = "provider"  # an injected Provider (tests use the fake one)
 JOBS = "jobs"
+LATEST = ""  # the node picker's "follow the newest node" choice
+# A fixed label: a label that changes under a mounted widget is not redrawn reliably.
+LATEST_LABEL = "Latest finished node (follows a live run)"
 
 STATUS_BADGE = {
     "running": ":blue[● running]",
@@ -108,7 +111,8 @@ def render_header(trace: Trace) -> None:
     if trace.final_answer is not None or trace.status == "completed":
         verdict = {True: " · :green[**correct**]", False: " · :red[**incorrect**]",
                    None: ""}[trace.correct]
-        st.markdown(f"**Final answer:** `{trace.final_answer}`{verdict}")
+        shown = f"`{trace.final_answer}`" if trace.final_answer is not None else "no answer"
+        st.markdown(f"**Final answer:** {shown}{verdict}")
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
     if trace.error and trace.status != "completed":
@@ -143,7 +147,6 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
             # A click on the tree selects the node, the picker below follows it.
             st.session_state[last_key] = clicked
             st.session_state[picker_key] = clicked
-            st.session_state[f"{prefix}_follow"] = False
     with flow:
         st.plotly_chart(answer_flow_figure(trace), key=f"{prefix}_flow")
     with timeline:
@@ -153,23 +156,22 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     if not ids:
         st.info("No node yet.")
         return
-    follow_key = f"{prefix}_follow"
-    if st.session_state.get(picker_key) not in ids or st.session_state.get(follow_key, True):
-        # Until the person picks a node, show the latest one to finish (the answer, at the end).
-        finished = [n.id for n in trace.nodes if n.status != "running"]
-        st.session_state[picker_key] = finished[-1] if finished else ids[0]
-
-    def stop_following() -> None:
-        st.session_state[follow_key] = False
-
-    node_id = st.selectbox(
+    # The picker starts on "latest": it follows the newest finished node while a run grows,
+    # without the page setting the widget on every refresh (which races the browser).
+    finished = [n.id for n in trace.nodes if n.status != "running"]
+    latest = finished[-1] if finished else ids[0]
+    if st.session_state.get(picker_key, LATEST) not in (LATEST, *ids):
+        st.session_state[picker_key] = LATEST
+    choice = st.selectbox(
         "Node",
-        ids,
+        [LATEST, *ids],
         key=picker_key,
-        format_func=lambda i: _node_label(trace.node(i)),
+        format_func=lambda i: LATEST_LABEL if i == LATEST else _node_label(trace.node(i)),
         help="Click a node in the tree, or pick it here.",
-        on_change=stop_following,
     )
+    node_id = latest if choice == LATEST else choice
+    if choice == LATEST:
+        st.caption(f"Showing {_node_label(trace.node(node_id))}")
     render_node(trace, trace.node(node_id), prefix)
 
 
