@@ -16,7 +16,7 @@ from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStar
 from pdr_core.operators import Draft
 from pdr_core.providers.base import Message, Provider, ProviderError, Sampling
 from pdr_core.tokens import estimate_prompt_tokens
-from pdr_core.trace import TraceBuilder
+from pdr_core.trace import Node, TraceBuilder
 
 EventSink = Callable[[Event], None]
 
@@ -27,6 +27,25 @@ class BudgetExhausted(Exception):
 
 class RunFailed(Exception):
     """The run cannot go on; the message is the reason recorded on the run."""
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Finished nodes a run may take instead of calling again (resume and fork).
+
+    A node is reused when its id is in `nodes`, it finished ok and it is not in `stale`
+    (the fork node and everything that depended on it). A resumed run also requires the
+    call to send exactly the messages the node was sent; a fork reuses every upstream node
+    as it was, even where edited templates would now word its prompt differently. `copy`
+    says whether to write the node into this run's log: a fork copies its parent's nodes,
+    a resumed run already holds them.
+    """
+
+    nodes: dict[str, Node]
+    stale: frozenset[str] = frozenset()
+    messages: dict[str, list[Message]] | None = None  # edited messages, by node id
+    copy: bool = True
+    same_messages: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,8 +71,10 @@ class RunContext:
         provider: Provider,
         sink: EventSink,
         builder: TraceBuilder,
+        reuse: Reuse | None = None,
     ):
         self.run_id = run_id
+        self.reuse = reuse
         self.question = question
         self.config = config
         self.provider = provider
@@ -88,8 +109,44 @@ class RunContext:
     def node_id(self, stage: str, round_: int, branch: int) -> str:
         return f"r{round_}-{stage}-{branch}"
 
+    def edited(self, spec: CallSpec) -> CallSpec:
+        """The spec with a person's edited messages for its node, if any."""
+        node_id = self.node_id(spec.stage, spec.round, spec.branch)
+        edits = self.reuse.messages if self.reuse else None
+        if edits and node_id in edits:
+            return CallSpec(spec.stage, spec.round, spec.branch, spec.parent_ids,
+                            edits[node_id], spec.max_tokens)
+        return spec
+
+    def reused(self, node_id: str, messages: Sequence[Message], text: str | None = None
+               ) -> Draft | None:
+        """A finished node to take instead of a call, recorded as reused; else None."""
+        reuse = self.reuse
+        if reuse is None or node_id in reuse.stale:
+            return None
+        node = reuse.nodes.get(node_id)
+        if node is None or node.status != "ok":
+            return None
+        if reuse.same_messages and (node.messages != list(messages)
+                                    or (text is not None and node.text != text)):
+            return None
+        if reuse.copy:
+            self.emit(NodeStarted(self.run_id, node.id, node.stage, node.round, node.branch,
+                                  list(node.parent_ids), [dict(m) for m in node.messages],
+                                  node.started_at))
+            self.emit(NodeFinished(self.run_id, node.id, node.text, node.answer,
+                                   dict(node.usage), node.reasoning, node.finish_reason,
+                                   node.finished_at or node.started_at, node.call, reused=True))
+        if node.call:
+            self._spent += node.tokens
+        return Draft(node.id, node.branch, node.text, node.answer)
+
     async def call(self, spec: CallSpec) -> Draft | None:
         """Make one call as a node; None when it failed or the budget forbade it."""
+        spec = self.edited(spec)
+        cached = self.reused(self.node_id(spec.stage, spec.round, spec.branch), spec.messages)
+        if cached is not None:
+            return cached
         async with self._limit:
             try:
                 worst = self._reserve(spec.messages, spec.max_tokens)
@@ -194,8 +251,15 @@ class RunContext:
 
         Raises RunFailed when every call failed, naming the first error.
         """
+        specs = [self.edited(spec) for spec in specs]
         if self._shares_request(specs):
-            results = await self.call_shared(specs)
+            # Resumed or forked runs may hold some of the choices already.
+            cached = [self.reused(self.node_id(s.stage, s.round, s.branch), s.messages)
+                      for s in specs]
+            fresh = [s for s, c in zip(specs, cached, strict=True) if c is None]
+            called = iter(await self.call_shared(fresh) if len(fresh) > 1 else
+                          [await self.call(s) for s in fresh])
+            results = [c if c is not None else next(called) for c in cached]
         else:
             results = await asyncio.gather(*(self.call(spec) for spec in specs))
         survivors = [r for r in results if r is not None]
@@ -217,6 +281,8 @@ class RunContext:
                        workspace: str) -> str:
         """An extractive workspace as a distill node: no call, parents = its drafts."""
         node_id = self.node_id("distill", round_, branch)
+        if self.reused(node_id, [], workspace) is not None:
+            return node_id
         self.emit(NodeStarted(self.run_id, node_id, "distill", round_, branch,
                               [d.node_id for d in selected], []))
         self.emit(NodeFinished(self.run_id, node_id, workspace, None,

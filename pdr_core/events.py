@@ -18,6 +18,17 @@ class RunStarted:
     reference_answer: str | None
     config: dict[str, Any]
     created_at: str = field(default_factory=now_iso)
+    # A fork records the run and node it was forked from.
+    parent_run_id: str | None = None
+    parent_node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResumed:
+    """An interrupted run continues: finished nodes stay, the rest is called again."""
+
+    run_id: str
+    resumed_at: str = field(default_factory=now_iso)
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class NodeFinished:
     finished_at: str = field(default_factory=now_iso)
     # Extractive distill nodes make no call; they still are nodes of the tree.
     call: bool = True
+    # A fork's node copied from its parent run: no call was made for it in this run.
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,11 +87,13 @@ class RunFinished:
     finished_at: str = field(default_factory=now_iso)
 
 
-Event = RunStarted | NodeStarted | NodeDelta | NodeFinished | NodeFailed | RunFinished
+Event = (RunStarted | RunResumed | NodeStarted | NodeDelta | NodeFinished | NodeFailed
+         | RunFinished)
 
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (RunStarted, NodeStarted, NodeDelta, NodeFinished, NodeFailed, RunFinished)
+    for cls in (RunStarted, RunResumed, NodeStarted, NodeDelta, NodeFinished, NodeFailed,
+                RunFinished)
 }
 
 

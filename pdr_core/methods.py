@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from pdr_core.config import RunConfig
-from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, RunContext, RunFailed
-from pdr_core.events import RunFinished, RunStarted
+from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
+from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.operators import (
     Draft,
     answer_tally,
@@ -149,19 +149,90 @@ async def run(
     sink: EventSink | None = None,
     reference: str | None = None,
     run_id: str | None = None,
+    reuse: Reuse | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> Trace:
     """Run `question` with `config` on `provider`, emitting every event to `sink`.
 
     Returns the folded trace. On cancellation the run is recorded as interrupted (every
-    finished node kept) and the CancelledError propagates.
+    finished node kept) and the CancelledError propagates. `reuse` and `parent` are how a
+    fork takes its parent run's unchanged nodes (see `fork`).
     """
     if not question.strip():
         raise ValueError("the question is empty: write the problem to solve")
     builder = TraceBuilder()
     ctx = RunContext(run_id or new_run_id(), question, config, provider, sink or _discard,
-                     builder)
-    ctx.emit(RunStarted(ctx.run_id, question, reference, config.to_dict()))
-    method = METHODS[config.method]
+                     builder, reuse)
+    parent_run, parent_node = parent or (None, None)
+    ctx.emit(RunStarted(ctx.run_id, question, reference, config.to_dict(),
+                        parent_run_id=parent_run, parent_node_id=parent_node))
+    return await _execute(ctx)
+
+
+async def resume(trace: Trace, events: list[Event], provider: Provider,
+                 sink: EventSink | None = None) -> Trace:
+    """Continue an interrupted or failed run from its stored `events`.
+
+    Every node that finished is taken as it is (no call); the rest is called again, and
+    new events are appended to the same run.
+    """
+    if trace.status == "completed":
+        raise ValueError(f"run {trace.id} is already completed: nothing to resume")
+    config = RunConfig.from_dict(trace.config)
+    builder = TraceBuilder()
+    for event in events:
+        builder.apply(event)
+    finished = {n.id: n for n in trace.nodes if n.status == "ok"}
+    ctx = RunContext(trace.id, trace.question, config, provider, sink or _discard, builder,
+                     Reuse(finished, copy=False))
+    ctx.emit(RunResumed(trace.id))
+    return await _execute(ctx)
+
+
+async def fork(
+    parent: Trace,
+    node_id: str,
+    provider: Provider,
+    sink: EventSink | None = None,
+    config: RunConfig | None = None,
+    messages: list[Message] | None = None,
+    run_id: str | None = None,
+) -> Trace:
+    """A new run from `parent` that calls `node_id` again (with edited `messages`, or the
+    templates and settings of `config`) and everything that depended on it; every other
+    node of the parent is reused as it was, without a call."""
+    if node_id not in {n.id for n in parent.nodes}:
+        raise KeyError(f"run {parent.id} has no node {node_id!r}")
+    stale = descendants(parent, node_id) | {node_id}
+    reuse = Reuse(
+        nodes={n.id: n for n in parent.nodes if n.status == "ok"},
+        stale=frozenset(stale),
+        messages={node_id: messages} if messages is not None else None,
+        same_messages=False,
+    )
+    config = config or RunConfig.from_dict(parent.config)
+    return await run(parent.question, config, provider, sink, parent.reference_answer,
+                     run_id, reuse, (parent.id, node_id))
+
+
+def descendants(trace: Trace, node_id: str) -> set[str]:
+    """Ids of every node that depended, directly or not, on `node_id`."""
+    children: dict[str, list[str]] = {}
+    for node in trace.nodes:
+        for parent_id in node.parent_ids:
+            children.setdefault(parent_id, []).append(node.id)
+    found: set[str] = set()
+    todo = [node_id]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+async def _execute(ctx: RunContext) -> Trace:
+    method = METHODS[ctx.config.method]
     try:
         answer = await method(ctx)
     except asyncio.CancelledError:
@@ -174,8 +245,8 @@ async def run(
     else:
         stop = "budget" if ctx.stopped_on_budget else None
         ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop))
-    assert builder.trace is not None
-    return builder.trace
+    assert ctx.builder.trace is not None
+    return ctx.builder.trace
 
 
 def _budget_finish(ctx: RunContext, reason: str) -> RunFinished:

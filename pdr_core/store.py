@@ -24,6 +24,7 @@ from pdr_core.events import (
     NodeFailed,
     NodeFinished,
     RunFinished,
+    RunResumed,
     RunStarted,
     event_from_dict,
     event_to_dict,
@@ -76,6 +77,11 @@ MIGRATIONS: tuple[str, ...] = (
         text TEXT NOT NULL,
         PRIMARY KEY (run_id, node_id)
     ) WITHOUT ROWID;
+    """,
+    # 2: forks record the run and node they came from.
+    """
+    ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+    ALTER TABLE runs ADD COLUMN parent_node_id TEXT
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -202,6 +208,10 @@ class Store:
     def writer(self, name: str | None = None, tags: tuple[str, ...] = ()) -> RunWriter:
         """An event sink that persists one run as its events arrive, named and tagged."""
         return RunWriter(self, name=name, tags=tags)
+
+    def resume_writer(self, run_id: str) -> RunWriter:
+        """An event sink that appends to a stored run (to resume it)."""
+        return RunWriter(self, existing=run_id)
 
     def import_trace(self, trace: Trace) -> str:
         """Store an imported trace as a run marked imported; returns its id (a fresh id
@@ -351,7 +361,7 @@ class RunWriter:
     """Event sink persisting one run: one transaction per node or run event."""
 
     def __init__(self, store: Store, imported: bool = False, name: str | None = None,
-                 tags: tuple[str, ...] = ()):
+                 tags: tuple[str, ...] = (), existing: str | None = None):
         self.store = store
         self.imported = imported
         self.name = name
@@ -359,6 +369,10 @@ class RunWriter:
         self._conn = store.connect()
         self._builder = TraceBuilder()
         self._seq = 0
+        if existing is not None:
+            for event in store.events(existing):
+                self._builder.apply(event)
+                self._seq += 1
         self._dirty: set[str] = set()
         self._last_flush = 0.0
         self._in_batch = False
@@ -392,6 +406,13 @@ class RunWriter:
         try:
             if isinstance(event, RunStarted):
                 self._insert_run(event)
+            elif isinstance(event, RunResumed):
+                pid = os.getpid()
+                conn.execute(
+                    "UPDATE runs SET status = 'running', owner_host = ?, owner_pid = ?,"
+                    " owner_started = ?, updated_at = ? WHERE id = ?",
+                    (socket.gethostname(), pid, _process_start(pid), now_iso(), event.run_id),
+                )
             trace = self._builder.trace
             assert trace is not None
             self._seq += 1
@@ -421,12 +442,13 @@ class RunWriter:
         pid = os.getpid()
         self._conn.execute(
             "INSERT INTO runs (id, created_at, updated_at, question, reference_answer, method,"
-            " model, config, status, imported, owner_host, owner_pid, owner_started, name, tags)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            " model, config, status, imported, owner_host, owner_pid, owner_started, name, tags,"
+            " parent_run_id, parent_node_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
             (event.run_id, event.created_at, now_iso(), event.question, event.reference_answer,
              config.get("method", ""), config.get("model", "") or "", json.dumps(config),
              int(self.imported), socket.gethostname(), pid, _process_start(pid), self.name,
-             self.tags),
+             self.tags, event.parent_run_id, event.parent_node_id),
         )
 
     def _update_summary(self, trace: Trace) -> None:

@@ -15,6 +15,7 @@ from pdr_core.events import (
     NodeFinished,
     NodeStarted,
     RunFinished,
+    RunResumed,
     RunStarted,
 )
 
@@ -51,6 +52,7 @@ class Node:
     reasoning: str = ""
     finish_reason: str | None = None
     call: bool = True
+    reused: bool = False
 
     @property
     def tokens(self) -> int:
@@ -80,6 +82,8 @@ class Trace:
     error: str | None = None
     stop_reason: str | None = None
     finished_at: str | None = None
+    parent_run_id: str | None = None
+    parent_node_id: str | None = None
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -108,6 +112,8 @@ class Trace:
             "error": self.error,
             "stop_reason": self.stop_reason,
             "finished_at": self.finished_at,
+            "parent_run_id": self.parent_run_id,
+            "parent_node_id": self.parent_node_id,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -150,12 +156,18 @@ class TraceBuilder:
                 reference_answer=event.reference_answer,
                 config=event.config,
                 created_at=event.created_at,
+                parent_run_id=event.parent_run_id,
+                parent_node_id=event.parent_node_id,
             )
             return
         trace = self.trace
         if trace is None:
             raise TraceError(f"event {type(event).__name__} arrived before RunStarted")
-        if isinstance(event, NodeStarted):
+        if isinstance(event, RunResumed):
+            trace.status = "running"
+            trace.final_answer = trace.correct = trace.error = None
+            trace.stop_reason = trace.finished_at = None
+        elif isinstance(event, NodeStarted):
             node = Node(
                 id=event.node_id,
                 stage=event.stage,
@@ -165,8 +177,12 @@ class TraceBuilder:
                 messages=[dict(m) for m in event.messages],
                 started_at=event.started_at,
             )
+            previous = self._nodes.get(node.id)
             self._nodes[node.id] = node
-            trace.nodes.append(node)
+            if previous is None:
+                trace.nodes.append(node)
+            else:  # called again after a resume: the new attempt takes the old one's place
+                trace.nodes[trace.nodes.index(previous)] = node
         elif isinstance(event, NodeDelta):
             self.partial[event.node_id] = self.partial.get(event.node_id, "") + event.text
         elif isinstance(event, NodeFinished):
@@ -181,6 +197,7 @@ class TraceBuilder:
             node.finish_reason = event.finish_reason
             node.finished_at = event.finished_at
             node.call = event.call
+            node.reused = event.reused
             node.status = "ok"
             self.partial.pop(event.node_id, None)
         elif isinstance(event, NodeFailed):
@@ -219,6 +236,8 @@ def trace_to_events(trace: Trace) -> list[Event]:
             reference_answer=trace.reference_answer,
             config=trace.config,
             created_at=trace.created_at,
+            parent_run_id=trace.parent_run_id,
+            parent_node_id=trace.parent_node_id,
         )
     ]
     for n in trace.nodes:
@@ -229,7 +248,7 @@ def trace_to_events(trace: Trace) -> list[Event]:
         if n.status == "ok":
             events.append(
                 NodeFinished(trace.id, n.id, n.text, n.answer, n.usage, n.reasoning,
-                             n.finish_reason, n.finished_at or n.started_at, n.call)
+                             n.finish_reason, n.finished_at or n.started_at, n.call, n.reused)
             )
         elif n.status == "failed":
             events.append(
@@ -264,6 +283,7 @@ def _node_to_dict(n: Node) -> dict[str, Any]:
         "reasoning": n.reasoning,
         "finish_reason": n.finish_reason,
         "call": n.call,
+        "reused": n.reused,
     }
 
 
@@ -345,6 +365,7 @@ def trace_from_dict(data: Any) -> Trace:
                 status=raw["status"], error=raw["error"], error_kind=raw.get("error_kind"),
                 reasoning=str(raw.get("reasoning") or ""),
                 finish_reason=raw.get("finish_reason"), call=bool(raw.get("call", True)),
+                reused=bool(raw.get("reused", False)),
             )
         )
     return Trace(
@@ -352,7 +373,8 @@ def trace_from_dict(data: Any) -> Trace:
         config=data["config"], created_at=data["created_at"], status=data["status"],
         nodes=nodes, final_answer=data["final_answer"], correct=data["correct"],
         error=data.get("error"), stop_reason=data.get("stop_reason"),
-        finished_at=data.get("finished_at"),
+        finished_at=data.get("finished_at"), parent_run_id=data.get("parent_run_id"),
+        parent_node_id=data.get("parent_node_id"),
     )
 
 
