@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -14,8 +15,8 @@ from pathlib import Path
 
 from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
 from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
-from pdr_core.methods import run
-from pdr_core.prompts import TemplateError
+from pdr_core.methods import fork, fork_config, resume, run
+from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
 from pdr_core.store import Store, StoreError
 from pdr_core.trace import Trace, TraceError, trace_from_json
@@ -175,6 +176,83 @@ def cmd_delete(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _provider_for(args: argparse.Namespace, config: dict):
+    """The endpoint from the flags or environment, else the one the run was made with."""
+    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    if not (settings.local or settings.base_url or settings.model):
+        recorded = config.get("base_url") or ""
+        settings = EndpointSettings.from_env(
+            None if recorded in ("", "local") else recorded, None,
+            config.get("model") or None, local=recorded == "local",
+        )
+    return resolve_provider(settings)
+
+
+def cmd_resume(args: argparse.Namespace, store: Store) -> int:
+    run_id = store.resolve_id(args.run_id)
+    trace = store.get_trace(run_id)
+    if trace.status == "running":
+        print(f"error: run {run_id} is still running in another process", file=sys.stderr)
+        return EXIT_FAILED
+    provider = _provider_for(args, trace.config)
+    done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
+    print(f"resuming {run_id}: {done} finished call(s) kept", file=sys.stderr)
+    config = RunConfig.from_dict(trace.config)
+    sink = _both(store.resume_writer(run_id), Progress(config.calls))
+    try:
+        trace = asyncio.run(resume(trace, store.events(run_id), provider, sink))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return _finish(trace, args)
+
+
+def cmd_fork(args: argparse.Namespace, store: Store) -> int:
+    parent = store.get_trace(store.resolve_id(args.run_id))
+    if args.node not in {n.id for n in parent.nodes}:
+        ids = ", ".join(n.id for n in parent.nodes)
+        raise ConfigError("node", args.node, f"a node of run {parent.id}: {ids}")
+    prompts = None
+    if args.prompts:
+        templates = json.loads(Path(args.prompts).read_text(encoding="utf-8"))
+        if not isinstance(templates, dict):
+            raise TemplateError(f"{args.prompts} must hold a JSON object of templates")
+        prompts = PromptSet.from_dict(
+            {**RunConfig.from_dict(parent.config).prompts.to_dict(), **templates})
+    config = fork_config(parent, args.node, args.width, args.depth, args.max_tokens, prompts)
+    messages = None
+    if args.message is not None:
+        messages = [dict(m) for m in parent.node(args.node).messages]
+        if not messages:
+            raise ConfigError("message", args.message,
+                              f"a node with messages; {args.node} made no call")
+        messages[-1]["content"] = args.message
+    provider = _provider_for(args, parent.config)
+    sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"),
+                 Progress(config.calls))
+    trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages))
+    reused = sum(1 for n in trace.nodes if n.reused and n.call)
+    print(f"fork of {parent.id} at {args.node}: {reused} call(s) reused", file=sys.stderr)
+    return _finish(trace, args)
+
+
+def _finish(trace: Trace, args: argparse.Namespace) -> int:
+    if getattr(args, "out", None):
+        Path(args.out).write_text(trace.to_json(), encoding="utf-8")
+    _print_result(trace)
+    if trace.status != "completed":
+        print(f"error: run {trace.status}: {trace.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _endpoint_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (else the run's own)")
+    p.add_argument("--model", help="model name (else the run's own)")
+    p.add_argument("--local", action="store_true", help="use the bundled local model")
+    p.add_argument("--out", help="also write the trace JSON here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pdr_core",
@@ -227,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[common], help="store a pdr-trace/1 file as a run")
     p.add_argument("file")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("resume", parents=[common],
+                       help="continue an interrupted run without repeating finished calls")
+    p.add_argument("run_id")
+    _endpoint_flags(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("fork", parents=[common],
+                       help="re-run a run from one node on, reusing everything upstream")
+    p.add_argument("run_id")
+    p.add_argument("--node", required=True, help="the node to call again, e.g. r2-distill-0")
+    p.add_argument("--prompts", help="JSON file of templates to use from that node on")
+    p.add_argument("--message", help="new text of that node's last message")
+    p.add_argument("--width", type=int, help="width of the remaining rounds")
+    p.add_argument("--depth", type=int, help="depth of the new run")
+    p.add_argument("--max-tokens", type=int, help="per-call budget of the new calls")
+    _endpoint_flags(p)
+    p.set_defaults(func=cmd_fork)
 
     p = sub.add_parser("delete", parents=[common], help="delete a stored run")
     p.add_argument("run_id")

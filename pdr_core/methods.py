@@ -24,6 +24,7 @@ from pdr_core.operators import (
     select_topk,
     vote,
 )
+from pdr_core.prompts import PromptSet
 from pdr_core.providers.base import Message, Provider
 from pdr_core.trace import Trace, TraceBuilder
 
@@ -213,6 +214,38 @@ async def fork(
     config = config or RunConfig.from_dict(parent.config)
     return await run(parent.question, config, provider, sink, parent.reference_answer,
                      run_id, reuse, (parent.id, node_id))
+
+
+def fork_config(
+    parent: Trace,
+    node_id: str,
+    width: int | None = None,
+    depth: int | None = None,
+    max_tokens: int | None = None,
+    prompts: PromptSet | None = None,
+) -> RunConfig:
+    """The parent's configuration with new settings for the rounds after `node_id`.
+
+    Rounds up to the fork node's keep their widths (their nodes are reused); a new width
+    applies to the remaining rounds but the last, which stays 1.
+    """
+    fields = dict(parent.config)
+    if max_tokens is not None:
+        fields["max_tokens"] = max_tokens
+    if prompts is not None:
+        fields["prompts"] = prompts
+    if fields.get("method") == "pdr" and (width is not None or depth is not None):
+        old = list(fields["width_schedule"])
+        keep = parent.node(node_id).round
+        depth = depth if depth is not None else len(old)
+        rest = width if width is not None else (old[keep] if keep < len(old) - 1 else old[0])
+        schedule = old[:min(keep, depth)] + [rest] * max(depth - keep - 1, 0)
+        if depth > keep:
+            schedule.append(1)
+        fields.update(width_schedule=schedule, depth=depth)
+    elif width is not None or depth is not None:
+        fields.update({k: v for k, v in (("width", width), ("depth", depth)) if v is not None})
+    return RunConfig.from_dict(fields)
 
 
 def descendants(trace: Trace, node_id: str) -> set[str]:

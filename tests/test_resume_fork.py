@@ -128,3 +128,14 @@ def test_fork_with_edited_messages_and_a_deeper_run():
     assert len(provider.calls) == 5
     with pytest.raises(KeyError, match="no node 'ghost'"):
         asyncio.run(fork(parent, "ghost", provider))
+
+
+def test_fork_config_keeps_upstream_widths():
+    from pdr_core.methods import fork_config
+
+    parent = run_fake(RunConfig(method="pdr", depth=3, width_schedule=(4, 4, 1)))
+    assert fork_config(parent, "r2-distill-0", width=2).schedule == (4, 4, 1)
+    assert fork_config(parent, "r1-distill-0", width=2).schedule == (4, 2, 1)
+    assert fork_config(parent, "r1-distill-0", width=6, depth=4).schedule == (4, 6, 6, 1)
+    assert fork_config(parent, "r2-refine-1", depth=2).schedule == (4, 4)
+    assert fork_config(parent, "r1-draft-0", max_tokens=99).max_tokens == 99
