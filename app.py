@@ -18,7 +18,7 @@ for key in KEPT:
 navigation = st.navigation(
     [
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", default=True),
-        st.Page("pages/saved.py", title="Saved runs", icon=":material/folder_open:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )

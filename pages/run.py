@@ -11,6 +11,7 @@ from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
 from pdr_core.store import RunNotFound
 from ui.components import (
+    ACTIVE_RUN,
     JOBS,
     endpoint,
     get_store,
@@ -36,7 +37,6 @@ DISTILL_HELP = {
 }
 TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 WORKSPACE_STEPS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
-ACTIVE_RUN = "active_run"
 DEFAULTS = {"width": 4, "depth": 2, "max_tokens": 1024, "workspace_tokens": 512, "k": 2,
             "temperature": 0.8}
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pdr_core.config import RunConfig
 from pdr_core.engine import EventSink
 from pdr_core.events import Event
-from pdr_core.methods import new_run_id, run
+from pdr_core.methods import new_run_id, resume, run
 from pdr_core.providers.base import Provider
-from pdr_core.store import Store
+from pdr_core.store import RunWriter, Store
 from pdr_core.trace import Trace
+
+# What a job executes: given the event sink, the coroutine of the run.
+Action = Callable[[EventSink], Awaitable[Trace]]
 
 
 @dataclass
@@ -29,10 +33,22 @@ class RunJob:
     extra_sink: EventSink | None = None
     trace: Trace | None = field(default=None, init=False)
     error: BaseException | None = field(default=None, init=False)
+    _action: Action | None = field(default=None, init=False, repr=False)
+    _writer: Callable[[], RunWriter] | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _task: asyncio.Task | None = field(default=None, init=False, repr=False)
     _ready: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    @classmethod
+    def resuming(cls, store: Store, trace: Trace, provider: Provider) -> RunJob:
+        """A job that continues an interrupted or failed stored run."""
+        job = cls(store, trace.question, RunConfig.from_dict(trace.config), provider,
+                  trace.reference_answer, trace.id)
+        events = store.events(trace.id)
+        job._writer = lambda: store.resume_writer(trace.id)
+        job._action = lambda sink: resume(trace, events, provider, sink)
+        return job
 
     def start(self) -> RunJob:
         self._thread = threading.Thread(target=self._main, name=f"pdr-run-{self.run_id}",
@@ -42,7 +58,8 @@ class RunJob:
         return self
 
     def _main(self) -> None:
-        writer = self.store.writer()
+        # The writer's SQLite connection belongs to this thread.
+        writer = self._writer() if self._writer else self.store.writer()
         extra = self.extra_sink
 
         def sink(event: Event) -> None:
@@ -55,8 +72,11 @@ class RunJob:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
-            self.trace = await run(self.question, self.config, self.provider, sink,
-                                   reference=self.reference, run_id=self.run_id)
+            if self._action is not None:
+                self.trace = await self._action(sink)
+            else:
+                self.trace = await run(self.question, self.config, self.provider, sink,
+                                       reference=self.reference, run_id=self.run_id)
 
         try:
             asyncio.run(main())

@@ -36,6 +36,8 @@ APP_DIR = "pdr-inspector"
 DB_NAME = "runs.sqlite"
 # How often the text of in-flight nodes is written while it streams.
 PARTIAL_FLUSH_SECONDS = 0.25
+# The run list shows the start of each question; the rest stays on disk.
+QUESTION_PREVIEW = 300
 
 # Each entry upgrades the schema by one version; append, never edit, to migrate.
 MIGRATIONS: tuple[str, ...] = (
@@ -239,15 +241,20 @@ class Store:
         status: str | None = None,
         text: str | None = None,
     ) -> list[RunSummary]:
-        """Runs newest first, filtered; reads only the runs table."""
-        where, args = self._filters(method, model, text)
+        """Runs newest first, filtered and paged in SQL; reads only the runs table, and
+        only the first QUESTION_PREVIEW characters of each question."""
+        where, args = self._filters(method, model, status, text)
+        # Running and interrupted depend on whether the owning process lives: page after.
+        paged = status not in ("running", "interrupted")
         sql = (
-            "SELECT id, created_at, question, method, model, status, final_answer, correct,"
-            " b_seq, b_total, calls, name, tags, imported, owner_host, owner_pid,"
-            f" owner_started FROM runs {where} ORDER BY created_at DESC, rowid DESC"
+            f"SELECT id, created_at, substr(question, 1, {QUESTION_PREVIEW}), method, model,"
+            " status, final_answer, correct, b_seq, b_total, calls, name, tags, imported,"
+            " owner_host, owner_pid, owner_started FROM runs"
+            f" {where} ORDER BY created_at DESC, rowid DESC"
+            + (" LIMIT ? OFFSET ?" if paged else "")
         )
         with self._conn() as conn:
-            rows = conn.execute(sql, args).fetchall()
+            rows = conn.execute(sql, [*args, limit, offset] if paged else args).fetchall()
         summaries = []
         for row in rows:
             state = self._effective_status(row[5], row[14], row[15], row[16])
@@ -260,9 +267,25 @@ class Store:
                 b_total=row[9], calls=row[10], name=row[11],
                 tags=tuple(t for t in row[12].split(",") if t), imported=bool(row[13]),
             ))
-        return summaries[offset : offset + limit]
+        return summaries if paged else summaries[offset : offset + limit]
 
-    def _filters(self, method: str | None, model: str | None,
+    def count_runs(self, method: str | None = None, model: str | None = None,
+                   status: str | None = None, text: str | None = None) -> int:
+        """How many runs `list_runs` with these filters pages through."""
+        if status in ("running", "interrupted"):
+            return len(self.list_runs(limit=10**9, method=method, model=model, status=status,
+                                      text=text))
+        where, args = self._filters(method, model, status, text)
+        with self._conn() as conn:
+            return conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()[0]
+
+    def models(self) -> list[str]:
+        """Every model name the stored runs used."""
+        with self._conn() as conn:
+            rows = conn.execute("SELECT DISTINCT model FROM runs ORDER BY model").fetchall()
+        return [model for (model,) in rows if model]
+
+    def _filters(self, method: str | None, model: str | None, status: str | None,
                  text: str | None) -> tuple[str, list[str]]:
         clauses, args = [], []
         if method:
@@ -271,9 +294,15 @@ class Store:
         if model:
             clauses.append("model = ?")
             args.append(model)
+        if status == "interrupted":
+            clauses.append("status IN ('interrupted', 'running')")
+        elif status:
+            clauses.append("status = ?")
+            args.append(status)
         if text:
-            clauses.append("(question LIKE ? OR name LIKE ? OR tags LIKE ? OR id LIKE ?)")
-            args += [f"%{text}%"] * 4
+            clauses.append("(question LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'"
+                           " OR tags LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')")
+            args += [f"%{_like_escape(text)}%"] * 4
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def _effective_status(self, status: str, host: str | None, pid: int | None,
@@ -288,7 +317,7 @@ class Store:
         with self._conn() as conn:
             rows = conn.execute(
                 "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
-                (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+                (_like_escape(prefix) + "%",),
             ).fetchall()
         if not rows:
             raise RunNotFound(f"no run with id {prefix!r} in {self.path}")
@@ -350,6 +379,11 @@ class Store:
             ).rowcount
         if not changed:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+
+
+def _like_escape(text: str) -> str:
+    """`text` matched literally by LIKE (its % and _ are not wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _tag_text(tags: tuple[str, ...]) -> str:

@@ -23,6 +23,7 @@ from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree
 ENDPOINT = "endpoint_settings"
 PROVIDER = "provider"  # an injected Provider (tests use the fake one)
 JOBS = "jobs"
+ACTIVE_RUN = "active_run"  # the run the Run page shows live
 LATEST = ""  # the node picker's "follow the newest node" choice
 # A fixed label: a label that changes under a mounted widget is not redrawn reliably.
 LATEST_LABEL = "Latest finished node (follows a live run)"
@@ -93,6 +94,29 @@ def elapsed(trace: Trace) -> float:
     if end is None:
         return time.time() - start.timestamp()
     return (end - start).total_seconds()
+
+
+def resume_controls(trace: Trace, prefix: str) -> None:
+    """A Resume button for an interrupted or failed run; the resumed run shows live on the
+    Run page."""
+    if trace.status not in ("interrupted", "failed"):
+        return
+    done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
+    st.info(f"This run is {trace.status}. Resume it: its {done} finished call(s) are kept, "
+            "the rest is called again.")
+    if st.button("Resume", key=f"{prefix}_resume"):
+        from pdr_core.providers import ProviderError
+        from pdr_core.runner import RunJob
+
+        try:
+            provider = make_provider(endpoint())
+        except ProviderError as exc:
+            st.error(f"Cannot use the endpoint: {exc}")
+            return
+        job = RunJob.resuming(get_store(), trace, provider).start()
+        st.session_state.setdefault(JOBS, {})[job.run_id] = job
+        st.session_state[ACTIVE_RUN] = job.run_id
+        st.switch_page("pages/run.py")
 
 
 def render_header(trace: Trace) -> None:

@@ -1,0 +1,128 @@
+"""History: every stored run, newest first; filter, open, rename, tag, delete, import."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pdr_core.config import METHODS
+from pdr_core.store import RunNotFound
+from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
+from ui.components import get_store, render_run_view, resume_controls, short
+
+PAGE_SIZE = 50
+STATUSES = ("completed", "failed", "interrupted", "running")
+ANY = "any"
+
+st.title("History")
+store = get_store()
+
+with st.expander("Import a trace (pdr-trace/1 JSON)"):
+    upload = st.file_uploader("Trace file", type=["json"], key="history_import",
+                              max_upload_size=MAX_IMPORT_BYTES // 2**20)
+    if upload is not None and st.session_state.get("history_imported") != upload.file_id:
+        try:
+            run_id = store.import_trace(trace_from_json(upload.getvalue()))
+        except TraceError as exc:
+            st.error(f"Not imported: {exc}. Nothing was written.")
+        else:
+            st.session_state["history_imported"] = upload.file_id
+            st.session_state["history_open"] = run_id
+            st.success(f"Imported as run {run_id}.")
+
+f1, f2, f3, f4 = st.columns([1, 1, 1, 2])
+method = f1.selectbox("Method", [ANY, *METHODS], key="history_method")
+model = f2.selectbox("Model", [ANY, *store.models()], key="history_model")
+status = f3.selectbox("Status", [ANY, *STATUSES], key="history_status")
+text = f4.text_input("Search question, name, tag or id", key="history_text")
+filters = {
+    "method": None if method == ANY else method,
+    "model": None if model == ANY else model,
+    "status": None if status == ANY else status,
+    "text": text.strip() or None,
+}
+total = store.count_runs(**filters)
+pages = max(1, -(-total // PAGE_SIZE))
+page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
+                       key="history_page") if pages > 1 else 1
+runs = store.list_runs(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, **filters)
+st.caption(f"{total} run(s) match.")
+if not runs:
+    st.info("No runs match: start one on the Run page or with `python -m pdr_core run`, "
+            "or import a trace above.")
+    st.stop()
+
+verdict = {True: "right", False: "wrong", None: ""}
+table = st.dataframe(
+    [
+        {
+            "created": r.created_at[:19].replace("T", " "),
+            "status": r.status,
+            "method": r.method,
+            "model": r.model,
+            "question": short(r.question, 70),
+            "answer": r.final_answer,
+            "correct": verdict[r.correct],
+            "B_seq": r.b_seq,
+            "B_total": r.b_total,
+            "name": r.name or "",
+            "tags": ", ".join(r.tags) + (" · imported" if r.imported else ""),
+            "id": r.id,
+        }
+        for r in runs
+    ],
+    key="history_table",
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+)
+rows = table.selection.rows if table is not None else []
+labels = {r.id: f"{r.created_at[:19].replace('T', ' ')} · {r.method} · {r.status} · "
+                f"{short(r.name or r.question, 60)}" for r in runs}
+if rows:
+    st.session_state["history_open"] = runs[rows[0]].id
+if st.session_state.get("history_open") not in labels:
+    st.session_state["history_open"] = runs[0].id
+run_id = st.selectbox("Open run", list(labels), format_func=labels.get, key="history_open")
+
+try:
+    trace = store.get_trace(run_id)
+except RunNotFound:
+    st.error("That run was deleted meanwhile.")
+    st.stop()
+except TraceError as exc:
+    st.error(f"Cannot show this run: {exc}.")
+    st.stop()
+
+summary = next(r for r in runs if r.id == run_id)
+with st.expander("Name, tags, export, delete"):
+    with st.form("history_edit"):
+        name = st.text_input("Name", value=summary.name or "", key="history_name")
+        tags = st.text_input("Tags (comma-separated)", value=", ".join(summary.tags),
+                             key="history_tags")
+        if st.form_submit_button("Save"):
+            store.set_name(run_id, name.strip() or None, tuple(tags.split(",")))
+            st.rerun()
+    st.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
+                       mime="application/json", key="history_download_json")
+    if st.session_state.get("history_confirm") == run_id:
+        st.warning(f"Delete run {run_id} for good?")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete it", key="history_delete_yes", type="primary"):
+            store.delete_run(run_id)
+            st.session_state.pop("history_confirm", None)
+            st.session_state.pop("history_open", None)
+            st.rerun()
+        if no.button("Keep it", key="history_delete_no"):
+            st.session_state.pop("history_confirm", None)
+            st.rerun()
+    elif st.button("Delete run", key="history_delete"):
+        st.session_state["history_confirm"] = run_id
+        st.rerun()
+
+st.markdown(f"**Question:** {trace.question}")
+if trace.reference_answer is not None:
+    st.caption(f"Reference answer: {trace.reference_answer}")
+if trace.parent_run_id:
+    st.caption(f"Forked from run {trace.parent_run_id} at node {trace.parent_node_id}.")
+resume_controls(trace, prefix="history")
+render_run_view(trace, prefix="history")
