@@ -289,3 +289,24 @@ def test_history_resume_button_finishes_an_interrupted_run(db):
     trace = store.get_trace(summary.id)
     assert trace.status == "completed" and trace.final_answer == "9"
     assert 0 < len(provider.calls) == RunConfig(method="pdr", width=2, depth=3).calls - done
+
+
+def test_replay_plays_a_saved_run_back(db):
+    import asyncio
+
+    from pdr_core.methods import run
+
+    trace = asyncio.run(run("What is 2 * 9?", RunConfig(method="pdr", width=2, depth=2),
+                            FakeProvider(delay=0.3), Store(db).writer(), reference="18"))
+    at = history()
+    at.select_slider(key="history_replay_speed").set_value(1)
+    at.button(key="history_replay_play").click().run()
+    assert not at.exception
+    # the first frame: the run as it stood at its start, still running
+    assert at.get("progress")
+    assert any(m.value.startswith("**Status**") and "running" in m.value for m in at.markdown)
+    time.sleep(1.2)
+    at.run()
+    assert not at.exception
+    assert any("Replay finished" in m.value for m in at.success)
+    assert trace.status == "completed"

@@ -14,6 +14,7 @@ import streamlit as st
 
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
 from pdr_core.providers import EndpointSettings, Provider
+from pdr_core.replay import duration, trace_at
 from pdr_core.store import Store, default_db_path
 from pdr_core.textfmt import model_markdown
 from pdr_core.trace import Node, Trace
@@ -149,9 +150,51 @@ def _planned_calls(config: dict) -> int:
     return sum(schedule) + distills
 
 
+REPLAY_SPEEDS = [1, 2, 5, 10, 20]
+
+
+def render_replay(trace: Trace, prefix: str) -> None:
+    """Play a saved run back as it happened: nodes appear in timeline order, text streams."""
+    key = f"{prefix}_replay_started"
+    with st.expander("Replay (demo mode: plays the saved run, no endpoint needed)"):
+        c1, c2, c3 = st.columns([2, 1, 1])
+        speed = c1.select_slider("Speed", REPLAY_SPEEDS, value=5, key=f"{prefix}_replay_speed",
+                                 format_func=lambda v: f"{v}×")
+        if c2.button("Play", key=f"{prefix}_replay_play"):
+            st.session_state[key] = time.time()
+        if c3.button("Stop", key=f"{prefix}_replay_stop"):
+            st.session_state.pop(key, None)
+        started = st.session_state.get(key)
+        if started is None:
+            return
+        total = duration(trace)
+
+        @st.fragment(run_every=0.25)
+        def frame() -> None:
+            began = st.session_state.get(key)
+            if began is None:
+                return
+            at = min((time.time() - began) * speed, total)
+            past = trace_at(trace, at)
+            st.progress(at / total if total else 1.0, text=f"{at:.1f} s of {total:.1f} s")
+            render_header(past)
+            st.plotly_chart(tree_figure(past), key=f"{prefix}_replay_tree")
+            for node in past.nodes:
+                if node.status == "running":
+                    st.caption(f"{node.id} · streaming")
+                    st.text(node.text[-600:] or "…")
+            if at >= total:
+                st.session_state.pop(key, None)
+                st.success("Replay finished.")
+
+        frame()
+
+
 def render_run_view(trace: Trace, prefix: str = "view") -> None:
     """The run view: tree, answer flow, timeline, budget, node detail and diffs."""
     render_header(trace)
+    if trace.status != "running" and trace.nodes:
+        render_replay(trace, prefix)
     ids = [n.id for n in trace.nodes]
     picker_key = f"{prefix}_node"
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
