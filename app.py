@@ -10,7 +10,9 @@ st.set_page_config(page_title="PDR Inspector", page_icon=":material/account_tree
 # keeps the question and settings when a person switches pages and comes back.
 KEPT = ("question", "reference", "example", "method", "distill", "width", "depth",
         "max_tokens", "workspace_tokens", "k", "temperature", "total_budget", "price_in",
-        "price_out", "endpoint_mode", "base_url", "api_key", "model_name", "model_pick")
+        "price_out", "prompt_set", "endpoint_mode", "base_url", "api_key", "model_name",
+        "model_pick", "prompts_set", "prompts_name", "prompt_system", "prompt_draft",
+        "prompt_summary", "prompt_refine", "prompt_sr_refine")
 for key in KEPT:
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]
@@ -19,6 +21,8 @@ navigation = st.navigation(
     [
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/prompts.py", title="Prompts", icon=":material/edit_note:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )

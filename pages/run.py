@@ -12,7 +12,9 @@ from pdr_core.runner import RunJob
 from pdr_core.store import RunNotFound
 from ui.components import (
     ACTIVE_RUN,
+    BUILT_IN,
     JOBS,
+    chosen_prompts,
     endpoint,
     get_store,
     make_provider,
@@ -77,6 +79,10 @@ with right:
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), key="distill",
                            disabled=method in ("single", "vote"))
     st.caption(DISTILL_HELP[distill])
+    prompt_sets = get_store().prompt_sets()
+    st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], key="prompt_set",
+                 format_func=lambda n: n if n == BUILT_IN else f"{n} (v{prompt_sets[n]})",
+                 help="Edit templates on the Prompts page.")
 
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -108,6 +114,7 @@ try:
         max_tokens=max_tokens, workspace_tokens=kappa,
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",
+        prompts=chosen_prompts("prompt_set"),
     )
 except ConfigError as exc:
     config_error = str(exc)

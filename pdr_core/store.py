@@ -30,6 +30,7 @@ from pdr_core.events import (
     event_to_dict,
     now_iso,
 )
+from pdr_core.prompts import PromptSet
 from pdr_core.trace import Trace, TraceBuilder, TraceError, compute_budget, trace_to_events
 
 APP_DIR = "pdr-inspector"
@@ -84,6 +85,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
     ALTER TABLE runs ADD COLUMN parent_node_id TEXT
+    """,
+    # 3: named prompt sets; every save is a new version.
+    """
+    CREATE TABLE prompt_sets (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        templates TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -229,6 +240,44 @@ class Store:
             for event in trace_to_events(trace):
                 writer(event)
         return trace.id
+
+    def save_prompt_set(self, name: str, prompts: PromptSet) -> int:
+        """Store `prompts` as the next version of the set `name`; returns the version."""
+        name = name.strip()
+        if not name:
+            raise StoreError("a prompt set needs a name")
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            (latest,) = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM prompt_sets WHERE name = ?", (name,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO prompt_sets (name, version, created_at, templates)"
+                " VALUES (?, ?, ?, ?)",
+                (name, latest + 1, now_iso(), json.dumps(prompts.to_dict())),
+            )
+            conn.execute("COMMIT")
+        return latest + 1
+
+    def prompt_sets(self) -> dict[str, int]:
+        """Every prompt set's name and latest version."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT name, max(version) FROM prompt_sets GROUP BY name ORDER BY name"
+            ).fetchall()
+        return dict(rows)
+
+    def prompt_set(self, name: str, version: int | None = None) -> PromptSet:
+        """A stored prompt set (its latest version unless one is named)."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT templates FROM prompt_sets WHERE name = ? AND (? IS NULL OR version = ?)"
+                " ORDER BY version DESC LIMIT 1", (name, version, version),
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"no prompt set {name!r}" + (f" version {version}" if version
+                                                         else ""))
+        return PromptSet.from_dict(json.loads(row[0]))
 
     # -- reading -------------------------------------------------------------------
 

@@ -179,3 +179,35 @@ def test_store_file_is_private_and_writer_names_and_tags(tmp_path):
     [summary] = store.list_runs()
     assert (summary.id, summary.name, summary.tags) == (trace.id, "eval 1", ("eval:abc", "demo"))
     assert [r.id for r in store.list_runs(text="eval:abc")] == [trace.id]
+
+
+def test_prompt_sets_are_versioned(store):
+    from pdr_core.prompts import PromptSet
+
+    assert store.prompt_sets() == {}
+    first = PromptSet(draft="Think hard.\n{question}")
+    assert store.save_prompt_set("careful", first) == 1
+    second = PromptSet(draft="Think very hard.\n{question}")
+    assert store.save_prompt_set("careful", second) == 2
+    assert store.prompt_sets() == {"careful": 2}
+    assert store.prompt_set("careful") == second
+    assert store.prompt_set("careful", 1) == first
+    with pytest.raises(StoreError, match="no prompt set 'loose'"):
+        store.prompt_set("loose")
+    with pytest.raises(StoreError, match="needs a name"):
+        store.save_prompt_set("  ", first)
+
+
+def test_migrates_a_version_one_store(tmp_path):
+    from pdr_core.store import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+    store = Store(path)
+    trace = run_fake(RunConfig(method="single"), sink=store.writer())
+    assert store.get_trace(trace.id).to_dict() == trace.to_dict()
+    assert store.prompt_sets() == {}

@@ -13,6 +13,7 @@ from datetime import datetime
 import streamlit as st
 
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
+from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings, Provider
 from pdr_core.replay import duration, trace_at
 from pdr_core.store import Store, default_db_path
@@ -25,6 +26,7 @@ ENDPOINT = "endpoint_settings"
 PROVIDER = "provider"  # an injected Provider (tests use the fake one)
 JOBS = "jobs"
 ACTIVE_RUN = "active_run"  # the run the Run page shows live
+BUILT_IN = "built-in defaults"  # the prompt set that is not stored
 LATEST = ""  # the node picker's "follow the newest node" choice
 # A fixed label: a label that changes under a mounted widget is not redrawn reliably.
 LATEST_LABEL = "Latest finished node (follows a live run)"
@@ -70,6 +72,12 @@ def make_provider(settings: EndpointSettings) -> Provider:
     from pdr_core.providers import resolve_provider
 
     return resolve_provider(settings)
+
+
+def chosen_prompts(key: str) -> PromptSet:
+    """The prompt set picked in the selectbox `key` (the built-in one by default)."""
+    name = st.session_state.get(key, BUILT_IN)
+    return PromptSet() if name == BUILT_IN else get_store().prompt_set(name)
 
 
 def run_async(coro):
