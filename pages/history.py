@@ -7,7 +7,13 @@ import streamlit as st
 from pdr_core.config import METHODS
 from pdr_core.store import RunNotFound
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
-from ui.components import get_store, render_run_view, resume_controls, short
+from ui.components import (
+    get_store,
+    render_fork_comparison,
+    render_run_view,
+    resume_controls,
+    short,
+)
 
 PAGE_SIZE = 50
 STATUSES = ("completed", "failed", "interrupted", "running")
@@ -122,7 +128,6 @@ with st.expander("Name, tags, export, delete"):
 st.markdown(f"**Question:** {trace.question}")
 if trace.reference_answer is not None:
     st.caption(f"Reference answer: {trace.reference_answer}")
-if trace.parent_run_id:
-    st.caption(f"Forked from run {trace.parent_run_id} at node {trace.parent_node_id}.")
+render_fork_comparison(trace)
 resume_controls(trace, prefix="history")
 render_run_view(trace, prefix="history")

@@ -34,11 +34,11 @@ class Reuse:
     """Finished nodes a run may take instead of calling again (resume and fork).
 
     A node is reused when its id is in `nodes`, it finished ok and it is not in `stale`
-    (the fork node and everything that depended on it). A resumed run also requires the
-    call to send exactly the messages the node was sent; a fork reuses every upstream node
-    as it was, even where edited templates would now word its prompt differently. `copy`
-    says whether to write the node into this run's log: a fork copies its parent's nodes,
-    a resumed run already holds them.
+    (the fork node and everything that depended on it). With `same_messages`, the call must
+    also send exactly the messages the node was sent. Forks and resumes take finished nodes
+    as they were, even where edited templates or a person's edit of that one node would
+    word the prompt differently now. `copy` says whether to write the node into this run's
+    log: a fork copies its parent's nodes, a resumed run already holds them.
     """
 
     nodes: dict[str, Node]

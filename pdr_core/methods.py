@@ -185,7 +185,7 @@ async def resume(trace: Trace, events: list[Event], provider: Provider,
         builder.apply(event)
     finished = {n.id: n for n in trace.nodes if n.status == "ok"}
     ctx = RunContext(trace.id, trace.question, config, provider, sink or _discard, builder,
-                     Reuse(finished, copy=False))
+                     Reuse(finished, copy=False, same_messages=False))
     ctx.emit(RunResumed(trace.id))
     return await _execute(ctx)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pdr_core.config import RunConfig
 from pdr_core.engine import EventSink
 from pdr_core.events import Event
-from pdr_core.methods import new_run_id, resume, run
-from pdr_core.providers.base import Provider
+from pdr_core.methods import fork, new_run_id, resume, run
+from pdr_core.providers.base import Message, Provider
 from pdr_core.store import RunWriter, Store
 from pdr_core.trace import Trace
 
@@ -48,6 +48,16 @@ class RunJob:
         events = store.events(trace.id)
         job._writer = lambda: store.resume_writer(trace.id)
         job._action = lambda sink: resume(trace, events, provider, sink)
+        return job
+
+    @classmethod
+    def forking(cls, store: Store, parent: Trace, node_id: str, provider: Provider,
+                config: RunConfig, messages: list[Message] | None = None) -> RunJob:
+        """A job that forks `parent` at `node_id` (see `pdr_core.methods.fork`)."""
+        job = cls(store, parent.question, config, provider, parent.reference_answer)
+        job._writer = lambda: store.writer(name=f"fork of {parent.id} at {node_id}")
+        job._action = lambda sink: fork(parent, node_id, provider, sink, config, messages,
+                                        job.run_id)
         return job
 
     def start(self) -> RunJob:

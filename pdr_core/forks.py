@@ -1,0 +1,126 @@
+"""What a fork changed against its original, and one-call forks from the playground."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from pdr_core.answers import extract_answer, normalize_answer
+from pdr_core.config import RunConfig
+from pdr_core.engine import EventSink
+from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
+from pdr_core.methods import descendants, new_run_id
+from pdr_core.operators import Draft, vote
+from pdr_core.providers.base import Completion, Message
+from pdr_core.trace import Trace, TraceBuilder
+
+
+@dataclass(frozen=True)
+class RoundAnswers:
+    round: int
+    original: dict[str, int]  # normalised answer -> how many generations gave it
+    fork: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ForkComparison:
+    changed: list[str]  # nodes the fork called again (or new ones)
+    reused: list[str]
+    dropped: list[str]  # nodes of the original the fork does not have
+    rounds: list[RoundAnswers]
+    original_answer: str | None
+    fork_answer: str | None
+    answer_changed: bool
+    original_correct: bool | None
+    fork_correct: bool | None
+
+    @property
+    def verdict(self) -> str:
+        """One sentence on what happened to the final answer."""
+        if not self.answer_changed:
+            return f"The final answer did not change ({self.fork_answer})."
+        moved = f"The final answer changed from {self.original_answer} to {self.fork_answer}"
+        if self.original_correct is None or self.fork_correct is None:
+            return moved + "."
+        if self.fork_correct and not self.original_correct:
+            return moved + ": it became right."
+        if self.original_correct and not self.fork_correct:
+            return moved + ": it became wrong."
+        return moved + f": still {'right' if self.fork_correct else 'wrong'}."
+
+
+def _answers(trace: Trace, round_: int) -> dict[str, int]:
+    counts = Counter(
+        normalize_answer(n.answer) or "no answer"
+        for n in trace.nodes
+        if n.round == round_ and n.stage != "distill" and n.status == "ok"
+    )
+    return dict(counts.most_common())
+
+
+def fork_comparison(original: Trace, fork: Trace) -> ForkComparison:
+    """A fork against its original, aligned by node id (ids follow the run's structure)."""
+    fork_ids = {n.id for n in fork.nodes}
+    rounds = sorted({n.round for n in original.nodes} | {n.round for n in fork.nodes})
+    return ForkComparison(
+        changed=[n.id for n in fork.nodes if not n.reused],
+        reused=[n.id for n in fork.nodes if n.reused],
+        dropped=[n.id for n in original.nodes if n.id not in fork_ids],
+        rounds=[RoundAnswers(r, _answers(original, r), _answers(fork, r)) for r in rounds],
+        original_answer=original.final_answer,
+        fork_answer=fork.final_answer,
+        answer_changed=normalize_answer(original.final_answer)
+        != normalize_answer(fork.final_answer),
+        original_correct=original.correct,
+        fork_correct=fork.correct,
+    )
+
+
+def keep_call(
+    parent: Trace,
+    node_id: str,
+    messages: list[Message],
+    completion: Completion,
+    sink: EventSink,
+) -> Trace:
+    """Store a playground call as a fork of one node: every node that did not depend on it
+    is reused, the node takes the new output, and what depended on it is left out; the
+    fork is then interrupted there, so Resume calls the rest."""
+    old = parent.node(node_id)
+    stale = descendants(parent, node_id)
+    run_id = new_run_id()
+    builder = TraceBuilder()
+
+    def emit(event) -> None:
+        builder.apply(event)
+        sink(event)
+
+    emit(RunStarted(run_id, parent.question, parent.reference_answer, parent.config,
+                    parent_run_id=parent.id, parent_node_id=node_id))
+    for node in parent.nodes:
+        if node.id in stale or node.status != "ok" and node.id != node_id:
+            continue
+        if node.id == node_id:
+            answer = extract_answer(completion.text) if old.stage != "distill" else None
+            emit(NodeStarted(run_id, node.id, node.stage, node.round, node.branch,
+                             list(node.parent_ids), [dict(m) for m in messages]))
+            emit(NodeFinished(run_id, node.id, completion.text, answer,
+                              completion.usage.to_dict(), completion.reasoning,
+                              completion.finish_reason))
+            continue
+        emit(NodeStarted(run_id, node.id, node.stage, node.round, node.branch,
+                         list(node.parent_ids), [dict(m) for m in node.messages],
+                         node.started_at))
+        emit(NodeFinished(run_id, node.id, node.text, node.answer, dict(node.usage),
+                          node.reasoning, node.finish_reason, node.finished_at or node.started_at,
+                          node.call, reused=True))
+    trace = builder.trace
+    last_round = RunConfig.from_dict(parent.config).rounds
+    if stale:
+        emit(RunFinished(run_id, "interrupted",
+                         error=f"one-call fork at {node_id}: resume it to call what follows"))
+    else:
+        last = [Draft(n.id, n.branch, n.text, n.answer) for n in trace.nodes
+                if n.round == last_round and n.stage != "distill" and n.status == "ok"]
+        emit(RunFinished(run_id, "completed", final_answer=vote(last)))
+    return builder.trace
