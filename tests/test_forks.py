@@ -84,6 +84,7 @@ def test_fork_flow_in_the_app(db):
     [job] = jobs.values()
     child = job.wait(timeout=30)
     assert child.status == "completed" and len(provider.calls) == 2
+    assert child.parent_run_id == parent.id
     assert child.node("r2-distill-0").messages[-1]["content"].count("Summarise them tersely")
     at.run()
     assert not at.exception
