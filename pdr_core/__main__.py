@@ -1,4 +1,4 @@
-"""Command line: python -m pdr_core run | list | show | export | import | delete.
+"""Command line: python -m pdr_core run | list | show | export | import | delete | eval.
 
 Only a consumer of the library: every command is a few calls into pdr_core.
 """
@@ -148,6 +148,14 @@ def cmd_show(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_export(args: argparse.Namespace, store: Store) -> int:
     trace = store.get_trace(store.resolve_id(args.run_id))
+    if args.format == "html":
+        # Imported here: the report pulls in plotly, which the other commands never need.
+        from pdr_core.report import write_report
+
+        # A report is megabytes (plotly.js is inline): a file, never stdout.
+        out = write_report(trace, args.out or f"{trace.id}.html")
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
     text = trace.to_json()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -246,6 +254,57 @@ def _finish(trace: Trace, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, store: Store) -> int:
+    # Imported here: evaluations pull in plotly, which the other commands never need.
+    from pdr_core import evaluation as ev
+    from pdr_core.datasets import DatasetError, load_dataset_spec
+
+    try:
+        problems = load_dataset_spec(args.dataset)[: args.limit]
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    provider = resolve_provider(settings)
+    spec = ev.EvalSpec(
+        dataset=args.dataset, methods=ev.parse_methods(args.methods),
+        widths=ev.parse_int_list(args.width, "width"),
+        depths=ev.parse_int_list(args.depth, "depth"),
+        max_tokens=ev.parse_int_list(args.max_tokens, "max_tokens"),
+        distill=args.distill, k=args.k, workspace_tokens=args.workspace_tokens,
+        temperature=args.temperature, seed=args.seed, model=provider.model,
+        base_url=provider.base_url, name=args.name or "",
+    )
+    try:
+        evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
+    except ev.EvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"evaluation {evaluation.id}: {len(evaluation.cells())} runs over "
+          f"{len(problems)} problems; resume with --eval-id {evaluation.id}", file=sys.stderr)
+
+    def progress(done: int, total: int, eta: float | None) -> None:
+        left = "" if eta is None else f" eta {eta:.0f}s"
+        print(f"[{done}/{total}]{left}", file=sys.stderr, flush=True)
+
+    try:
+        rows = asyncio.run(ev.run_evaluation(store, evaluation, provider, args.concurrency,
+                                             progress))
+    except KeyboardInterrupt:
+        print(f"interrupted: resume with --eval-id {evaluation.id}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    summary = ev.summarize(rows)
+    for path in ev.write_outputs(args.out, evaluation, rows, summary):
+        print(f"wrote {path}", file=sys.stderr)
+    print(ev.summary_text(summary))
+    failed = sum(s.failed for s in summary)
+    if failed:
+        print(f"error: {failed} run(s) failed (reported as failed, not graded); rerun with "
+              f"--eval-id {evaluation.id} to retry them", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else the run's own)")
     p.add_argument("--model", help="model name (else the run's own)")
@@ -296,10 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("export", parents=[common], help="write a run as pdr-trace/1 JSON")
+    p = sub.add_parser("export", parents=[common],
+                       help="write a run as pdr-trace/1 JSON or a standalone HTML report")
     p.add_argument("run_id")
-    p.add_argument("--format", choices=("json",), default="json")
-    p.add_argument("--out")
+    p.add_argument("--format", choices=("json", "html"), default="json")
+    p.add_argument("--out", help="file to write (json: default stdout; html: RUN_ID.html)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", parents=[common], help="store a pdr-trace/1 file as a run")
@@ -323,6 +383,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, help="per-call budget of the new calls")
     _endpoint_flags(p)
     p.set_defaults(func=cmd_fork)
+
+    p = sub.add_parser("eval", parents=[common],
+                       help="run methods x settings over a problem set; resumable")
+    p.add_argument("dataset", help="JSONL path, gen:KIND:N[:DIFFICULTY][:seed=S] "
+                   "(KIND arith, linear or mod) or hf:NAME[:SPLIT]")
+    p.add_argument("--methods", default="single,vote,sr,pdr", help="comma-separated")
+    p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
+    p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")
+    p.add_argument("--max-tokens", default="1024", help="per-call budgets to sweep")
+    p.add_argument("--distill", choices=DISTILLS, default="summary")
+    p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
+    p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
+    p.add_argument("--limit", type=int, help="only the first N problems")
+    p.add_argument("--eval-id", help="resume this evaluation (default: a new id)")
+    p.add_argument("--name", help="a name for the evaluation, also tagged on its runs")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
+    p.add_argument("--model", help="model name (else $PDR_MODEL)")
+    p.add_argument("--local", action="store_true", help="use the bundled local model")
+    p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("delete", parents=[common], help="delete a stored run")
     p.add_argument("run_id")
