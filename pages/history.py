@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pdr_core.config import METHODS
+from pdr_core.report import render_report
 from pdr_core.store import RunNotFound
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import (
@@ -108,8 +109,12 @@ with st.expander("Name, tags, export, delete"):
         if st.form_submit_button("Save"):
             store.set_name(run_id, name.strip() or None, tuple(tags.split(",")))
             st.rerun()
-    st.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
+    d1, d2 = st.columns(2)
+    d1.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
                        mime="application/json", key="history_download_json")
+    # The report is megabytes (plotly.js inline): built only when asked for.
+    d2.download_button("Download report (HTML, works offline)", lambda: render_report(trace),
+                       f"pdr-{run_id}.html", mime="text/html", key="history_download_html")
     if st.session_state.get("history_confirm") == run_id:
         st.warning(f"Delete run {run_id} for good?")
         yes, no = st.columns(2)
