@@ -29,6 +29,17 @@ class RunFailed(Exception):
     """The run cannot go on; the message is the reason recorded on the run."""
 
 
+def reused_events(run_id: str, node: Node) -> tuple[NodeStarted, NodeFinished]:
+    """A finished node of another run, recorded in `run_id` as reused (no call made)."""
+    return (
+        NodeStarted(run_id, node.id, node.stage, node.round, node.branch,
+                    list(node.parent_ids), [dict(m) for m in node.messages], node.started_at),
+        NodeFinished(run_id, node.id, node.text, node.answer, dict(node.usage), node.reasoning,
+                     node.finish_reason, node.finished_at or node.started_at, node.call,
+                     reused=True),
+    )
+
+
 @dataclass(frozen=True)
 class Reuse:
     """Finished nodes a run may take instead of calling again (resume and fork).
@@ -131,12 +142,8 @@ class RunContext:
                                     or (text is not None and node.text != text)):
             return None
         if reuse.copy:
-            self.emit(NodeStarted(self.run_id, node.id, node.stage, node.round, node.branch,
-                                  list(node.parent_ids), [dict(m) for m in node.messages],
-                                  node.started_at))
-            self.emit(NodeFinished(self.run_id, node.id, node.text, node.answer,
-                                   dict(node.usage), node.reasoning, node.finish_reason,
-                                   node.finished_at or node.started_at, node.call, reused=True))
+            for event in reused_events(self.run_id, node):
+                self.emit(event)
         if node.call:
             self._spent += node.tokens
         return Draft(node.id, node.branch, node.text, node.answer)

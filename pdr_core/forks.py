@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pdr_core.answers import extract_answer, normalize_answer
 from pdr_core.config import RunConfig
-from pdr_core.engine import EventSink
+from pdr_core.engine import EventSink, reused_events
 from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
 from pdr_core.methods import descendants, new_run_id
 from pdr_core.operators import Draft, vote
@@ -98,7 +98,7 @@ def keep_call(
     emit(RunStarted(run_id, parent.question, parent.reference_answer, parent.config,
                     parent_run_id=parent.id, parent_node_id=node_id))
     for node in parent.nodes:
-        if node.id in stale or node.status != "ok" and node.id != node_id:
+        if node.id in stale or (node.status != "ok" and node.id != node_id):
             continue
         if node.id == node_id:
             answer = extract_answer(completion.text) if old.stage != "distill" else None
@@ -108,12 +108,8 @@ def keep_call(
                               completion.usage.to_dict(), completion.reasoning,
                               completion.finish_reason))
             continue
-        emit(NodeStarted(run_id, node.id, node.stage, node.round, node.branch,
-                         list(node.parent_ids), [dict(m) for m in node.messages],
-                         node.started_at))
-        emit(NodeFinished(run_id, node.id, node.text, node.answer, dict(node.usage),
-                          node.reasoning, node.finish_reason, node.finished_at or node.started_at,
-                          node.call, reused=True))
+        for event in reused_events(run_id, node):
+            emit(event)
     trace = builder.trace
     last_round = RunConfig.from_dict(parent.config).rounds
     if stale:
