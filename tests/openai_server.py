@@ -258,6 +258,14 @@ class OpenAIServer:
         """The recorded requests to the chat completions endpoint."""
         return [r for r in self.requests if r["path"] == _CHAT_PATH]
 
+    def wait_idle(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The recorded requests once every one has ended: a client can read a whole reply
+        a moment before the server has finished recording it."""
+        deadline = time.monotonic() + timeout
+        while any(r["end"] is None for r in self.requests) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.requests
+
     @property
     def pending_faults(self) -> int:
         with self._lock:

@@ -140,6 +140,7 @@ def test_latency_injection_is_felt_by_the_client():
         start = time.monotonic()
         result, _ = complete(provider)
         elapsed = time.monotonic() - start
+        slow.wait_idle()
     tokens = estimate_tokens(result.text)
     assert elapsed >= 0.3 + 0.002 * tokens * 0.9
     (request,) = slow.chat_requests
@@ -200,6 +201,7 @@ def test_endpoint_rejecting_stream_options_is_retried_without_it():
         assert result.text == fake_reply(MESSAGES, 7)
         assert result.usage.estimated  # no usage chunk without stream_options
         assert result.usage.completion_tokens == estimate_tokens(result.text)
+        strict.wait_idle()
         assert [r["status"] for r in strict.chat_requests] == [400, 200]
         complete(provider)  # remembered: no second refusal
         assert [r["status"] for r in strict.chat_requests] == [400, 200, 200]

@@ -61,6 +61,7 @@ def test_json_answer_keep_alive_and_records(connect):
             assert body["choices"][0]["message"]["content"] == fake_reply(MESSAGES, seed)
             assert body["choices"][0]["finish_reason"] == "stop"
             assert body["usage"]["prompt_tokens"] > 0
+        server.wait_idle()
         records = server.chat_requests
         assert [r["body"]["seed"] for r in records] == [1, 2]
         assert all(r["status"] == 200 and r["end"] >= r["start"] for r in records)
