@@ -22,6 +22,7 @@ navigation = st.navigation(
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/science:"),
         st.Page("pages/prompts.py", title="Prompts", icon=":material/edit_note:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]

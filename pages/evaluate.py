@@ -1,0 +1,278 @@
+"""Evaluate page: sweep methods and settings over a problem set, then accuracy vs budget.
+
+Thin: datasets, sweeps, statistics and exports are pdr_core.datasets / evaluation / stats.
+The evaluation runs as a job on its own thread and event loop; this page reads the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import streamlit as st
+
+from pdr_core.config import ConfigError
+from pdr_core.datasets import DIFFICULTIES, KINDS, DatasetError, load_dataset_spec, read_jsonl
+from pdr_core.evaluation import (
+    EvalError,
+    EvalJob,
+    EvalSpec,
+    accuracy_figure,
+    collect_results,
+    compare,
+    create_evaluation,
+    estimate,
+    list_evaluations,
+    load_evaluation,
+    per_problem_table,
+    report_json,
+    results_csv,
+    summarize,
+    summary_csv,
+)
+from pdr_core.preview import known_price
+from pdr_core.providers import ProviderError
+from ui.components import endpoint, get_store, make_provider
+
+EVAL_JOBS = "eval_jobs"
+SOURCES = ("Generator", "File or spec", "Upload")
+KIND_LABELS = {"arith": "Multi-step arithmetic word problems", "linear": "Linear equations",
+               "mod": "Modular arithmetic"}
+METHOD_ORDER = ("single", "vote", "sr", "pdr")
+WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16]
+DEPTHS = [1, 2, 3, 4, 5, 6]
+TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+ALPHAS = [0.01, 0.05, 0.1]
+# Streamlit drops a widget's value while another page is shown; these keys are copied to
+# plain session state after every run of this page and restored before its widgets.
+FORM = {"eval_source": "Generator", "eval_gen_kind": "arith", "eval_gen_n": 10,
+        "eval_gen_difficulty": "medium", "eval_gen_seed": 0, "eval_path": "",
+        "eval_limit": 0, "eval_methods": list(METHOD_ORDER), "eval_widths": [4],
+        "eval_depths": [2], "eval_max_tokens": [1024], "eval_distill": "summary",
+        "eval_concurrency": 4, "eval_name": "", "eval_id_input": ""}
+
+
+def restore_form() -> None:
+    for key, default in FORM.items():
+        if key not in st.session_state:
+            st.session_state[key] = st.session_state.get(f"_kept_{key}", default)
+
+
+def keep_form() -> None:
+    for key in FORM:
+        st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
+@st.cache_data(max_entries=4, show_spinner="Loading the dataset…")
+def load_hub(spec: str):
+    # Hub datasets take seconds to load and do not change under a person: keep them.
+    return load_dataset_spec(spec)
+
+
+def choose_problems():
+    """The problems and a label naming them, or (None, label) after showing an error."""
+    source = st.radio("Problems", SOURCES, key="eval_source", horizontal=True)
+    label, upload = "", None
+    if source == "Generator":
+        c = st.columns(4)
+        kind = c[0].selectbox("Generator", KINDS, key="eval_gen_kind",
+                              format_func=KIND_LABELS.get)
+        count = c[1].number_input("Problems", 1, 1000, key="eval_gen_n")
+        difficulty = c[2].selectbox("Difficulty", DIFFICULTIES, key="eval_gen_difficulty")
+        seed = c[3].number_input("Seed", 0, 10**9, key="eval_gen_seed")
+        label = f"gen:{kind}:{int(count)}:{difficulty}:seed={int(seed)}"
+    elif source == "File or spec":
+        label = st.text_input(
+            "JSONL path or spec", key="eval_path",
+            placeholder="../shared/data/aime2024.jsonl · gen:linear:10:hard · "
+                        "hf:HuggingFaceH4/MATH-500",
+            help="A JSONL file with id, question and answer on every line; "
+                 "gen:KIND:N[:DIFFICULTY][:seed=S]; or hf:NAME[:SPLIT] (needs "
+                 "`pip install datasets` and a network).").strip()
+    else:
+        upload = st.file_uploader("JSONL file", type=["jsonl", "json"], key="eval_upload")
+        label = f"upload:{upload.name}" if upload is not None else ""
+    if not label:
+        st.info("Choose a problem set.")
+        return None, label
+    try:
+        if upload is not None:
+            problems = read_jsonl(upload.getvalue(), upload.name)
+        elif label.startswith("hf:"):
+            problems = load_hub(label)
+        else:
+            problems = load_dataset_spec(label)
+    except DatasetError as exc:
+        st.error(f"Cannot use this dataset: {exc}")
+        return None, label
+    # A limit kept from a larger set would be out of this widget's range.
+    st.session_state["eval_limit"] = min(int(st.session_state["eval_limit"]), len(problems))
+    limit = st.number_input("Use the first N problems (0 = all)", 0, len(problems),
+                            key="eval_limit")
+    problems = problems[: int(limit)] if limit else problems
+    with st.expander(f"{len(problems)} problems"):
+        st.dataframe([{"id": p.id, "question": p.question, "answer": p.answer}
+                      for p in problems[:200]], hide_index=True, key="eval_problem_preview")
+    return problems, label
+
+
+def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
+    return EvalSpec(
+        dataset=label,
+        methods=tuple(m for m in METHOD_ORDER if m in st.session_state["eval_methods"]),
+        widths=tuple(sorted(st.session_state["eval_widths"])),
+        depths=tuple(sorted(st.session_state["eval_depths"])),
+        max_tokens=tuple(sorted(st.session_state["eval_max_tokens"])),
+        distill=st.session_state["eval_distill"], model=model, base_url=base_url,
+        name=st.session_state["eval_name"].strip(),
+    )
+
+
+st.title("Evaluate")
+st.caption("Every problem × method × setting becomes a stored run; accuracy is plotted "
+           "against mean B_seq and B_total with 95% Wilson intervals.")
+restore_form()
+settings = endpoint()
+store = get_store()
+jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
+
+problems, label = choose_problems()
+
+c1, c2, c3, c4 = st.columns(4)
+c1.multiselect("Methods", list(METHOD_ORDER), key="eval_methods")
+c2.multiselect("Widths (vote, pdr)", WIDTHS, key="eval_widths")
+c3.multiselect("Depths (sr, pdr)", DEPTHS, key="eval_depths")
+c4.multiselect("Max tokens per call", TOKEN_STEPS, key="eval_max_tokens")
+c1, c2, c3, c4 = st.columns(4)
+c1.selectbox("Distill operator", ["summary", "topk", "per-sample-topk", "random-k"],
+             key="eval_distill")
+concurrency = c2.slider("Runs at once", 1, 32, key="eval_concurrency",
+                        help="Runs in flight together; each run also makes its own calls "
+                             "in parallel.")
+c3.text_input("Name (optional)", key="eval_name")
+c4.text_input("Evaluation id (optional)", key="eval_id_input",
+              help="An id already stored resumes that evaluation: its completed runs are "
+                   "kept, failed and missing ones run.")
+keep_form()
+
+spec = None
+try:
+    spec = build_spec(label, settings.model or "", settings.base_url or "")
+except ConfigError as exc:
+    st.error(f"Fix the settings: {exc}")
+
+if spec is not None and problems:
+    price = known_price(spec.model) if not settings.uses_local else None
+    arms = estimate(spec, problems, price)
+    with st.expander("Budget estimate (worst case: every call writes its whole budget)",
+                     expanded=True):
+        m = st.columns(4)
+        m[0].metric("Runs", f"{sum(a.runs for a in arms):,}")
+        m[1].metric("Calls", f"{sum(a.calls for a in arms):,}")
+        m[2].metric("Worst-case B_total", f"{sum(a.worst_b_total for a in arms):,}")
+        m[3].metric("Cost estimate", "—" if price is None
+                    else f"${sum(a.cost_usd or 0.0 for a in arms):,.4f}")
+        st.dataframe([asdict(a) for a in arms], hide_index=True, key="eval_estimate")
+
+running = any(job.running for job in jobs.values())
+if st.button("Launch evaluation", type="primary", key="eval_launch",
+             disabled=spec is None or not problems or running):
+    try:
+        provider = make_provider(settings)
+        spec = build_spec(label, provider.model, provider.base_url)
+        evaluation = create_evaluation(store, spec, problems,
+                                       st.session_state["eval_id_input"].strip() or None)
+    except (ProviderError, EvalError, ConfigError) as exc:
+        st.error(f"Cannot launch: {exc}")
+    else:
+        jobs[evaluation.id] = EvalJob(store, evaluation, provider, int(concurrency)).start()
+        st.session_state["eval_view"] = evaluation.id
+        running = True
+
+st.divider()
+st.subheader("Results")
+stored = list_evaluations(store)
+if not stored:
+    st.info("No evaluation yet: launch one above, or run `python -m pdr_core eval`.")
+    st.stop()
+names = {e.id: f"{e.name or e.id} · {e.dataset} · {e.problems} problems · "
+               f"{e.created_at[:19].replace('T', ' ')}" for e in stored}
+if st.session_state.get("eval_view") not in names:
+    st.session_state["eval_view"] = stored[0].id
+view = st.selectbox("Evaluation", list(names), format_func=names.get, key="eval_view")
+evaluation = load_evaluation(store, view)
+job = jobs.get(view)
+
+if job is not None and job.running:
+    if st.button("Cancel", key="eval_cancel"):
+        job.cancel()
+        job.wait(timeout=10)
+elif st.button("Resume (run what is missing or failed)", key="eval_resume",
+               disabled=running):
+    try:
+        provider = make_provider(settings)
+    except ProviderError as exc:
+        st.error(f"Cannot use the endpoint: {exc}")
+    else:
+        job = jobs[view] = EvalJob(store, evaluation, provider, int(concurrency)).start()
+
+timed = job is not None and job.running
+
+
+@st.fragment(run_every=1.0 if timed else None)
+def results_view() -> None:
+    current = st.session_state.get(EVAL_JOBS, {}).get(view)
+    if current is not None and current.running and current.total:
+        eta = "" if current.eta is None else f" · about {current.eta:.0f} s left"
+        st.progress(current.done / current.total,
+                    text=f"{current.done} / {current.total} runs{eta}")
+    if current is not None and current.error is not None:
+        st.error(f"The evaluation stopped: {current.error}")
+    rows = collect_results(store, evaluation)
+    summary = summarize(rows)
+    states = [r.status for r in rows]
+    m = st.columns(4)
+    m[0].metric("Completed", states.count("completed"))
+    m[1].metric("Failed", states.count("failed") + states.count("interrupted"),
+                help="Failed runs are not graded; Resume runs them again.")
+    m[2].metric("Running", states.count("running"))
+    m[3].metric("Not started", states.count("pending"))
+
+    seq, total = st.tabs(["Accuracy vs B_seq", "Accuracy vs B_total"])
+    with seq:
+        st.plotly_chart(accuracy_figure(summary, "b_seq"), key="eval_fig_seq")
+    with total:
+        st.plotly_chart(accuracy_figure(summary, "b_total"), key="eval_fig_total")
+    st.markdown("**Per method and setting** (oracle: share of runs where some generation "
+                "was right)")
+    st.dataframe([{"arm": s.label, "n": s.n, "accuracy": s.accuracy, "ci_low": s.ci_low,
+                   "ci_high": s.ci_high, "mean_b_seq": s.mean_b_seq,
+                   "mean_b_total": s.mean_b_total, "oracle": s.oracle_accuracy,
+                   "failed": s.failed, "pending": s.pending} for s in summary],
+                 hide_index=True, key="eval_summary_table")
+    st.markdown("**Per problem**")
+    st.dataframe(per_problem_table(rows), hide_index=True, key="eval_per_problem")
+    with st.expander("Every run"):
+        st.dataframe([asdict(r) for r in rows], hide_index=True, key="eval_runs_table")
+
+    labels = [s.label for s in summary]
+    if len(labels) >= 2:
+        st.markdown("**Paired comparison** (McNemar's exact test on the same problems)")
+        p = st.columns(3)
+        a = p[0].selectbox("Method A", labels, key="eval_cmp_a")
+        b = p[1].selectbox("Method B", labels, index=len(labels) - 1, key="eval_cmp_b")
+        alpha = p[2].select_slider("Significance level", ALPHAS, value=0.05, key="eval_alpha")
+        result = compare(rows, a, b, alpha)
+        (st.success if result.significant else st.info)(result.verdict())
+
+    d = st.columns(3)
+    d[0].download_button("results.csv", results_csv(rows), f"{evaluation.id}-results.csv",
+                         "text/csv", key="eval_dl_results")
+    d[1].download_button("summary.csv", summary_csv(summary), f"{evaluation.id}-summary.csv",
+                         "text/csv", key="eval_dl_summary")
+    d[2].download_button("evaluation.json", report_json(evaluation, rows, summary),
+                         f"{evaluation.id}.json", "application/json", key="eval_dl_json")
+    if timed and (current is None or not current.running):
+        st.rerun()  # the evaluation ended: draw the whole page once more, without the timer
+
+
+results_view()

@@ -1,0 +1,783 @@
+"""Evaluations: every problem x method x setting as a stored run, then accuracy vs budget.
+
+An evaluation is a record in the run store (tables `eval_evaluations` and `eval_attempts`,
+created here, beside the store's own tables): its spec, its problems, and which run was made
+for which cell. All its runs go through one event loop with a bounded number in flight.
+Re-running an evaluation id skips cells whose latest run completed and runs the others
+again (failed, interrupted, never started), so a killed evaluation resumes where it
+stopped. A failed run is reported as failed: never graded wrong, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from pdr_core.answers import answer_match
+from pdr_core.config import METHODS, ConfigError, RunConfig
+from pdr_core.datasets import Problem, fingerprint
+from pdr_core.events import now_iso
+from pdr_core.methods import new_run_id, run
+from pdr_core.preview import preview
+from pdr_core.providers.base import Provider
+from pdr_core.stats import PairedComparison, paired_comparison, wilson_interval
+from pdr_core.store import RunSummary, Store
+from pdr_core.trace import Trace
+
+FORMAT = "pdr-eval/1"
+RESULT_COLUMNS = ("problem_id", "method", "width", "depth", "max_tokens", "correct", "oracle",
+                  "b_seq", "b_total", "run_id", "status")
+SUMMARY_COLUMNS = ("method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low",
+                   "ci_high", "mean_b_seq", "mean_b_total")
+BUDGETS = {"b_seq": "mean B_seq (tokens on the critical path)",
+           "b_total": "mean B_total (tokens of all calls)"}
+METHOD_COLORS = {"single": "#4C78A8", "vote": "#F58518", "sr": "#B279A2", "pdr": "#54A24B"}
+_EVAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS eval_evaluations (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        dataset_hash TEXT NOT NULL,
+        problems TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS eval_attempts (
+        eval_id TEXT NOT NULL REFERENCES eval_evaluations (id) ON DELETE CASCADE,
+        run_id TEXT NOT NULL,
+        problem_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        depth INTEGER NOT NULL,
+        max_tokens INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        oracle INTEGER,
+        decided_by TEXT,
+        PRIMARY KEY (eval_id, run_id)
+    )""",
+)
+
+Progress = Callable[[int, int, "float | None"], None]
+CellKey = tuple[str, str, int, int, int]
+
+
+class EvalError(ValueError):
+    """An evaluation that cannot be created, resumed or read; the message says why."""
+
+
+# --- what an evaluation is ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One arm of the sweep: a method with the width, depth and max_tokens it uses."""
+
+    method: str
+    width: int
+    depth: int
+    max_tokens: int
+
+    @property
+    def label(self) -> str:
+        """`pdr w4 d2 t512`, naming only what the method uses."""
+        parts = [self.method]
+        if self.method in ("vote", "pdr"):
+            parts.append(f"w{self.width}")
+        if self.method in ("sr", "pdr"):
+            parts.append(f"d{self.depth}")
+        parts.append(f"t{self.max_tokens}")
+        return " ".join(parts)
+
+
+def _unique(values: Iterable[Any], name: str) -> tuple[Any, ...]:
+    out = tuple(dict.fromkeys(values))
+    if not out:
+        raise ConfigError(name, [], "at least one value")
+    return out
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """The sweep: methods x widths x depths x max_tokens, and the settings every run
+    shares. Values a method ignores collapse, so `single` runs once per max_tokens, and
+    `k` is capped at each arm's width."""
+
+    dataset: str
+    methods: tuple[str, ...] = ("single", "vote", "sr", "pdr")
+    widths: tuple[int, ...] = (4,)
+    depths: tuple[int, ...] = (2,)
+    max_tokens: tuple[int, ...] = (1024,)
+    distill: str = "summary"
+    k: int = 2
+    workspace_tokens: int = 512
+    temperature: float = 0.8
+    seed: int = 0
+    run_concurrency: int = 8
+    model: str = ""
+    base_url: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", _unique(self.methods, "methods"))
+        object.__setattr__(self, "widths", _unique(self.widths, "width"))
+        object.__setattr__(self, "depths", _unique(self.depths, "depth"))
+        object.__setattr__(self, "max_tokens", _unique(self.max_tokens, "max_tokens"))
+        for method in self.methods:
+            if method not in METHODS:
+                raise ConfigError("methods", method, f"each one of {', '.join(METHODS)}")
+        for setting in self.settings():
+            self.config(setting)  # raises ConfigError naming the bad value
+
+    def settings(self) -> list[Setting]:
+        """Every distinct arm, in method order."""
+        arms: dict[Setting, None] = {}
+        for method in self.methods:
+            widths = self.widths if method in ("vote", "pdr") else (1,)
+            depths = self.depths if method in ("sr", "pdr") else (1,)
+            for width in widths:
+                for depth in depths:
+                    for max_tokens in self.max_tokens:
+                        arms[Setting(method, width, depth, max_tokens)] = None
+        return list(arms)
+
+    def config(self, setting: Setting) -> RunConfig:
+        return RunConfig(
+            method=setting.method, width=setting.width, depth=setting.depth,
+            max_tokens=setting.max_tokens, distill=self.distill, k=self._k(setting),
+            workspace_tokens=self.workspace_tokens, temperature=self.temperature,
+            seed=self.seed, concurrency=self.run_concurrency, model=self.model,
+            base_url=self.base_url,
+        )
+
+    def _k(self, setting: Setting) -> int:
+        # k cannot exceed the narrowest round it selects from (the width, 1 for sr): a grid
+        # with widths 2 and 8 and k 4 still runs, with k capped to 2 on the narrow arm.
+        return min(self.k, setting.width) if setting.method in ("pdr", "sr") else self.k
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalSpec:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in data.items() if k in known}
+        return cls(**kwargs)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a run of the same id to resume it (not the name, nor how
+        many calls a run may have in flight)."""
+        data = self.to_dict()
+        data.pop("name")
+        data.pop("run_concurrency")
+        return data
+
+
+@dataclass
+class Evaluation:
+    """A stored evaluation: its id, spec and problems."""
+
+    id: str
+    spec: EvalSpec
+    problems: list[Problem]
+    created_at: str
+    dataset_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.id
+
+    @property
+    def tag(self) -> str:
+        return f"eval:{self.id}"
+
+    def cells(self) -> list[tuple[Problem, Setting]]:
+        """Every (problem, arm) pair, arm by arm."""
+        return [(p, s) for s in self.spec.settings() for p in self.problems]
+
+
+def _key(problem_id: str, setting: Setting) -> CellKey:
+    return (problem_id, setting.method, setting.width, setting.depth, setting.max_tokens)
+
+
+def new_eval_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def ensure_tables(store: Store) -> None:
+    """Create the evaluation tables in the run store's file, if they are not there."""
+    with closing(store.connect()) as conn:
+        for statement in TABLES:
+            conn.execute(statement)
+
+
+def create_evaluation(store: Store, spec: EvalSpec, problems: Sequence[Problem],
+                      eval_id: str | None = None) -> Evaluation:
+    """Record a new evaluation, or return the stored one with this id when it is the same
+    evaluation (same problems, methods, grid, model); raises EvalError when it differs."""
+    if not problems:
+        raise EvalError("the dataset has no problems")
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        raise EvalError("problem ids must be unique within an evaluation")
+    eval_id = eval_id or new_eval_id()
+    if not _EVAL_ID_RE.match(eval_id):
+        raise EvalError(f"evaluation id {eval_id!r}: use letters, digits, '.', '_' or '-' "
+                        "(at most 64)")
+    ensure_tables(store)
+    digest = fingerprint(problems)
+    try:
+        existing = load_evaluation(store, eval_id)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        if existing.dataset_hash != digest:
+            raise EvalError(f"evaluation {eval_id} was made on other problems (content hash "
+                            f"{existing.dataset_hash}, this dataset {digest}); use a new id")
+        old, new = existing.spec.identity(), spec.identity()
+        changed = [key for key in new if old.get(key) != new[key] and key != "dataset"]
+        if changed:
+            detail = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            raise EvalError(f"evaluation {eval_id} has other settings ({detail}); resume it "
+                            "with the same ones or use a new id")
+        return existing
+    evaluation = Evaluation(eval_id, spec, list(problems), now_iso(), digest)
+    with closing(store.connect()) as conn:
+        conn.execute(
+            "INSERT INTO eval_evaluations (id, name, created_at, spec, dataset_hash, problems)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (eval_id, spec.name, evaluation.created_at, json.dumps(spec.to_dict()), digest,
+             json.dumps([p.to_dict() for p in problems], ensure_ascii=False)),
+        )
+    return evaluation
+
+
+def load_evaluation(store: Store, eval_id: str) -> Evaluation:
+    """The stored evaluation; KeyError when there is none with this id."""
+    ensure_tables(store)
+    with closing(store.connect()) as conn:
+        row = conn.execute(
+            "SELECT spec, problems, created_at, dataset_hash FROM eval_evaluations"
+            " WHERE id = ?", (eval_id,),
+        ).fetchone()
+    if row is None:
+        raise KeyError(f"no evaluation {eval_id!r} in {store.path}")
+    spec = EvalSpec.from_dict(json.loads(row[0]))
+    problems = [Problem.from_dict(p) for p in json.loads(row[1])]
+    return Evaluation(eval_id, spec, problems, row[2], row[3])
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    id: str
+    name: str
+    created_at: str
+    dataset: str
+    problems: int
+
+
+def list_evaluations(store: Store) -> list[EvalSummary]:
+    """Stored evaluations, newest first."""
+    ensure_tables(store)
+    with closing(store.connect()) as conn:
+        rows = conn.execute(
+            "SELECT id, name, created_at, spec, json_array_length(problems)"
+            " FROM eval_evaluations ORDER BY created_at DESC"
+        ).fetchall()
+    return [EvalSummary(r[0], r[1], r[2], json.loads(r[3]).get("dataset", ""), r[4])
+            for r in rows]
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    run_id: str
+    oracle: bool | None
+    decided_by: str | None
+
+
+def _latest_attempts(store: Store, eval_id: str) -> dict[CellKey, _Attempt]:
+    with closing(store.connect()) as conn:
+        rows = conn.execute(
+            "SELECT problem_id, method, width, depth, max_tokens, run_id, oracle, decided_by"
+            " FROM eval_attempts WHERE eval_id = ? ORDER BY started_at, rowid", (eval_id,)
+        ).fetchall()
+    # Later attempts of a cell replace earlier ones: the retry of a failed run wins.
+    return {tuple(r[:5]): _Attempt(r[5], None if r[6] is None else bool(r[6]), r[7])
+            for r in rows}
+
+
+def _runs(store: Store, evaluation: Evaluation) -> dict[str, RunSummary]:
+    # The text filter matches tags by substring; keep the runs that carry this exact tag.
+    return {r.id: r for r in store.list_runs(limit=10**9, text=evaluation.tag)
+            if evaluation.tag in r.tags}
+
+
+def _oracle(trace: Trace) -> bool | None:
+    """Whether any generation was right (None without a reference)."""
+    if trace.reference_answer is None:
+        return None
+    return any(n.correct is True for n in trace.nodes
+               if n.stage != "distill" and n.status == "ok")
+
+
+async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
+                    problem: Problem, setting: Setting) -> Trace:
+    run_id = new_run_id()
+    # The attempt is recorded before the run starts: a process killed at any point leaves
+    # the cell linked to a run that is missing or interrupted, and both are run again.
+    with closing(store.connect()) as conn:
+        conn.execute(
+            "INSERT INTO eval_attempts (eval_id, run_id, problem_id, method, width, depth,"
+            " max_tokens, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (evaluation.id, run_id, *_key(problem.id, setting), now_iso()),
+        )
+    tags = (evaluation.tag, evaluation.spec.name) if evaluation.spec.name else (evaluation.tag,)
+    writer = store.writer(name=f"{evaluation.name} · {problem.id} · {setting.label}", tags=tags)
+    trace = await run(problem.question, evaluation.spec.config(setting), provider, writer,
+                      reference=problem.answer, run_id=run_id)
+    decided = answer_match(trace.final_answer, problem.answer) if trace.correct else None
+    oracle = _oracle(trace)
+    with closing(store.connect()) as conn:
+        conn.execute(
+            "UPDATE eval_attempts SET oracle = ?, decided_by = ? WHERE eval_id = ? AND"
+            " run_id = ?",
+            (None if oracle is None else int(oracle), decided, evaluation.id, run_id),
+        )
+    return trace
+
+
+def pending_cells(store: Store, evaluation: Evaluation) -> list[tuple[Problem, Setting]]:
+    """Cells still to run: never run, or whose latest run failed or was interrupted.
+
+    Raises EvalError when a run of the evaluation is still running in another process.
+    """
+    attempts = _latest_attempts(store, evaluation.id)
+    runs = _runs(store, evaluation)
+    todo = []
+    for problem, setting in evaluation.cells():
+        attempt = attempts.get(_key(problem.id, setting))
+        summary = runs.get(attempt.run_id) if attempt else None
+        if summary is not None and summary.status == "running":
+            raise EvalError(f"evaluation {evaluation.id} is still running in another process "
+                            f"(run {summary.id}); wait for it or stop it first")
+        if summary is None or summary.status != "completed":
+            todo.append((problem, setting))
+    return todo
+
+
+async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provider,
+                         concurrency: int = 4,
+                         progress: Progress | None = None) -> list[ResultRow]:
+    """Run every cell not completed yet, at most `concurrency` runs at once, in this
+    event loop; returns the results. `progress(done, total, eta_seconds)` is called at the
+    start and after every run (eta None until a run has finished)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise EvalError(f"concurrency {concurrency!r}: a whole number of runs, at least 1")
+    recorded = evaluation.spec.model
+    if recorded and provider.model != recorded:
+        raise EvalError(f"evaluation {evaluation.id} was made with model {recorded!r}; the "
+                        f"endpoint now uses {provider.model!r}: pick that model to resume it")
+    todo = pending_cells(store, evaluation)
+    total = len(evaluation.cells())
+    done = total - len(todo)
+    finished_here = 0
+    started = time.monotonic()
+    limit = asyncio.Semaphore(concurrency)
+
+    def report() -> None:
+        if progress is None:
+            return
+        eta = None
+        if done == total:
+            eta = 0.0
+        elif finished_here:
+            eta = (time.monotonic() - started) / finished_here * (total - done)
+        progress(done, total, eta)
+
+    async def one(problem: Problem, setting: Setting) -> None:
+        nonlocal done, finished_here
+        async with limit:
+            await _run_cell(store, evaluation, provider, problem, setting)
+        done += 1
+        finished_here += 1
+        report()
+
+    report()
+    # A TaskGroup cancels the other runs if one raises unexpectedly; each cancelled run is
+    # recorded as interrupted and runs again on resume.
+    async with asyncio.TaskGroup() as group:
+        for problem, setting in todo:
+            group.create_task(one(problem, setting))
+    return collect_results(store, evaluation)
+
+
+@dataclass
+class EvalJob:
+    """An evaluation on its own thread and event loop, so a page can rerun while it runs."""
+
+    store: Store
+    evaluation: Evaluation
+    provider: Provider
+    concurrency: int = 4
+    done: int = field(default=0, init=False)
+    total: int = field(default=0, init=False)
+    eta: float | None = field(default=None, init=False)
+    rows: list[ResultRow] | None = field(default=None, init=False)
+    error: BaseException | None = field(default=None, init=False)
+    cancelled: bool = field(default=False, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+
+    def start(self) -> EvalJob:
+        self.total = len(self.evaluation.cells())
+        self._thread = threading.Thread(target=self._main, daemon=True,
+                                        name=f"pdr-eval-{self.evaluation.id}")
+        self._thread.start()
+        return self
+
+    def _progress(self, done: int, total: int, eta: float | None) -> None:
+        self.done, self.total, self.eta = done, total, eta
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            self.rows = await run_evaluation(self.store, self.evaluation, self.provider,
+                                             self.concurrency, self._progress)
+
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            self.cancelled = True  # every run in flight is recorded as interrupted
+        except BaseException as exc:  # noqa: BLE001 - kept for the page, re-raised by wait()
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def cancel(self) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    def wait(self, timeout: float | None = None) -> list[ResultRow] | None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.rows
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class ResultRow:
+    """One cell of an evaluation: its latest run, graded (or pending, failed)."""
+
+    problem_id: str
+    method: str
+    width: int
+    depth: int
+    max_tokens: int
+    correct: bool | None
+    oracle: bool | None
+    b_seq: int
+    b_total: int
+    run_id: str
+    status: str  # completed | failed | interrupted | running | pending
+    label: str = ""
+    reference: str = ""
+    final_answer: str | None = None
+    decided_by: str | None = None  # exact | math, for a correct run
+    calls: int = 0
+
+    @property
+    def setting(self) -> Setting:
+        return Setting(self.method, self.width, self.depth, self.max_tokens)
+
+
+def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
+    """One row per cell, from the store: safe to call while the evaluation runs."""
+    attempts = _latest_attempts(store, evaluation.id)
+    runs = _runs(store, evaluation)
+    rows = []
+    for problem, setting in evaluation.cells():
+        attempt = attempts.get(_key(problem.id, setting))
+        summary = runs.get(attempt.run_id) if attempt else None
+        row = ResultRow(problem.id, setting.method, setting.width, setting.depth,
+                        setting.max_tokens, None, None, 0, 0, "", "pending",
+                        label=setting.label, reference=problem.answer)
+        if attempt is not None and summary is not None:
+            row.run_id, row.status = summary.id, summary.status
+            row.b_seq, row.b_total, row.calls = summary.b_seq, summary.b_total, summary.calls
+            row.final_answer = summary.final_answer
+            if summary.status == "completed":
+                row.correct = bool(summary.correct)
+                row.oracle, row.decided_by = attempt.oracle, attempt.decided_by
+                if row.oracle is None:
+                    # Killed between the run's end and the attempt's update: fold it.
+                    row.oracle = _oracle(store.get_trace(summary.id))
+                if row.correct and row.decided_by is None:
+                    row.decided_by = answer_match(summary.final_answer, problem.answer)
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class SummaryRow:
+    """One arm's accuracy over its graded (completed) runs, with a Wilson interval."""
+
+    method: str
+    width: int
+    depth: int
+    max_tokens: int
+    n: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    mean_b_seq: float | None
+    mean_b_total: float | None
+    label: str = ""
+    correct: int = 0
+    oracle_accuracy: float | None = None
+    failed: int = 0
+    pending: int = 0
+
+
+def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[SummaryRow]:
+    """Per arm: accuracy, its interval and mean budgets over completed runs. Failed and
+    interrupted runs are counted apart (`failed`), not as wrong answers."""
+    arms: dict[Setting, list[ResultRow]] = {}
+    for row in rows:
+        arms.setdefault(row.setting, []).append(row)
+    out = []
+    for setting, group in arms.items():
+        graded = [r for r in group if r.status == "completed"]
+        n = len(graded)
+        right = sum(1 for r in graded if r.correct)
+        oracle = [r.oracle for r in graded if r.oracle is not None]
+        low, high = wilson_interval(right, n, confidence) if n else (None, None)
+        out.append(SummaryRow(
+            setting.method, setting.width, setting.depth, setting.max_tokens, n,
+            right / n if n else None, low, high,
+            sum(r.b_seq for r in graded) / n if n else None,
+            sum(r.b_total for r in graded) / n if n else None,
+            label=setting.label, correct=right,
+            oracle_accuracy=sum(oracle) / len(oracle) if oracle else None,
+            failed=sum(1 for r in group if r.status in ("failed", "interrupted")),
+            pending=sum(1 for r in group if r.status in ("pending", "running")),
+        ))
+    return out
+
+
+def compare(rows: Sequence[ResultRow], label_a: str, label_b: str,
+            alpha: float = 0.05) -> PairedComparison:
+    """McNemar's exact test between two arms (by label) on the problems both completed."""
+    def graded(label: str) -> dict[str, bool]:
+        return {r.problem_id: bool(r.correct) for r in rows
+                if r.label == label and r.status == "completed"}
+
+    return paired_comparison(graded(label_a), graded(label_b), alpha, label_a, label_b)
+
+
+def per_problem_table(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
+    """One row per problem, one column per arm: right, wrong, or the run's state."""
+    marks = {True: "right", False: "wrong"}
+    table: dict[str, dict[str, str]] = {}
+    for row in rows:
+        entry = table.setdefault(row.problem_id, {"problem": row.problem_id,
+                                                  "reference": row.reference})
+        entry[row.label] = marks[row.correct] if row.status == "completed" else row.status
+        if row.status == "completed" and row.oracle and not row.correct:
+            entry[row.label] = "wrong (a draft was right)"
+    return list(table.values())
+
+
+def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq") -> go.Figure:
+    """Accuracy against mean B_seq or B_total, one line per method, 95% Wilson bars."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget {budget!r}: one of {', '.join(BUDGETS)}")
+    figure = go.Figure()
+    methods = list(dict.fromkeys(s.method for s in summary))
+    for method in methods:
+        points = sorted((s for s in summary if s.method == method and s.n),
+                        key=lambda s: getattr(s, f"mean_{budget}"))
+        if not points:
+            continue
+        figure.add_trace(go.Scatter(
+            x=[getattr(s, f"mean_{budget}") for s in points],
+            y=[s.accuracy for s in points],
+            error_y={"type": "data", "symmetric": False,
+                     "array": [s.ci_high - s.accuracy for s in points],
+                     "arrayminus": [s.accuracy - s.ci_low for s in points]},
+            mode="lines+markers",
+            name=method,
+            marker={"color": METHOD_COLORS.get(method), "size": 9},
+            line={"color": METHOD_COLORS.get(method)},
+            text=[s.label for s in points],
+            customdata=[[s.n, s.ci_low, s.ci_high] for s in points],
+            hovertemplate="%{text}<br>accuracy %{y:.1%} (95% CI %{customdata[1]:.1%}"
+                          "–%{customdata[2]:.1%}, n=%{customdata[0]})<br>"
+                          + budget.replace("b_", "B_") + " %{x:,.0f}<extra></extra>",
+        ))
+    figure.update_layout(
+        title=f"Accuracy vs {BUDGETS[budget]}",
+        xaxis_title=BUDGETS[budget], yaxis_title="accuracy",
+        yaxis={"range": [-0.02, 1.02], "tickformat": ".0%"},
+        legend_title="method", margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    return figure
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _csv(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([_cell(record[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def results_csv(rows: Sequence[ResultRow]) -> str:
+    """One line per run: RESULT_COLUMNS."""
+    return _csv((asdict(r) for r in rows), RESULT_COLUMNS)
+
+
+def summary_csv(summary: Sequence[SummaryRow]) -> str:
+    """One line per method and setting: SUMMARY_COLUMNS."""
+    return _csv((asdict(s) for s in summary), SUMMARY_COLUMNS)
+
+
+def report_json(evaluation: Evaluation, rows: Sequence[ResultRow],
+                summary: Sequence[SummaryRow]) -> str:
+    """The whole evaluation as one JSON document (format pdr-eval/1)."""
+    return json.dumps({
+        "format": FORMAT,
+        "id": evaluation.id,
+        "name": evaluation.spec.name,
+        "created_at": evaluation.created_at,
+        "spec": evaluation.spec.to_dict(),
+        "dataset_hash": evaluation.dataset_hash,
+        "problems": len(evaluation.problems),
+        "summary": [asdict(s) for s in summary],
+        "results": [asdict(r) for r in rows],
+    }, indent=2, ensure_ascii=False)
+
+
+def write_outputs(out_dir: str | Path, evaluation: Evaluation, rows: Sequence[ResultRow],
+                  summary: Sequence[SummaryRow]) -> list[Path]:
+    """results.csv, summary.csv and evaluation.json in `out_dir`; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "results.csv": results_csv(rows),
+        "summary.csv": summary_csv(summary),
+        "evaluation.json": report_json(evaluation, rows, summary),
+    }
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    return [out / name for name in files]
+
+
+def summary_text(summary: Sequence[SummaryRow]) -> str:
+    """The summary as an aligned plain-text table (the command line prints it)."""
+    header = ("arm", "n", "accuracy", "95% CI", "mean B_seq", "mean B_total", "oracle",
+              "failed")
+    lines = [header]
+    for s in summary:
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1%}"
+
+        ci = "-" if s.ci_low is None else f"{s.ci_low:.1%}-{s.ci_high:.1%}"
+        lines.append((s.label, str(s.n), pct(s.accuracy), ci,
+                      "-" if s.mean_b_seq is None else f"{s.mean_b_seq:,.0f}",
+                      "-" if s.mean_b_total is None else f"{s.mean_b_total:,.0f}",
+                      pct(s.oracle_accuracy), str(s.failed)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+                     .rstrip() for line in lines)
+
+
+# --- before running -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmEstimate:
+    label: str
+    runs: int
+    calls: int
+    worst_b_seq: int  # of the longest question
+    worst_b_total: int  # summed over the arm's runs
+    cost_usd: float | None
+
+
+def estimate(spec: EvalSpec, problems: Sequence[Problem],
+             price: tuple[float, float] | None = None) -> list[ArmEstimate]:
+    """Worst-case budget of every arm: `preview` of its config on each problem."""
+    arms = []
+    for setting in spec.settings():
+        config = spec.config(setting)
+        previews = [preview(config, p.question, price) for p in problems]
+        costs = [p.cost_usd for p in previews]
+        arms.append(ArmEstimate(
+            setting.label, len(previews), sum(p.calls for p in previews),
+            max((p.worst_b_seq for p in previews), default=0),
+            sum(p.worst_b_total for p in previews),
+            None if price is None else sum(c or 0.0 for c in costs),
+        ))
+    return arms
+
+
+def parse_int_list(text: str, name: str) -> tuple[int, ...]:
+    """'4,8' -> (4, 8); raises ConfigError naming the option otherwise."""
+    try:
+        values = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ConfigError(name, text, "comma-separated whole numbers, e.g. 4,8") from None
+    if not values:
+        raise ConfigError(name, text, "at least one whole number")
+    return values
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """'single,pdr' -> ('single', 'pdr'); raises ConfigError on an unknown method."""
+    methods = tuple(part for part in text.replace(" ", "").split(",") if part)
+    for method in methods or ("",):
+        if method not in METHODS:
+            raise ConfigError("methods", text, f"comma-separated, each one of "
+                              f"{', '.join(METHODS)}")
+    return methods

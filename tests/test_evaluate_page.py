@@ -1,0 +1,132 @@
+"""The Evaluate page through AppTest, with the fake provider injected at our own seam."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pdr_core.datasets import generate
+from pdr_core.evaluation import list_evaluations
+from pdr_core.store import Store
+from pdr_core.testing import FakeProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "evaluate.py")
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "runs.sqlite"
+    monkeypatch.setenv("PDR_DB", str(path))
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def page(provider: FakeProvider | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    if provider is not None:
+        at.session_state["provider"] = provider
+    return at.run()
+
+
+def test_launch_a_tiny_evaluation_and_read_the_results(db):
+    at = page(FakeProvider())
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Evaluate"
+    at.number_input(key="eval_gen_n").set_value(3)
+    at.selectbox(key="eval_gen_kind").set_value("mod")
+    at.multiselect(key="eval_methods").set_value(["single", "pdr"])
+    at.multiselect(key="eval_widths").set_value([2])
+    at.multiselect(key="eval_max_tokens").set_value([256])
+    at.text_input(key="eval_name").input("tiny")
+    at.run()
+    assert not at.exception and not at.error
+    runs = [m for m in at.metric if m.label == "Runs"]
+    assert runs and runs[0].value == "6"  # 3 problems x (single, pdr w2 d2)
+
+    at.button(key="eval_launch").click().run()
+    assert not at.exception, at.exception
+    [job] = at.session_state["eval_jobs"].values()
+    job.wait(timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+
+    [stored] = list_evaluations(Store(db))
+    assert stored.name == "tiny" and stored.dataset == "gen:mod:3:medium:seed=0"
+    assert at.selectbox(key="eval_view").value == stored.id
+    assert len(Store(db).list_runs(text=f"eval:{stored.id}")) == 6
+    completed = [m for m in at.metric if m.label == "Completed"]
+    assert completed and completed[0].value == "6"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2, "accuracy vs B_seq and vs B_total"
+    assert "Accuracy vs mean B_seq" in charts[0].proto.spec
+    frames = [f.value for f in at.dataframe]  # problems, estimate, summary, per problem, runs
+    [summary] = [f for f in frames if "arm" in f.columns]
+    assert list(summary["arm"]) == ["single t256", "pdr w2 d2 t256"]
+    assert list(summary["n"]) == [3, 3]
+    assert summary["ci_low"].notna().all() and summary["oracle"].notna().all()
+    [per_problem] = [f for f in frames if "reference" in f.columns and "problem" in f.columns]
+    assert len(per_problem) == 3 and "pdr w2 d2 t256" in per_problem.columns
+    [every_run] = [f for f in frames if "run_id" in f.columns]
+    assert len(every_run) == 6 and set(every_run["status"]) == {"completed"}
+
+    # the paired comparison with a chosen level
+    assert at.selectbox(key="eval_cmp_a").value == "single t256"
+    assert at.selectbox(key="eval_cmp_b").value == "pdr w2 d2 t256"
+    at.select_slider(key="eval_alpha").set_value(0.1).run()
+    verdicts = [m.value for m in [*at.info, *at.success] if "McNemar exact p" in m.value]
+    assert verdicts and "0.1" in verdicts[0]
+    downloads = at.get("download_button")
+    assert len(downloads) == 3
+
+
+def test_a_malformed_file_is_named_with_its_line(db, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "q", "answer": "1"}\nnot json\n')
+    at = page(FakeProvider())
+    at.radio(key="eval_source").set_value("File or spec").run()
+    at.text_input(key="eval_path").input(str(bad)).run()
+    assert not at.exception
+    assert any("line 2: not valid JSON" in e.value for e in at.error)
+    assert at.button(key="eval_launch").disabled
+
+
+def test_resume_from_the_page_runs_only_what_is_missing(db):
+    target = generate("arith", 4)[1].question
+    provider = FakeProvider(fail=lambda messages, seed: "boom" if target in messages[-1]["content"]
+                            else None)
+    at = page(provider)
+    at.number_input(key="eval_gen_n").set_value(4)
+    at.multiselect(key="eval_methods").set_value(["single"])
+    at.multiselect(key="eval_max_tokens").set_value([128])
+    at.run()
+    at.button(key="eval_launch").click().run()
+    [job] = at.session_state["eval_jobs"].values()
+    job.wait(timeout=30)
+    at.run()
+    assert next(m.value for m in at.metric if m.label == "Failed") == "1"
+    calls = len(provider.calls)
+    provider.fail = None
+    at.button(key="eval_resume").click().run()
+    [job] = at.session_state["eval_jobs"].values()
+    job.wait(timeout=30)
+    at.run()
+    assert not at.exception
+    assert len(provider.calls) == calls + 1  # only the failed run again
+    assert next(m.value for m in at.metric if m.label == "Completed") == "4"
+
+
+def test_page_is_in_the_navigation_and_keeps_its_settings(db):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.session_state["provider"] = FakeProvider()
+    at.run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception and at.title[0].value == "Evaluate"
+    at.multiselect(key="eval_methods").set_value(["sr"]).run()
+    at.switch_page("pages/run.py").run()
+    assert at.title[0].value == "Run"
+    at.switch_page("pages/evaluate.py").run()
+    assert at.multiselect(key="eval_methods").value == ["sr"]
