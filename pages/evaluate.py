@@ -83,7 +83,7 @@ def choose_problems():
     elif source == "File or spec":
         label = st.text_input(
             "JSONL path or spec", key="eval_path",
-            placeholder="../shared/data/aime2024.jsonl · gen:linear:10:hard · "
+            placeholder="problems.jsonl · gen:linear:10:hard · "
                         "hf:HuggingFaceH4/MATH-500",
             help="A JSONL file with id, question and answer on every line; "
                  "gen:KIND:N[:DIFFICULTY][:seed=S]; or hf:NAME[:SPLIT] (needs "
