@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,16 @@ REFERENCE = "52"
 @pytest.fixture
 def store(tmp_path) -> Store:
     return Store(tmp_path / "runs.sqlite")
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch) -> Path:
+    """A fresh store file for the app (through PDR_DB), and no endpoint configured."""
+    path = tmp_path / "runs.sqlite"
+    monkeypatch.setenv("PDR_DB", str(path))
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    return path
 
 
 def run_fake(config: RunConfig, provider: FakeProvider | None = None, sink=None,

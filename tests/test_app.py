@@ -17,15 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '<script>alert("x")</script><img src=x onerror="alert(1)">'
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("PDR_DB", str(path))
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    return path
-
-
 def app(provider: FakeProvider | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     if provider is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.datasets import generate
@@ -14,15 +13,6 @@ from pdr_core.testing import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "evaluate.py")
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("PDR_DB", str(path))
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    return path
 
 
 def page(provider: FakeProvider | None = None) -> AppTest:

@@ -3,7 +3,6 @@
 import asyncio
 from pathlib import Path
 
-import pytest
 from conftest import run_fake
 from streamlit.testing.v1 import AppTest
 
@@ -56,15 +55,6 @@ def test_keep_call_stores_a_one_node_fork_that_resume_completes(tmp_path):
     final = keep_call(parent, "r2-final-0", parent.node("r2-final-0").messages,
                       Completion("\\boxed{99}", Usage(3, 3)), store.writer())
     assert final.status == "completed" and final.final_answer == "99"
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("PDR_DB", str(path))
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    return path
 
 
 def test_fork_flow_in_the_app(db):

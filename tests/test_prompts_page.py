@@ -2,22 +2,12 @@
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("PDR_DB", str(path))
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    return path
 
 
 def test_templates_are_checked_and_saved_as_versions(db):
