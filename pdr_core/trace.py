@@ -317,6 +317,43 @@ _NODE_KEYS: dict[str, tuple[type, ...]] = {
     "status": (str,),
     "error": (str, type(None)),
 }
+# Keys a trace may lack (older versions) but that must have these types when present: the
+# store writes them to columns and the pages compute with them.
+_OPTIONAL_TOP_KEYS: dict[str, tuple[type, ...]] = {
+    "error": (str, type(None)),
+    "stop_reason": (str, type(None)),
+    "finished_at": (str, type(None)),
+    "parent_run_id": (str, type(None)),
+    "parent_node_id": (str, type(None)),
+}
+_OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
+    "error_kind": (str, type(None)),
+    "reasoning": (str, type(None)),
+    "finish_reason": (str, type(None)),
+    "call": (bool,),
+    "reused": (bool,),
+}
+_CONFIG_KEYS: dict[str, tuple[type, ...]] = {
+    "method": (str,),
+    "model": (str, type(None)),
+    "base_url": (str, type(None)),
+    "distill": (str, type(None)),
+    "width_schedule": (list,),
+    "depth": (int,),
+    "width": (int,),
+    "k": (int,),
+    "max_tokens": (int,),
+    "workspace_tokens": (int,),
+    "total_budget": (int, type(None)),
+    "temperature": (int, float),
+    "seed": (int,),
+    "concurrency": (int,),
+    "prompts": (dict,),
+}
+# Token counts above this are not real (and would overflow the store's integer columns).
+MAX_TOKENS_PER_CALL = 10**12
+# Deeper JSON than this is refused: folding and storing a trace copies it recursively.
+MAX_NESTING = 64
 
 
 def trace_from_dict(data: Any) -> Trace:
@@ -329,6 +366,11 @@ def trace_from_dict(data: Any) -> Trace:
             raise TraceError(f"trace format version '{fmt}' is not supported; expected '{FORMAT}'")
         raise TraceError(f"not a PDR trace: 'format' is {fmt!r}, expected '{FORMAT}'")
     _check_keys(data, _TOP_KEYS, "trace")
+    _check_keys(data, _OPTIONAL_TOP_KEYS, "trace", required=False)
+    if not data["id"]:
+        raise TraceError("trace 'id' is empty")
+    _check_config(data["config"])
+    _check_text(data)
     if data["status"] not in STATUSES:
         raise TraceError(f"trace 'status' is {data['status']!r}; expected one of {STATUSES}")
     nodes = []
@@ -338,12 +380,15 @@ def trace_from_dict(data: Any) -> Trace:
         if not isinstance(raw, dict):
             raise TraceError(f"{where} is not a JSON object")
         _check_keys(raw, _NODE_KEYS, where)
+        _check_keys(raw, _OPTIONAL_NODE_KEYS, where, required=False)
         if raw["stage"] not in STAGES:
             raise TraceError(f"{where}: 'stage' is {raw['stage']!r}; expected one of {STAGES}")
         if raw["status"] not in ("ok", "failed", "running"):
             raise TraceError(f"{where}: 'status' is {raw['status']!r}; expected ok or failed")
         if raw["id"] in seen:
             raise TraceError(f"{where}: duplicate node id {raw['id']!r}")
+        if not all(isinstance(p, str) for p in raw["parent_ids"]):
+            raise TraceError(f"{where}: 'parent_ids' must be a list of node id strings")
         missing_parents = [p for p in raw["parent_ids"] if p not in seen]
         if missing_parents:
             raise TraceError(f"{where}: parent ids {missing_parents} do not precede it")
@@ -352,9 +397,14 @@ def trace_from_dict(data: Any) -> Trace:
                     and isinstance(m.get("content"), str)):
                 raise TraceError(f"{where}: each message needs string 'role' and 'content'")
         usage = raw["usage"]
-        for key in ("prompt_tokens", "completion_tokens"):
-            if not isinstance(usage.get(key), int) or isinstance(usage.get(key), bool):
-                raise TraceError(f"{where}: usage.{key} must be a whole number")
+        for key in ("prompt_tokens", "completion_tokens", "reasoning_tokens"):
+            value = usage.get(key, 0)
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not 0 <= value <= MAX_TOKENS_PER_CALL):
+                raise TraceError(
+                    f"{where}: usage.{key} must be a whole number from 0 to "
+                    f"{MAX_TOKENS_PER_CALL}, not {value!r}"[:200]
+                )
         seen.add(raw["id"])
         nodes.append(
             Node(
@@ -389,12 +439,58 @@ def trace_from_json(text: str | bytes) -> Trace:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TraceError("not a PDR trace: the JSON is nested too deeply") from None
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise TraceError(f"not a PDR trace: {exc}"[:300]) from None
     return trace_from_dict(data)
 
 
-def _check_keys(data: dict, spec: dict[str, tuple[type, ...]], where: str) -> None:
+def _check_config(config: dict) -> None:
+    _check_keys(config, _CONFIG_KEYS, "config", required=False)
+    schedule = config.get("width_schedule")
+    if schedule is not None and not all(
+        isinstance(w, int) and not isinstance(w, bool) for w in schedule
+    ):
+        raise TraceError("config: 'width_schedule' must be a list of whole numbers")
+    prompts = config.get("prompts")
+    if prompts is not None and not all(isinstance(v, str) for v in prompts.values()):
+        raise TraceError("config: each of 'prompts' must be a string")
+
+
+def _check_text(data: Any) -> None:
+    """Refuse strings that are not Unicode text (lone surrogates from `\\ud800` escapes) and
+    nesting deeper than MAX_NESTING: neither can be stored or shown. Iterative, so it cannot
+    overflow the stack itself."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)) and depth >= MAX_NESTING:
+            raise TraceError(
+                f"the trace nests objects and lists more than {MAX_NESTING} levels deep; "
+                "a pdr-trace/1 file never does: it is damaged or not a trace"
+            )
+        if isinstance(value, dict):
+            stack.extend((key, depth + 1) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TraceError(
+                    f"the trace holds text that is not valid Unicode (a lone surrogate such as "
+                    f"\\ud800) near {value[:40]!r}; fix or remove that text"
+                ) from None
+
+
+def _check_keys(data: dict, spec: dict[str, tuple[type, ...]], where: str,
+                required: bool = True) -> None:
     for key, types in spec.items():
         if key not in data:
+            if not required:
+                continue
             raise TraceError(f"{where} is missing the key '{key}'")
         value = data[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):

@@ -1,0 +1,212 @@
+"""Two browser sessions on one app at once, in headless Chromium: what one types in Settings
+(an endpoint, an API key) stays in that session; both see the stored runs; a run started in
+one goes on to the end while the other reruns its page.
+
+Same guard as test_browser.py: skipped without Chromium and Playwright, required where
+PDR_REQUIRE_BROWSER=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pdr_core.config import RunConfig
+from pdr_core.methods import run
+from pdr_core.store import Store
+from pdr_core.testing import FakeProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRED = os.environ.get("PDR_REQUIRE_BROWSER") == "1"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+KEY = "sk-PLANTED-session-a-5550123"
+PREFILLED = "prefilled-session-run"
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - requirements-dev.txt installs it
+    sync_playwright = None
+
+if not CHROMIUM or sync_playwright is None:
+    reason = ("Chromium not found (apt-get install chromium)" if not CHROMIUM
+              else "the playwright package is not installed")
+    if REQUIRED:
+        pytest.fail(f"browser tests are required here but {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
+
+pytestmark = pytest.mark.local_model
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app on a free loopback port, on a store that already holds one run."""
+    db = tmp_path / "runs.sqlite"
+    asyncio.run(run("What is 6 * 7?", RunConfig(method="vote", width=2), FakeProvider(),
+                    Store(db).writer(name=PREFILLED), reference="42"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
+    env["PDR_DB"] = str(db)
+    log_path = tmp_path / "streamlit.log"
+    log = log_path.open("wb")
+    # No file watcher: edits elsewhere in the working tree must not reload the app mid-test.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start: " + log_path.read_text(errors="replace"))
+        time.sleep(0.3)
+    yield url, db, log_path
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def go_to(page, name: str) -> None:
+    """Change page through the sidebar, as a person would (a reload would end the session)."""
+    page.get_by_role("link", name=re.compile(name)).first.click()
+    expect(page.get_by_role("heading", name=re.compile(name)).first).to_be_visible(
+        timeout=20_000)
+
+
+def set_slider(page, key: str, target: str, options: list[str]) -> None:
+    """Move a slider with the keyboard until it shows `target`."""
+    thumb = page.locator(f".st-key-{key} input[type=range]")
+    shown = page.locator(f".st-key-{key} [data-testid=stSliderThumbValue]")
+    for _ in range(2 * len(options)):
+        current = shown.inner_text().strip()
+        if current == target:
+            return
+        thumb.focus()
+        thumb.press("ArrowLeft" if options.index(current) > options.index(target)
+                    else "ArrowRight")
+        page.wait_for_timeout(300)  # each change reruns the page
+    raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
+
+
+def test_two_sessions_keep_their_own_settings_and_a_run_survives_the_other_s_reruns(app):
+    url, db, log_path = app
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        a = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+        b = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+        for page in (a, b):
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Run")).to_be_visible(timeout=30_000)
+
+        # A points its session at an endpoint and types a key
+        go_to(a, "Settings")
+        a.get_by_text("OpenAI-compatible endpoint").click()
+        a.locator(".st-key-base_url input").fill("http://127.0.0.1:9/v1")
+        a.locator(".st-key-base_url input").press("Enter")
+        a.locator(".st-key-api_key input").fill(KEY)
+        a.locator(".st-key-api_key input").press("Enter")
+        expect(a.locator(".st-key-api_key input")).to_have_value(KEY)
+        # the page has applied them once it offers the connection test (importing the SDK
+        # the first time takes a moment; leaving the page earlier would drop the change)
+        expect(a.locator(".st-key-test_connection button")).to_be_enabled(timeout=30_000)
+        expect(a.get_by_text("Name a model")).to_be_visible(timeout=30_000)
+
+        # B, at the same time, still has the bundled model and no key at all
+        go_to(b, "Settings")
+        expect(b.get_by_role("radio", name="Bundled local model")).to_be_checked()
+        expect(b.locator(".st-key-api_key")).to_have_count(0)
+        expect(b.locator(".st-key-base_url")).to_have_count(0)
+        go_to(b, "Run")
+        expect(b.get_by_text("Running on the bundled SmolLM2-135M model")).to_be_visible()
+        go_to(a, "Run")
+        expect(a.get_by_text("Running on the bundled SmolLM2-135M model")).to_have_count(0)
+
+        # both see the stored run
+        for page in (a, b):
+            go_to(page, "History")
+            expect(page.get_by_text("1 run(s) match")).to_be_visible(timeout=20_000)
+            expect(page.locator(".st-key-history_open input")).to_have_value(
+                re.compile(PREFILLED), timeout=20_000)
+
+        # A goes back to the bundled model and starts a small run
+        go_to(a, "Settings")
+        expect(a.locator(".st-key-api_key input")).to_have_value(KEY)  # still A's own
+        a.get_by_text("Bundled local model").click()
+        expect(a.locator(".st-key-api_key")).to_have_count(0)
+        go_to(a, "Run")
+        question = a.locator(".st-key-question textarea")
+        question.fill("What is 17 * 3 + 1?")
+        question.press("Control+Enter")
+        set_slider(a, "width", "2", [str(n) for n in range(1, 17)])
+        set_slider(a, "depth", "2", [str(n) for n in range(1, 9)])
+        set_slider(a, "max_tokens", "64", ["64", "128", "256", "512", "1024", "2048"])
+        set_slider(a, "workspace_tokens", "64", ["16", "32", "64", "128", "256", "512"])
+        a.wait_for_timeout(500)
+        a.locator(".st-key-run_button button").click()
+        expect(a.locator(".st-key-cancel_button")).to_be_visible(timeout=20_000)
+
+        # while it runs, B reruns its page again and again
+        go_to(b, "Run")
+        store = Store(db)
+        b_question = b.locator(".st-key-question textarea")
+        during = 0
+        for attempt in range(8):
+            [new] = [r for r in store.list_runs() if r.name != PREFILLED]
+            if new.status != "running":
+                break
+            b_question.fill(f"B's own question {attempt}")
+            b_question.press("Control+Enter")
+            expect(b_question).to_have_value(f"B's own question {attempt}")
+            b.wait_for_timeout(400)
+            during += 1
+        assert during >= 1, "A's run ended before B could rerun"
+
+        # A's run finishes; B never sees it as its own
+        expect(a.get_by_text("Final answer:")).to_be_visible(timeout=120_000)
+        expect(a.locator(".st-key-cancel_button")).to_have_count(0, timeout=30_000)
+        expect(question).to_have_value("What is 17 * 3 + 1?")
+        expect(b.get_by_text("Final answer:")).to_have_count(0)
+        expect(b_question).to_have_value(re.compile(r"^B's own question"))
+        go_to(b, "Settings")
+        expect(b.get_by_role("radio", name="Bundled local model")).to_be_checked()
+        browser.close()
+
+    [new] = [r for r in Store(db).list_runs() if r.name != PREFILLED]
+    trace = Store(db).get_trace(new.id)
+    assert trace.status == "completed", trace.error
+    assert trace.config["width_schedule"] == [2, 1] and trace.config["max_tokens"] == 64
+    assert trace.budget.calls == 4 and all(n.status == "ok" for n in trace.nodes)
+    assert len(Store(db).list_runs()) == 2
+    # the key typed in A's session reached neither the store nor the server's log
+    for path in [*db.parent.glob(db.name + "*"), log_path]:
+        assert b"PLANTED" not in path.read_bytes(), path.name
