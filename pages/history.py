@@ -6,7 +6,7 @@ import streamlit as st
 
 from pdr_core.config import METHODS
 from pdr_core.report import render_report
-from pdr_core.store import RunNotFound
+from pdr_core.store import RunNotFound, StoreError
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import (
     get_store,
@@ -119,10 +119,14 @@ with st.expander("Name, tags, export, delete"):
         st.warning(f"Delete run {run_id} for good?")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="history_delete_yes", type="primary"):
-            store.delete_run(run_id)
             st.session_state.pop("history_confirm", None)
-            st.session_state.pop("history_open", None)
-            st.rerun()
+            try:
+                store.delete_run(run_id)
+            except StoreError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state.pop("history_open", None)
+                st.rerun()
         if no.button("Keep it", key="history_delete_no"):
             st.session_state.pop("history_confirm", None)
             st.rerun()

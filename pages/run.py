@@ -6,6 +6,7 @@ import streamlit as st
 
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.examples import EXAMPLES
+from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
@@ -148,8 +149,11 @@ b1, b2 = st.columns([1, 5])
 start = b1.button("Run", type="primary", key="run_button",
                   disabled=config is None or (job is not None and job.running))
 if start:
-    if not (question or "").strip():
-        st.error("Write a question first (or pick an example).")
+    try:
+        check_question(question or "")
+    except ConfigError as exc:
+        st.error(f"Write a question first (or pick an example): {exc}" if not
+                 (question or "").strip() else f"Fix the question: {exc}")
     else:
         try:
             provider = make_provider(settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -15,11 +16,11 @@ from pathlib import Path
 
 from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
 from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
-from pdr_core.methods import fork, fork_config, resume, run
+from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
 from pdr_core.store import Store, StoreError
-from pdr_core.trace import Trace, TraceError, trace_from_json
+from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -81,9 +82,18 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
     )
 
 
+def _check_out(path: str | None) -> None:
+    """Refuse an --out that cannot be written before any call is paid for."""
+    if path is None:
+        return
+    folder = Path(path).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or Path(path).is_dir():
+        raise ConfigError("out", path, "a file in an existing folder this user can write to")
+
+
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
-    if not args.question.strip():
-        raise ConfigError("question", args.question, "a non-empty problem statement")
+    check_question(args.question)
+    _check_out(args.out)
     settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
     provider = resolve_provider(settings)
     config = _config(args, provider.model, provider.base_url)
@@ -168,6 +178,11 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
 def cmd_import(args: argparse.Namespace, store: Store) -> int:
     path = Path(args.file)
     try:
+        size = path.stat().st_size
+        # Refused by size before it is read: an oversized file never reaches memory.
+        if size > MAX_IMPORT_BYTES:
+            raise TraceError(f"file is {size / 1e6:.0f} MB; traces over "
+                             f"{MAX_IMPORT_BYTES // 2**20} MiB are refused")
         data = path.read_bytes()
     except OSError as exc:
         raise TraceError(f"cannot read {path}: {exc.strerror}") from None

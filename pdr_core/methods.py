@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pdr_core.config import RunConfig
+from pdr_core.config import ConfigError, RunConfig
 from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.operators import (
@@ -26,6 +26,7 @@ from pdr_core.operators import (
 )
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.base import Message, Provider
+from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder
 
 
@@ -135,6 +136,23 @@ METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
 }
 
 
+# A question past this cannot fit any model's context with room to answer.
+MAX_QUESTION_TOKENS = 32_000
+
+
+def check_question(question: str) -> None:
+    """Refuse an empty or oversized question before anything is stored or called."""
+    if not question.strip():
+        raise ConfigError("question", question,
+                          "a non-empty problem statement (the question is empty)")
+    tokens = estimate_tokens(question)
+    if tokens > MAX_QUESTION_TOKENS:
+        raise ConfigError(
+            "question", f"{len(question):,} characters (about {tokens:,} tokens)",
+            f"at most {MAX_QUESTION_TOKENS:,} tokens: shorten it to the problem itself",
+        )
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -159,8 +177,7 @@ async def run(
     finished node kept) and the CancelledError propagates. `reuse` and `parent` are how a
     fork takes its parent run's unchanged nodes (see `fork`).
     """
-    if not question.strip():
-        raise ValueError("the question is empty: write the problem to solve")
+    check_question(question)
     builder = TraceBuilder()
     ctx = RunContext(run_id or new_run_id(), question, config, provider, sink or _discard,
                      builder, reuse)

@@ -37,6 +37,8 @@ APP_DIR = "pdr-inspector"
 DB_NAME = "runs.sqlite"
 # How often the text of in-flight nodes is written while it streams.
 PARTIAL_FLUSH_SECONDS = 0.25
+# How long a writer waits for another to finish before giving up.
+BUSY_SECONDS = 30
 # The run list shows the start of each question; the rest stays on disk.
 QUESTION_PREVIEW = 300
 
@@ -178,14 +180,29 @@ class Store:
 
     def connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open run store {self.path}: {exc}") from None
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
+
+    @staticmethod
+    def _use_wal(conn: sqlite3.Connection) -> None:
+        """Switch to WAL once per file. The switch does not wait on the busy timeout, so
+        while another process is creating the store it is retried until that one is done."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -377,18 +394,22 @@ class Store:
     def get_trace(self, run_id: str) -> Trace:
         """The run folded from its stored events, with the text of nodes in flight."""
         with self._conn() as conn:
+            # One read transaction: a snapshot, so a run deleted or written meanwhile is
+            # seen whole or not at all.
+            conn.execute("BEGIN")
             row = conn.execute(
                 "SELECT status, owner_host, owner_pid, owner_started FROM runs WHERE id = ?",
                 (run_id,),
             ).fetchone()
-            if row is None:
-                raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
             payloads = conn.execute(
                 "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
             partials = dict(conn.execute(
                 "SELECT node_id, text FROM partials WHERE run_id = ?", (run_id,)
             ).fetchall())
+            conn.execute("COMMIT")
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
         builder = TraceBuilder()
         for (payload,) in payloads:
             builder.apply(event_from_dict(json.loads(payload)))
@@ -416,8 +437,19 @@ class Store:
         return [event_from_dict(json.loads(p)) for (p,) in payloads]
 
     def delete_run(self, run_id: str) -> None:
+        """Delete a run that is not running (cancel it first, or let it finish)."""
         with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT status, owner_host, owner_pid, owner_started FROM runs WHERE id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is not None and self._effective_status(*row) == "running":
+                conn.execute("ROLLBACK")
+                raise StoreError(f"run {run_id} is still running: cancel it or let it finish "
+                                 "before deleting it")
             deleted = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+            conn.execute("COMMIT")
         if not deleted:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
 

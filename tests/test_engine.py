@@ -7,7 +7,7 @@ import pytest
 from conftest import QUESTION, REFERENCE, run_fake
 
 from pdr_core.answers import extract_answer
-from pdr_core.config import RunConfig
+from pdr_core.config import ConfigError, RunConfig
 from pdr_core.events import NodeDelta, NodeFailed, RunFinished
 from pdr_core.methods import run
 from pdr_core.testing import FakeProvider
@@ -279,5 +279,5 @@ def test_correctness_marked_per_node_and_run():
 
 
 def test_empty_question_is_refused():
-    with pytest.raises(ValueError, match="question is empty"):
+    with pytest.raises(ConfigError, match="question is empty"):
         run_fake(RunConfig(method="single"), question="   ")

@@ -159,10 +159,6 @@ def test_processes_opening_the_store_at_once_all_get_in(tmp_path):
     assert tables(db) == tables(Store(tmp_path / "reference.sqlite").path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store.Store.connect runs PRAGMA journal_mode=WAL, which does not wait out the busy "
-    "timeout: while another process holds the lock on a store it is still creating, opening "
-    "it fails at once with 'database is locked' (processes starting on a new store race)"))
 def test_opening_a_store_that_another_process_is_creating_waits_for_it(tmp_path):
     db = tmp_path / "runs.sqlite"
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
@@ -287,10 +283,6 @@ class _Rows:
         return self._rows
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store.Store.get_trace reads the run's row, then its events, in separate autocommit "
-    "statements: a delete in between (another page or process) surfaces as TraceError "
-    "'run ... has no events' instead of RunNotFound"))
 def test_a_run_deleted_while_it_is_read_is_not_found_rather_than_broken(tmp_path):
     store = Store(tmp_path / "runs.sqlite")
     [trace] = prefill(store, 1)
@@ -307,10 +299,6 @@ def test_a_run_deleted_while_it_is_read_is_not_found_rather_than_broken(tmp_path
     assert read.to_dict() == trace.to_dict()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store.Store.delete_run deletes a run that is still being written; the writer's next "
-    "event then fails with a raw sqlite3.IntegrityError (FOREIGN KEY constraint failed) "
-    "that ends the run's process (a traceback on the command line)"))
 def test_deleting_a_run_that_is_still_running_neither_crashes_it_nor_corrupts_the_store(
     tmp_path,
 ):
