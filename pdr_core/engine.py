@@ -197,6 +197,8 @@ class RunContext:
         return (
             len(specs) > 1
             and hasattr(self.provider, "complete_n")
+            # Once the endpoint is known to ignore n, separate calls fail separately.
+            and getattr(self.provider, "supports_n", None) is not False
             and all(s.messages == specs[0].messages for s in specs[1:])
         )
 
@@ -232,19 +234,28 @@ class RunContext:
                     first.messages, sampling, len(reserved), on_delta)
             except ProviderError as exc:
                 self._reserved -= released
-                for node_id in ids:
-                    self.emit(NodeFailed(self.run_id, node_id, str(exc), exc.kind,
-                                         text=self.builder.partial.get(node_id, "")))
-                return [None] * len(specs)
+                partial = exc.partial or []
+                completions = [partial[i] if i < len(partial) else None
+                               for i in range(len(reserved))]
+                for node_id, completion in zip(ids, completions, strict=True):
+                    if completion is None:
+                        self.emit(NodeFailed(self.run_id, node_id, str(exc), exc.kind,
+                                             text=self.builder.partial.get(node_id, "")))
+                if not any(completions):
+                    return [None] * len(specs)
             except asyncio.CancelledError:
                 self._reserved -= released
                 for node_id in ids:
                     self.emit(NodeFailed(self.run_id, node_id, "cancelled before it finished",
                                          "cancelled", text=self.builder.partial.get(node_id, "")))
                 raise
-            self._reserved -= released
+            else:
+                self._reserved -= released
             drafts: list[Draft | None] = []
             for (spec, node_id, _), completion in zip(reserved, completions, strict=True):
+                if completion is None:  # failed above
+                    drafts.append(None)
+                    continue
                 self._spent += completion.usage.total
                 answer = extract_answer(completion.text)
                 self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,

@@ -222,11 +222,6 @@ def test_random_server_errors_a_wide_deep_run_completes_and_says_which_calls_fai
 # ----- endpoints that ignore `n` (llama.cpp, Ollama): drafts go out as separate calls ------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine.RunContext._shares_request still shares identical prompts after the provider "
-    "learnt that the endpoint ignores n (supports_n is False); OpenAIProvider.complete_n then "
-    "makes separate calls through _gather_or_cancel, so one failed call fails (and cancels) "
-    "every draft, throwing away answers the endpoint already returned"))
 def test_an_endpoint_that_ignores_n_loses_only_the_draft_whose_call_failed(store):
     with OpenAIServer(support_n=False) as server:
         prov = provider(server, max_retries=0)
@@ -239,11 +234,6 @@ def test_an_endpoint_that_ignores_n_loses_only_the_draft_whose_call_failed(store
     assert trace.status == "completed" and trace.final_answer == "52"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the first n-request to an endpoint that ignores n returns one choice; "
-    "OpenAIProvider.complete_n fetches the rest as separate calls and, when one fails, raises "
-    "for all of them, and engine.RunContext.call_shared fails every node, including the "
-    "choice that was already answered"))
 def test_the_first_request_to_an_endpoint_that_ignores_n_keeps_its_answered_choice(store):
     with OpenAIServer(support_n=False) as server:
         server.inject(PASS)  # the n=3 request: answered with one choice

@@ -72,10 +72,13 @@ class ProviderError(Exception):
     Messages never contain an API key.
     """
 
-    def __init__(self, message: str, kind: str = "other", retryable: bool = False):
+    def __init__(self, message: str, kind: str = "other", retryable: bool = False,
+                 partial: list[Completion | None] | None = None):
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable
+        # For a multi-choice call: the choices that did come back (None where one failed).
+        self.partial = partial
 
 
 @runtime_checkable

@@ -270,7 +270,18 @@ class OpenAIProvider:
             callback = None if on_delta is None else (lambda text: on_delta(index, text))
             return self.complete(messages, replace(sampling, seed=seed), callback)
 
-        return got + await _gather_or_cancel([single(i) for i in range(len(got), n)])
+        rest = await asyncio.gather(*(single(i) for i in range(len(got), n)),
+                                    return_exceptions=True)
+        failures = [r for r in rest if isinstance(r, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, ProviderError):
+                raise failure
+        if failures:
+            # Separate calls fail separately: keep the choices that did come back.
+            first = failures[0]
+            partial = got + [None if isinstance(r, BaseException) else r for r in rest]
+            raise ProviderError(str(first), first.kind, first.retryable, partial=partial)
+        return got + list(rest)
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint serves (`GET /models`)."""
@@ -699,19 +710,6 @@ class OpenAIProvider:
 
 
 # ----- helpers ------------------------------------------------------------------------------
-
-
-async def _gather_or_cancel(calls: Sequence[Awaitable[Completion]]) -> list[Completion]:
-    """Await all calls; if one fails, cancel the others before raising its error."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        # Only to let the cancelled siblings finish; the first error is re-raised below.
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _split_usage(
