@@ -10,7 +10,7 @@ import os
 
 import streamlit as st
 
-from pdr_core.providers import EndpointSettings, ProviderError
+from pdr_core.providers import EndpointSettings, ProviderError, check_base_url
 from ui.components import ENDPOINT, endpoint, run_async, secret_key
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
@@ -47,21 +47,24 @@ else:
                               help="Test the connection to fill a picker from /v1/models.")
     settings = EndpointSettings(base_url=base_url.strip() or None,
                                 api_key=typed or env_key or None, model=model or None)
-    from pdr_core.providers.openai_compat import OpenAIProvider
-
+    valid = False
     try:
-        # Constructing the provider checks the URL, without any network call.
-        provider = OpenAIProvider(settings.base_url, settings.api_key or "not-needed",
-                                  settings.model or "", timeout=10, max_retries=0)
+        if settings.base_url:
+            check_base_url(settings.base_url)
+        valid = True
     except ProviderError as exc:
         st.error(str(exc))
-        provider = None
     else:
+        # Applied at once, before anything slow: leaving the page keeps what was typed.
         st.session_state[ENDPOINT] = settings
     if not settings.model:
         st.warning("Name a model: the endpoint's /v1/models lists what it serves.")
-    if st.button("Test connection", key="test_connection", disabled=provider is None):
+    if st.button("Test connection", key="test_connection", disabled=not valid):
+        from pdr_core.providers.openai_compat import OpenAIProvider
+
         try:
+            provider = OpenAIProvider(settings.base_url, settings.api_key or "not-needed",
+                                      settings.model or "", timeout=10, max_retries=0)
             check = run_async(provider.check_connection())
         except ProviderError as exc:
             st.error(str(exc))

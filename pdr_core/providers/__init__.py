@@ -14,9 +14,11 @@ from pdr_core.providers.base import (
     ProviderError,
     Sampling,
     Usage,
+    check_base_url,
 )
 
 __all__ = [
+    "check_base_url",
     "Completion",
     "EndpointSettings",
     "resolve_provider",

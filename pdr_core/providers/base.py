@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 Message = dict[str, str]
 # Called with each piece of streamed text as it arrives.
@@ -79,6 +80,19 @@ class ProviderError(Exception):
         self.retryable = retryable
         # For a multi-choice call: the choices that did come back (None where one failed).
         self.partial = partial
+
+
+def check_base_url(url: str) -> str:
+    """`url` without its trailing slash; ProviderError if it has no http(s) scheme or host."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProviderError(
+            f"Base URL {url!r} is not a valid URL: it needs a scheme and a host, "
+            "e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1.",
+            kind="bad_request",
+        )
+    return url
 
 
 @runtime_checkable

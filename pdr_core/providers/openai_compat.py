@@ -22,7 +22,6 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2  # the transport of openai 3.x; its exceptions say whether a connection was made
 import openai
@@ -36,6 +35,7 @@ from pdr_core.providers.base import (
     ProviderError,
     Sampling,
     Usage,
+    check_base_url,
 )
 from pdr_core.tokens import estimate_prompt_tokens, estimate_tokens
 
@@ -109,15 +109,7 @@ def _extra_text(obj: object, *names: str) -> str:
 
 
 def _normalise_base_url(base_url: str | None) -> str:
-    url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProviderError(
-            f"Base URL {url!r} is not a valid URL: it needs a scheme and a host, "
-            "e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1.",
-            kind="bad_request",
-        )
-    return url
+    return check_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
 
 
 class OpenAIProvider:
