@@ -1,100 +1,22 @@
-"""End to end in a real headless Chromium: the real app on the bundled local model.
-
-Chromium comes from Debian's package (`make test` installs it); Playwright drives it with
-`executable_path`, since Playwright's own browser download is not available. Without
-Chromium these tests skip, unless PDR_REQUIRE_BROWSER=1 (CI) makes them required.
-"""
+"""End to end in a real headless Chromium: the real app on the bundled local model."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser, serving_app, set_slider
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("PDR_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - requirements-dev.txt installs it
-    sync_playwright = None
-
-if not CHROMIUM or sync_playwright is None:
-    reason = ("Chromium not found (apt-get install chromium)" if not CHROMIUM
-              else "the playwright package is not installed")
-    if REQUIRED:
-        pytest.fail(f"browser tests are required here but {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
+require_browser()
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.local_model
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def app_url(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
-    env["PDR_DB"] = str(tmp_path / "runs.sqlite")
-    log = (tmp_path / "streamlit.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("streamlit did not start: "
-                        + (tmp_path / "streamlit.log").read_text(errors="replace")[-2000:])
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-def set_slider(page, key: str, target: str, options: list[str]) -> None:
-    """Move a slider with the keyboard, as a person would, until it shows `target`."""
-    thumb = page.locator(f".st-key-{key} input[type=range]")
-    shown = page.locator(f".st-key-{key} [data-testid=stSliderThumbValue]")
-    for _ in range(2 * len(options)):
-        current = shown.inner_text().strip()
-        if current == target:
-            return
-        thumb.focus()
-        before = options.index(current) > options.index(target)
-        thumb.press("ArrowLeft" if before else "ArrowRight")
-        page.wait_for_timeout(300)  # each change reruns the page
-    raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
+    with serving_app(tmp_path / "runs.sqlite", tmp_path / "streamlit.log") as url:
+        yield url
 
 
 def open_tab(page, name: str, shows) -> None:

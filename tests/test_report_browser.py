@@ -7,34 +7,18 @@ PDR_REQUIRE_BROWSER=1 (CI) makes them required.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from datetime import datetime, timedelta
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser
 from test_report import HOSTILE, hostile_trace
 
 from pdr_core.report import write_report
 from pdr_core.trace import Trace, trace_from_dict
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("PDR_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - requirements-dev.txt installs it
-    sync_playwright = None
-
-if not CHROMIUM or sync_playwright is None:
-    reason = ("Chromium not found (apt-get install chromium)" if not CHROMIUM
-              else "the playwright package is not installed")
-    if REQUIRED:
-        pytest.fail(f"browser tests are required here but {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
+require_browser()
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
 def retimed(trace: Trace) -> Trace:

@@ -9,51 +9,22 @@ PDR_REQUIRE_BROWSER=1.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser, serving_app, set_slider
 
 from pdr_core.config import RunConfig
 from pdr_core.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = os.environ.get("PDR_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+require_browser()
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
 KEY = "sk-PLANTED-session-a-5550123"
 PREFILLED = "prefilled-session-run"
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - requirements-dev.txt installs it
-    sync_playwright = None
-
-if not CHROMIUM or sync_playwright is None:
-    reason = ("Chromium not found (apt-get install chromium)" if not CHROMIUM
-              else "the playwright package is not installed")
-    if REQUIRED:
-        pytest.fail(f"browser tests are required here but {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
-
 pytestmark = pytest.mark.local_model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -62,38 +33,9 @@ def app(tmp_path):
     db = tmp_path / "runs.sqlite"
     asyncio.run(run("What is 6 * 7?", RunConfig(method="vote", width=2), FakeProvider(),
                     Store(db).writer(name=PREFILLED), reference="42"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
-    env["PDR_DB"] = str(db)
     log_path = tmp_path / "streamlit.log"
-    log = log_path.open("wb")
-    # No file watcher: edits elsewhere in the working tree must not reload the app mid-test.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("streamlit did not start: " + log_path.read_text(errors="replace"))
-        time.sleep(0.3)
-    yield url, db, log_path
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with serving_app(db, log_path) as url:
+        yield url, db, log_path
 
 
 def go_to(page, name: str) -> None:
@@ -101,21 +43,6 @@ def go_to(page, name: str) -> None:
     page.get_by_role("link", name=re.compile(name)).first.click()
     expect(page.get_by_role("heading", name=re.compile(name)).first).to_be_visible(
         timeout=20_000)
-
-
-def set_slider(page, key: str, target: str, options: list[str]) -> None:
-    """Move a slider with the keyboard until it shows `target`."""
-    thumb = page.locator(f".st-key-{key} input[type=range]")
-    shown = page.locator(f".st-key-{key} [data-testid=stSliderThumbValue]")
-    for _ in range(2 * len(options)):
-        current = shown.inner_text().strip()
-        if current == target:
-            return
-        thumb.focus()
-        thumb.press("ArrowLeft" if options.index(current) > options.index(target)
-                    else "ArrowRight")
-        page.wait_for_timeout(300)  # each change reruns the page
-    raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
 
 
 def test_two_sessions_keep_their_own_settings_and_a_run_survives_the_other_s_reruns(app):

@@ -1,0 +1,103 @@
+"""What the browser tests share: the Chromium guard, the app on a loopback port, sliders.
+
+Chromium comes from Debian's package (`make test` installs it as root); Playwright drives it
+with `executable_path`, since its own browser download is not available. Without Chromium
+the browser tests skip, unless PDR_REQUIRE_BROWSER=1 (CI) makes them required.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REQUIRED = os.environ.get("PDR_REQUIRE_BROWSER") == "1"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def require_browser() -> None:
+    """Skip the calling test module without Chromium or Playwright; fail it in CI."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        reason = "the playwright package is not installed"
+    else:
+        reason = None if CHROMIUM else "Chromium not found (apt-get install chromium)"
+    if reason is None:
+        return
+    if REQUIRED:
+        pytest.fail(f"browser tests are required here but {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving_app(db: Path, log_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port with the store `db`; yields its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
+    env["PDR_DB"] = str(db)
+    with log_path.open("wb") as log:
+        # No file watcher: edits elsewhere in the working tree must not reload the app.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while not _healthy(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("streamlit did not start: "
+                                + log_path.read_text(errors="replace")[-2000:])
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def set_slider(page, key: str, target: str, options: list[str]) -> None:
+    """Move a slider with the keyboard, as a person would, until it shows `target`."""
+    thumb = page.locator(f".st-key-{key} input[type=range]")
+    shown = page.locator(f".st-key-{key} [data-testid=stSliderThumbValue]")
+    for _ in range(2 * len(options)):
+        current = shown.inner_text().strip()
+        if current == target:
+            return
+        thumb.focus()
+        before = options.index(current) > options.index(target)
+        thumb.press("ArrowLeft" if before else "ArrowRight")
+        page.wait_for_timeout(300)  # each change reruns the page
+    raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
