@@ -78,3 +78,45 @@ def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(app_url, tmp_path):
         browser.close()
     for name in ("1-settings", "2-finished", "3-diff", "4-node"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+HOSTILE = ('<script>alert("x")</script><img src=x onerror="alert(1)"> '
+           '<a href="javascript:alert(2)">link</a> \u202eevil\u202c \x00 ' + "W" * 5000)
+
+
+def test_hostile_model_text_stays_inert_in_the_run_view_and_compare(tmp_path):
+    import asyncio
+
+    from pdr_core.config import RunConfig
+    from pdr_core.methods import run
+    from pdr_core.store import Store
+    from pdr_core.testing import FakeProvider, default_answer
+
+    db = tmp_path / "runs.sqlite"
+    provider = FakeProvider(answer=lambda m, seed: HOSTILE if seed == 0
+                            else default_answer(m, seed))
+    for width in (2, 3):
+        asyncio.run(run("What is 2 + 2?", RunConfig(method="vote", width=width), provider,
+                        Store(db).writer(), reference="4"))
+    dialogs: list[str] = []
+    with serving_app(db, tmp_path / "streamlit.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{url}/history")
+        expect(page.get_by_role("heading", name="History")).to_be_visible(timeout=30_000)
+        page.locator(".st-key-history_node input").click()
+        page.get_by_role("option", name=re.compile(r"^r1-draft-0 ")).click()
+        expect(page.get_by_text('<script>alert("x")</script>', exact=False).first
+               ).to_be_visible(timeout=20_000)
+        open_tab(page, "Diff", page.get_by_text("Compare with another node"))
+        page.screenshot(path=tmp_path / "hostile-history.png", full_page=True)
+        page.get_by_role("link", name="Compare").click()
+        expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=tmp_path / "hostile-compare.png", full_page=True)
+        # nothing the model wrote became an element of the page
+        assert page.locator("img[src=x]").count() == 0
+        assert page.locator("a[href^='javascript:']").count() == 0
+        browser.close()
+    assert dialogs == []
