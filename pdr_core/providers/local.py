@@ -13,6 +13,7 @@ completion tokens are the tokens llama.cpp generated.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import importlib.util
 import os
@@ -149,6 +150,9 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
         stop_token_ids=[eos],
     )
     llm.chat_handler = formatter.to_chat_handler()
+    # Freed before interpreter shutdown: llama-cpp-python's own finaliser runs too late
+    # then (its C bindings are already gone) and prints a TypeError on every exit.
+    atexit.register(llm.close)
     # llama.cpp pads the context it allocates (to a multiple of 256), but llama-cpp-python
     # sizes its token buffer by the n_ctx asked for and overflows it past that: the smaller
     # of the two is the real limit.
