@@ -43,3 +43,9 @@ test: $(VENV)/.dev-installed browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Benchmarks, not tests: every figure against its limit; about five minutes on two cores.
+# BENCH_ARGS="--markdown FILE" also writes the table for BENCHMARKS.md.
+.PHONY: bench
+bench: $(VENV)/.dev-installed
+	$(PY) -m bench $(BENCH_ARGS)
