@@ -230,8 +230,11 @@ class RunContext:
 
             released = sum(worst for _, _, worst in reserved)
             try:
+                # An endpoint that ignores n gets the choices as separate calls: at most
+                # the run's concurrency of them at once.
                 completions = await self.provider.complete_n(  # type: ignore[attr-defined]
-                    first.messages, sampling, len(reserved), on_delta)
+                    first.messages, sampling, len(reserved), on_delta,
+                    max_parallel=self.config.concurrency)
             except ProviderError as exc:
                 self._reserved -= released
                 partial = exc.partial or []

@@ -41,3 +41,18 @@ def test_a_failed_shared_request_fails_each_draft_node():
     assert trace.status == "failed"
     assert [n.status for n in trace.nodes] == ["failed"] * 3
     assert all("500" in n.error for n in trace.nodes)
+
+
+def test_an_endpoint_that_ignores_n_never_gets_more_calls_at_once_than_the_limit():
+    with OpenAIServer(support_n=False, latency=0.2) as server:
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+        trace = asyncio.run(run(QUESTION, RunConfig(method="vote", width=6, concurrency=2),
+                                provider))
+        requests = server.wait_idle()
+    assert trace.status == "completed" and len(requests) == 6
+    moments = sorted([(r["start"], 1) for r in requests] + [(r["end"], -1) for r in requests])
+    in_flight = peak = 0
+    for _, step in moments:
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak == 2

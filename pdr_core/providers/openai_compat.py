@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -242,11 +242,13 @@ class OpenAIProvider:
         sampling: Sampling,
         n: int,
         on_delta: IndexedDeltaCallback | None = None,
+        max_parallel: int | None = None,
     ) -> list[Completion]:
         """`n` completions of the same messages, in one request where the endpoint honours `n`.
 
         Choice i uses seed `sampling.seed + i`. Endpoints that ignore `n` (llama.cpp, Ollama)
-        are detected on the first try and served by concurrent single calls from then on.
+        are detected on the first try and served by concurrent single calls from then on, at
+        most `max_parallel` at once.
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, not {n}")
@@ -257,10 +259,13 @@ class OpenAIProvider:
         if len(got) >= n:
             return got
 
-        def single(index: int) -> Awaitable[Completion]:
+        limit = asyncio.Semaphore(max_parallel or n)
+
+        async def single(index: int) -> Completion:
             seed = None if sampling.seed is None else sampling.seed + index
             callback = None if on_delta is None else (lambda text: on_delta(index, text))
-            return self.complete(messages, replace(sampling, seed=seed), callback)
+            async with limit:
+                return await self.complete(messages, replace(sampling, seed=seed), callback)
 
         rest = await asyncio.gather(*(single(i) for i in range(len(got), n)),
                                     return_exceptions=True)
