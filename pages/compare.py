@@ -10,7 +10,7 @@ from pdr_core.compare import NodeSide, StageStats, compare, final_outputs, stage
 from pdr_core.diffs import diff_html, diff_stats
 from pdr_core.store import RunNotFound
 from pdr_core.textfmt import model_markdown
-from ui.components import STATUS_BADGE, get_store, short
+from ui.components import STATUS_BADGE, get_store, load_trace, short
 
 st.title("Compare runs")
 store = get_store()
@@ -35,7 +35,7 @@ if a_id == b_id:
     st.info("Pick two different runs.")
     st.stop()
 try:
-    trace_a, trace_b = store.get_trace(a_id), store.get_trace(b_id)
+    trace_a, trace_b = load_trace(a_id), load_trace(b_id)
 except RunNotFound:
     st.error("One of these runs was deleted meanwhile.")
     st.stop()

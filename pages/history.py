@@ -10,6 +10,7 @@ from pdr_core.store import RunNotFound, StoreError
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import (
     get_store,
+    load_trace,
     render_fork_comparison,
     render_run_view,
     resume_controls,
@@ -92,7 +93,7 @@ if st.session_state.get("history_open") not in labels:
 run_id = st.selectbox("Open run", list(labels), format_func=labels.get, key="history_open")
 
 try:
-    trace = store.get_trace(run_id)
+    trace = load_trace(run_id)
 except RunNotFound:
     st.error("That run was deleted meanwhile.")
     st.stop()

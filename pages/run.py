@@ -18,6 +18,7 @@ from ui.components import (
     chosen_prompts,
     endpoint,
     get_store,
+    load_trace,
     make_provider,
     render_run_view,
 )
@@ -180,7 +181,7 @@ def live_view() -> None:
     if not run_id:
         return
     try:
-        trace = store.get_trace(run_id)
+        trace = load_trace(run_id)
     except RunNotFound:
         st.session_state.pop(ACTIVE_RUN, None)
         return

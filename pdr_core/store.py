@@ -429,6 +429,21 @@ class Store:
             trace.error = "the process running it stopped"
         return trace
 
+    def revision(self, run_id: str) -> tuple[str, str, int]:
+        """What changes whenever the run does: its status (as read), when its row was last
+        updated, and how many events it has. Cheap: no event is read."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT status, owner_host, owner_pid, owner_started, updated_at FROM runs"
+                " WHERE id = ?", (run_id,),
+            ).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+            (events,) = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return self._effective_status(*row[:4]), row[4], events
+
     def events(self, run_id: str) -> list[Event]:
         with self._conn() as conn:
             payloads = conn.execute(

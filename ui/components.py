@@ -50,6 +50,22 @@ def get_store() -> Store:
     return _store_at(str(default_db_path()))
 
 
+# Traces are shared read-only between reruns and sessions; nothing on a page changes one.
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _trace_at_revision(path: str, run_id: str, revision: tuple[str, str, int]) -> Trace:
+    return _store_at(path).get_trace(run_id)
+
+
+def load_trace(run_id: str) -> Trace:
+    """A stored run, read again only when it changed (selecting a node reloads nothing).
+    A running run is always read afresh: the text of its calls in flight changes."""
+    store = get_store()
+    revision = store.revision(run_id)
+    if revision[0] == "running":
+        return store.get_trace(run_id)
+    return _trace_at_revision(str(store.path), run_id, revision)
+
+
 def secret_key() -> str | None:
     """An API key from Streamlit secrets, if the deployment has one."""
     try:
