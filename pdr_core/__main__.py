@@ -107,13 +107,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     except KeyboardInterrupt:
         print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if args.out:
-        Path(args.out).write_text(trace.to_json(), encoding="utf-8")
-    _print_result(trace)
-    if trace.status != "completed":
-        print(f"error: run {trace.status}: {trace.error}", file=sys.stderr)
-        return EXIT_FAILED
-    return 0
+    return _finish(trace, args)
 
 
 def _print_result(trace: Trace) -> None:

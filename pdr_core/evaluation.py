@@ -33,6 +33,7 @@ from pdr_core.events import now_iso
 from pdr_core.methods import new_run_id, run
 from pdr_core.preview import preview
 from pdr_core.providers.base import Provider
+from pdr_core.runner import LoopThread
 from pdr_core.stats import PairedComparison, paired_comparison, wilson_interval
 from pdr_core.store import RunSummary, Store
 from pdr_core.trace import Trace
@@ -430,7 +431,7 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
 
 
 @dataclass
-class EvalJob:
+class EvalJob(LoopThread):
     """An evaluation on its own thread and event loop, so a page can rerun while it runs."""
 
     store: Store
@@ -471,14 +472,6 @@ class EvalJob:
         except BaseException as exc:  # noqa: BLE001 - kept for the page, re-raised by wait()
             self.error = exc
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def cancel(self) -> None:
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
 
     def wait(self, timeout: float | None = None) -> list[ResultRow] | None:
         if self._thread is not None:

@@ -20,8 +20,29 @@ from pdr_core.trace import Trace
 Action = Callable[[EventSink], Awaitable[Trace]]
 
 
+class LoopThread:
+    """Work on its own thread and event loop: whether it still runs, and how to stop it.
+
+    Subclasses set `_thread` when they start, and `_loop` and `_task` from inside the loop.
+    """
+
+    _thread: threading.Thread | None
+    _loop: asyncio.AbstractEventLoop | None
+    _task: asyncio.Task | None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Cancel the work; what finished stays, and runs in flight become interrupted."""
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+
 @dataclass
-class RunJob:
+class RunJob(LoopThread):
     """One run in the background. Read progress from the store by `run_id`."""
 
     store: Store
@@ -97,15 +118,6 @@ class RunJob:
         finally:
             self._ready.set()
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def cancel(self) -> None:
-        """Stop the run; finished nodes stay, the run is recorded as interrupted."""
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
 
     def wait(self, timeout: float | None = None) -> Trace | None:
         """Block until the run ends; re-raises an unexpected error from the job thread."""
