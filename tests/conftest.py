@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,25 @@ def run_fake(config: RunConfig, provider: FakeProvider | None = None, sink=None,
     """Run `config` on the fake provider, synchronously."""
     return asyncio.run(run(question, config, provider or FakeProvider(), sink,
                            reference=reference))
+
+
+def wait_for_calls(db: Path, calls: int, timeout: float = 30) -> str:
+    """The id of the newest run in `db` once it has made `calls` calls (another process
+    is running it); fails the test if that takes longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists() and (runs := Store(db).list_runs()) and runs[0].calls >= calls:
+            return runs[0].id
+        time.sleep(0.02)
+    pytest.fail(f"the run in {db} never made {calls} calls")
+
+
+def kill_when(proc: subprocess.Popen, db: Path, calls: int) -> str:
+    """SIGKILL `proc` once its run in `db` has made `calls` calls; the run's id."""
+    try:
+        run_id = wait_for_calls(db, calls)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    return run_id

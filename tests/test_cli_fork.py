@@ -2,11 +2,10 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
+from conftest import kill_when
 from openai_server import OpenAIServer
 from test_cli import ROOT, cli
 
@@ -60,17 +59,7 @@ def test_resume_after_the_process_is_killed(tmp_path):
             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if db.exists() and (runs := Store(db).list_runs()) and runs[0].calls >= 3:
-                    break
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            proc.kill()
-        run_id = Store(db).list_runs()[0].id
+        run_id = kill_when(proc, db, 3)
         before = Store(db).get_trace(run_id)
         assert before.status == "interrupted"
         finished = sum(1 for n in before.nodes if n.status == "ok")

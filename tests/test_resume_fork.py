@@ -2,14 +2,12 @@
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import QUESTION, run_fake
+from conftest import QUESTION, kill_when, run_fake
 from test_store import KILLED_RUN
 
 from pdr_core.config import RunConfig
@@ -59,16 +57,7 @@ def test_resume_after_sigkill_continues_without_repeating(tmp_path):
     db = tmp_path / "runs.sqlite"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(db)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if db.exists() and (runs := Store(db).list_runs()) and runs[0].calls >= 3:
-                break
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
+    kill_when(proc, db, 3)
     store = Store(db)
     [summary] = store.list_runs()
     trace = store.get_trace(summary.id)

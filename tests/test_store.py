@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import QUESTION, run_fake
+from conftest import QUESTION, run_fake, wait_for_calls
 
 from pdr_core.config import RunConfig
 from pdr_core.store import SCHEMA_VERSION, RunNotFound, Store, StoreError, default_db_path
@@ -120,24 +119,13 @@ def test_sigkill_mid_run_keeps_finished_nodes_and_reads_interrupted(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(db)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        deadline = time.monotonic() + 30
-        store = None
-        while time.monotonic() < deadline:
-            if db.exists():
-                store = store or Store(db)
-                runs = store.list_runs()
-                if runs and runs[0].calls >= 3:
-                    break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the run never finished its first round")
-        trace = store.get_trace(runs[0].id)
-        assert trace.status == "running"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        run_id = wait_for_calls(db, 3)
+        store = Store(db)
+        assert store.get_trace(run_id).status == "running"
     finally:
         proc.kill()
-    trace = store.get_trace(runs[0].id)
+        proc.wait(timeout=10)
+    trace = store.get_trace(run_id)
     assert trace.status == "interrupted"
     assert store.list_runs()[0].status == "interrupted"
     finished = [n for n in trace.nodes if n.status == "ok"]
