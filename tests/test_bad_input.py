@@ -372,3 +372,23 @@ def test_a_200_megabyte_trace_file_is_refused_before_it_is_read_into_memory(fill
     code, peak_kib = map(int, out.stdout.split())
     assert code == 2
     assert peak_kib < 100 * 1024, f"peak memory {peak_kib // 1024} MiB for a refused import"
+
+
+# ----- a remote endpoint with no key ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["https://api.example.com/v1", "https://llm.example.org:8443/v1"])
+def test_a_remote_endpoint_without_a_key_is_refused_before_anything(filled_db, url):
+    before = snapshot(filled_db)
+    result = cli("run", "What is 1 + 1?", "--base-url", url, "--model", "m", db=filled_db)
+    assert_refused(result, 1, "remote endpoint", "no API key", "OPENAI_API_KEY")
+    assert snapshot(filled_db) == before
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/v1", "http://localhost:11434/v1",
+                                 "http://192.168.1.20:8000/v1", "http://ollama:11434/v1"])
+def test_an_endpoint_on_this_machine_or_network_needs_no_key(url):
+    from pdr_core.providers import EndpointSettings, resolve_provider
+
+    provider = resolve_provider(EndpointSettings(base_url=url, model="m"))
+    assert provider.base_url == url

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from pdr_core.providers.base import (
     Completion,
@@ -83,9 +85,27 @@ def resolve_provider(settings: EndpointSettings) -> Provider:
         )
     if not settings.base_url and not settings.api_key:
         raise ProviderError("OpenAI needs a key: set OPENAI_API_KEY", kind="auth")
+    if settings.base_url and not settings.api_key and not _on_own_network(settings.base_url):
+        raise ProviderError(
+            f"{check_base_url(settings.base_url)} is a remote endpoint and no API key is set: "
+            "set OPENAI_API_KEY (or type the key on the Settings page)",
+            kind="auth",
+        )
     # Local servers (vLLM, Ollama, llama.cpp) accept any key, but the client needs one.
     return OpenAIProvider(
         base_url=settings.base_url or DEFAULT_OPENAI_URL,
         api_key=settings.api_key or "not-needed",
         model=settings.model,
     )
+
+
+def _on_own_network(base_url: str) -> bool:
+    """Whether an endpoint is this machine's or its local network's (vLLM, Ollama and
+    llama.cpp servers there take no key), rather than a hosted API that needs one."""
+    host = urlsplit(check_base_url(base_url)).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # localhost, a container or LAN name without dots, or an mDNS name
+        return host == "localhost" or "." not in host or host.endswith((".local", ".lan"))
+    return address.is_loopback or address.is_private or address.is_link_local
