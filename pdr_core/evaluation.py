@@ -365,17 +365,22 @@ async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
     return trace
 
 
+def _cell_runs(store: Store, evaluation: Evaluation):
+    """Every cell with its latest attempt and that attempt's run (None where none)."""
+    attempts = _latest_attempts(store, evaluation.id)
+    runs = _runs(store, evaluation)
+    for problem, setting in evaluation.cells():
+        attempt = attempts.get(_key(problem.id, setting))
+        yield problem, setting, attempt, runs.get(attempt.run_id) if attempt else None
+
+
 def pending_cells(store: Store, evaluation: Evaluation) -> list[tuple[Problem, Setting]]:
     """Cells still to run: never run, or whose latest run failed or was interrupted.
 
     Raises EvalError when a run of the evaluation is still running in another process.
     """
-    attempts = _latest_attempts(store, evaluation.id)
-    runs = _runs(store, evaluation)
     todo = []
-    for problem, setting in evaluation.cells():
-        attempt = attempts.get(_key(problem.id, setting))
-        summary = runs.get(attempt.run_id) if attempt else None
+    for problem, setting, _, summary in _cell_runs(store, evaluation):
         if summary is not None and summary.status == "running":
             raise EvalError(f"evaluation {evaluation.id} is still running in another process "
                             f"(run {summary.id}); wait for it or stop it first")
@@ -512,12 +517,8 @@ class ResultRow:
 
 def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
     """One row per cell, from the store: safe to call while the evaluation runs."""
-    attempts = _latest_attempts(store, evaluation.id)
-    runs = _runs(store, evaluation)
     rows = []
-    for problem, setting in evaluation.cells():
-        attempt = attempts.get(_key(problem.id, setting))
-        summary = runs.get(attempt.run_id) if attempt else None
+    for problem, setting, attempt, summary in _cell_runs(store, evaluation):
         row = ResultRow(problem.id, setting.method, setting.width, setting.depth,
                         setting.max_tokens, None, None, 0, 0, "", "pending",
                         label=setting.label, reference=problem.answer)

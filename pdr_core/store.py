@@ -371,6 +371,14 @@ class Store:
             args += [f"%{_like_escape(text)}%"] * 4
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
+    def _status(self, conn: sqlite3.Connection, run_id: str) -> str | None:
+        """The run's status as read (see `_effective_status`), None when there is no run."""
+        row = conn.execute(
+            "SELECT status, owner_host, owner_pid, owner_started FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        return None if row is None else self._effective_status(*row)
+
     def _effective_status(self, status: str, host: str | None, pid: int | None,
                           started: str | None) -> str:
         """A run still marked running whose process on this host has died is interrupted."""
@@ -397,10 +405,7 @@ class Store:
             # One read transaction: a snapshot, so a run deleted or written meanwhile is
             # seen whole or not at all.
             conn.execute("BEGIN")
-            row = conn.execute(
-                "SELECT status, owner_host, owner_pid, owner_started FROM runs WHERE id = ?",
-                (run_id,),
-            ).fetchone()
+            status = self._status(conn, run_id)
             payloads = conn.execute(
                 "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
@@ -408,7 +413,7 @@ class Store:
                 "SELECT node_id, text FROM partials WHERE run_id = ?", (run_id,)
             ).fetchall())
             conn.execute("COMMIT")
-        if row is None:
+        if status is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
         builder = TraceBuilder()
         for (payload,) in payloads:
@@ -416,7 +421,6 @@ class Store:
         trace = builder.trace
         if trace is None:
             raise TraceError(f"run {run_id} has no events")
-        status = self._effective_status(*row)
         for node in trace.nodes:
             if node.status == "running":
                 node.text = partials.get(node.id, "")
@@ -433,16 +437,15 @@ class Store:
         """What changes whenever the run does: its status (as read), when its row was last
         updated, and how many events it has. Cheap: no event is read."""
         with self._conn() as conn:
-            row = conn.execute(
-                "SELECT status, owner_host, owner_pid, owner_started, updated_at FROM runs"
-                " WHERE id = ?", (run_id,),
-            ).fetchone()
-            if row is None:
+            status = self._status(conn, run_id)
+            if status is None:
                 raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+            (updated_at,) = conn.execute(
+                "SELECT updated_at FROM runs WHERE id = ?", (run_id,)).fetchone()
             (events,) = conn.execute(
                 "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?", (run_id,)
             ).fetchone()
-        return self._effective_status(*row[:4]), row[4], events
+        return status, updated_at, events
 
     def events(self, run_id: str) -> list[Event]:
         with self._conn() as conn:
@@ -455,11 +458,7 @@ class Store:
         """Delete a run that is not running (cancel it first, or let it finish)."""
         with self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(
-                "SELECT status, owner_host, owner_pid, owner_started FROM runs WHERE id = ?",
-                (run_id,),
-            ).fetchone()
-            if row is not None and self._effective_status(*row) == "running":
+            if self._status(conn, run_id) == "running":
                 conn.execute("ROLLBACK")
                 raise StoreError(f"run {run_id} is still running: cancel it or let it finish "
                                  "before deleting it")
