@@ -21,8 +21,11 @@ def app_url(tmp_path):
 
 def open_tab(page, name: str, shows) -> None:
     """Open a tab and wait for what it shows; a rerun landing meanwhile resets the tabs."""
+    tab = page.get_by_role("tab", name=name)
     for _ in range(3):
-        page.get_by_role("tab", name=name).click()
+        # While a rerun redraws the page, the old tab row and the new one are both there.
+        expect(tab).to_have_count(1, timeout=15_000)
+        tab.click()
         try:
             expect(shows).to_be_visible(timeout=5_000)
             return
