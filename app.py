@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.components import settle_process
+
 st.set_page_config(page_title="PDR Inspector", page_icon=":material/account_tree:", layout="wide")
 
 # Streamlit forgets a widget's value when its page is not shown; re-assigning the value
@@ -28,3 +30,4 @@ navigation = st.navigation(
     ]
 )
 navigation.run()
+settle_process()

@@ -36,7 +36,7 @@ from bench.common import (
     LoopMonitor,
     Report,
     ServerProcess,
-    TimedSink,
+    StoreClock,
     max_in_flight,
     note,
     parse_args,
@@ -45,6 +45,7 @@ from bench.common import (
 )
 from bench.engine import WORKSPACE_TOKENS, bench_provider, pdr_config
 from pdr_core.events import Event
+from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import run
 from pdr_core.providers.base import Sampling
 from pdr_core.store import Store
@@ -201,20 +202,18 @@ async def bench(report: Report, runs: int, width: int, depth: int, pairs: int) -
 
         # The same load with every run written to one SQLite store, as the app does.
         store = Store(Path(folder) / "runs.sqlite")
-        sinks: list[TimedSink] = []
-
-        def sink_for(_index: int) -> TimedSink:
-            sinks.append(TimedSink(store.writer()))
-            return sinks[-1]
-
-        stored, _ = await engine_load(server, runs, width, depth, sink_for)
-        in_sinks = sum(s.seconds for s in sinks)
+        clock = StoreClock()
+        with clock.commits():
+            stored, _ = await engine_load(server, runs, width, depth,
+                                          lambda _index: clock.sink(store.writer()))
         note(f"scale engine + store: {stored.calls} calls in {stored.wall:.2f}s "
-             f"({stored.calls_per_second:.0f}/s), {sum(s.events for s in sinks)} events, "
-             f"{in_sinks:.2f}s in sinks, loop late max {stored.monitor.max_late * 1000:.0f} ms")
-        report.add(Figure(f"store.write_share.{shape}", in_sinks, stored.client_wall, "s",
+             f"({stored.calls_per_second:.0f}/s), {clock.events} events, "
+             f"{clock.seconds:.2f}s in the store, "
+             f"loop late max {stored.monitor.max_late * 1000:.0f} ms")
+        report.add(Figure(f"store.write_share.{shape}", clock.seconds, stored.client_wall, "s",
                           "<=", 0.05,
-                          "time inside the store sinks over the load's wall time"))
+                          "time inside the store's sinks and grouped commits over the load's "
+                          "wall time"))
 
 
 def main() -> int:
@@ -225,6 +224,8 @@ def main() -> int:
         p.add_argument("--pairs", type=int, default=2),
     ))
     report = Report(args.json)
+    # As the command line does: an evaluation's process is a long-lived one.
+    freeze_startup_objects()
     asyncio.run(bench(report, args.runs, args.width, args.depth, args.pairs))
     return 1 if report.missed else 0
 

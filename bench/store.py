@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from bench.common import Figure, Report, ServerProcess, TimedSink, median, note, parse_args
+from bench.common import Figure, Report, ServerProcess, StoreClock, median, note, parse_args
 from bench.engine import WIDTH, bench_provider, measure, pdr_config, warm_up
 from pdr_core.config import RunConfig
 from pdr_core.events import now_iso
@@ -51,13 +51,14 @@ async def write_share(report: Report, reps: int, folder: Path) -> None:
         spent: list[tuple[float, float]] = []  # (seconds in the sink, wall seconds)
         with_store, without = [], []
         for _ in range(reps):
-            sink = TimedSink(store.writer())
-            stored = await measure(server, provider, config, sink)
+            clock = StoreClock()
+            with clock.commits():
+                stored = await measure(server, provider, config, clock.sink(store.writer()))
             plain = await measure(server, provider, config)
-            spent.append((sink.seconds, stored.wall))
+            spent.append((clock.seconds, stored.wall))
             with_store.append(stored.wall / stored.critical_path)
             without.append(plain.wall / plain.critical_path)
-            note(f"store write: {sink.events} events, {sink.seconds * 1000:.1f} ms in the sink, "
+            note(f"store write: {clock.events} events, {clock.seconds * 1000:.1f} ms in the store, "
                  f"run {stored.wall:.3f}s (critical path {stored.critical_path:.3f}s); "
                  f"without the store {plain.wall:.3f}s ({plain.critical_path:.3f}s)")
         in_sink, wall = sorted(spent, key=lambda s: s[0] / s[1])[len(spent) // 2]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
 from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
+from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
@@ -424,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    freeze_startup_objects()
     db = args.db or args.db_top
     try:
         store = Store(db)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,7 +98,9 @@ EVENT_TYPES: dict[str, type] = {
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    return {"type": type(event).__name__, **asdict(event)}
+    """The event as a JSON-ready dict. Shallow: its lists and dicts are the event's own
+    (dataclasses.asdict copied them deeply, a third of the store's cost per event)."""
+    return {"type": type(event).__name__, **event.__dict__}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

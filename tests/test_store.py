@@ -1,5 +1,6 @@
 """The SQLite run store: real files, a real killed process."""
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -13,7 +14,15 @@ import pytest
 from conftest import QUESTION, run_fake, wait_for_calls
 
 from pdr_core.config import RunConfig
-from pdr_core.store import SCHEMA_VERSION, RunNotFound, Store, StoreError, default_db_path
+from pdr_core.methods import run
+from pdr_core.store import (
+    GROUP_COMMIT_SECONDS,
+    SCHEMA_VERSION,
+    RunNotFound,
+    Store,
+    StoreError,
+    default_db_path,
+)
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import TraceError, trace_from_json
 
@@ -27,14 +36,57 @@ def test_events_are_written_as_they_arrive(store):
     def sink(event):
         writer(event)
         if type(event).__name__ == "NodeFinished" and event.node_id == "r1-draft-1":
-            seen_during_run.append(store.get_trace(event.run_id))
+            # Committed within GROUP_COMMIT_SECONDS, while the run goes on.
+            asyncio.get_running_loop().call_later(
+                2 * GROUP_COMMIT_SECONDS,
+                lambda: seen_during_run.append(store.get_trace(event.run_id)))
 
-    trace = run_fake(RunConfig(method="pdr", width=2, depth=2), sink=sink)
+    # Calls slow enough that the run is still going when the check runs.
+    trace = run_fake(RunConfig(method="pdr", width=2, depth=2),
+                     FakeProvider(delay=10 * GROUP_COMMIT_SECONDS), sink=sink)
     [mid] = seen_during_run
     assert mid.status == "running"
     assert mid.node("r1-draft-0").status == "ok"
     stored = store.get_trace(trace.id)
     assert stored.to_dict() == trace.to_dict()
+
+
+def test_many_runs_on_one_loop_are_committed_together_and_each_stored_whole(store):
+    config = RunConfig(method="pdr", width=3, depth=2)
+
+    async def many():
+        return await asyncio.gather(*(
+            run(f"What is {i} + 1?", config, FakeProvider(delay=0.01), store.writer(),
+                reference=str(i + 1)) for i in range(30)))
+
+    traces = asyncio.run(many())
+    assert {r.id for r in store.list_runs()} == {t.id for t in traces}
+    for trace in traces:
+        assert trace.status == "completed"
+        assert store.get_trace(trace.id).to_dict() == trace.to_dict()
+
+
+def test_a_run_whose_writes_fail_fails_alone_and_the_runs_it_shared_a_commit_with_are_kept(
+    store,
+):
+    taken = run_fake(RunConfig(method="single"), sink=store.writer())
+    config = RunConfig(method="vote", width=2)
+
+    async def three():
+        return await asyncio.gather(
+            run("What is 1 + 1?", config, FakeProvider(delay=0.01), store.writer()),
+            # Its id is taken: its first write breaks the primary key, inside a commit that
+            # also holds the first run's pending writes.
+            run("What is 2 + 2?", config, FakeProvider(delay=0.01), store.writer(),
+                run_id=taken.id),
+            run("What is 3 + 3?", config, FakeProvider(delay=0.01), store.writer()),
+            return_exceptions=True)
+
+    first, clash, third = asyncio.run(three())
+    assert isinstance(clash, StoreError) and "UNIQUE constraint failed" in str(clash)
+    for trace in (first, third):
+        assert store.get_trace(trace.id).to_dict() == trace.to_dict()
+    assert store.get_trace(taken.id).to_dict() == taken.to_dict()
 
 
 def test_list_get_delete(store):
@@ -103,6 +155,7 @@ KILLED_RUN = textwrap.dedent(
     """
     import asyncio, sys
     from pdr_core.config import RunConfig
+from pdr_core.methods import run
     from pdr_core.methods import run
     from pdr_core.store import Store
     from pdr_core.testing import FakeProvider

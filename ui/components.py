@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
+from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings, Provider
 from pdr_core.replay import duration, trace_at
@@ -39,6 +40,14 @@ STATUS_BADGE = {
     "failed": ":red[● failed]",
     "interrupted": ":orange[● interrupted]",
 }
+
+
+@st.cache_resource(show_spinner=False)
+def settle_process() -> bool:
+    """Once per server process, after the first script run has imported everything: see
+    `freeze_startup_objects` (evaluations run hundreds of runs in this process)."""
+    freeze_startup_objects()
+    return True
 
 
 @st.cache_resource

@@ -19,14 +19,14 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx2  # the transport of openai 3.x; its exceptions say whether a connection was made
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 
 from pdr_core.providers.base import (
     Completion,
@@ -41,6 +41,7 @@ from pdr_core.tokens import estimate_prompt_tokens, estimate_tokens
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_IN_FLIGHT",
     "ConnectionCheck",
     "IndexedDeltaCallback",
     "OpenAIProvider",
@@ -48,6 +49,15 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Requests one event loop keeps open at once. One process streams a few hundred calls a
+# second on two cores; beyond this many at once the loop stalls without any gain in calls per
+# second (measured in bench/scale.py). A constructor argument, for bigger machines.
+DEFAULT_MAX_IN_FLIGHT = 128
+# Requests opened per turn of the event loop, at most: opening one (building it, taking a
+# connection, writing it) costs about a millisecond of CPU, so a wave of hundreds opened in one
+# turn would stall the loop for hundreds of milliseconds. Four keep a turn short and still
+# open thousands a second.
+_OPENED_PER_TURN = 4
 # Called with (choice index, text) for each streamed piece of a multi-choice request.
 IndexedDeltaCallback = Callable[[int, str], None]
 
@@ -98,6 +108,55 @@ class _Choice:
     finish_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class _LoopClient:
+    """What the provider keeps per event loop."""
+
+    client: AsyncOpenAI
+    guard: asyncio.Task  # closes the client when the loop ends
+    slots: _Admission  # requests in flight, at most max_in_flight
+
+
+class _Admission:
+    """Admits requests: at most `limit` open at once, at most `per_turn` opened per loop turn.
+
+    Opening a request (building it, taking a connection, writing it) is the costly step of a
+    call; a wave of hundreds opened in one turn of the event loop stalls it for as long.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int, per_turn: int):
+        self._loop = loop
+        self._open = asyncio.Semaphore(limit)
+        self._per_turn = per_turn
+        self._opened = 0  # in this turn of the loop
+
+    async def __aenter__(self) -> None:
+        await self._open.acquire()
+        while self._opened >= self._per_turn:
+            await asyncio.sleep(0)  # the next turn; _new_turn, scheduled first, runs first
+        if self._opened == 0:
+            self._loop.call_soon(self._new_turn)
+        self._opened += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._open.release()
+
+    def _new_turn(self) -> None:
+        self._opened = 0
+
+
+@dataclass
+class _StreamState:
+    """A streamed response as read so far."""
+
+    on_delta: IndexedDeltaCallback | None
+    choices: dict[int, _Choice] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+    events: int = 0
+    done: bool = False  # [DONE] seen
+
+
 def _extra_text(obj: object, *names: str) -> str:
     """A string field the SDK's models do not declare (kept in pydantic's model_extra)."""
     extra = getattr(obj, "model_extra", None) or {}
@@ -106,6 +165,45 @@ def _extra_text(obj: object, *names: str) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
+
+
+def _text_field(obj: dict[str, Any], names: Sequence[str]) -> str:
+    """The first of `names` that holds a non-empty string in `obj`."""
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The data of each server-sent event in a byte stream (comments and event names skipped).
+
+    Lines end in LF or CRLF; a blank line ends an event; an event's data lines are joined
+    with LF. A last event without its blank line still counts, as the SDK's decoder has it.
+    """
+    buffer = b""
+    data: list[bytes] = []
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data:
+                    yield b"\n".join(data)
+                    data = []
+            elif line.startswith(b"data:"):
+                data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+    if buffer.strip():
+        line = buffer.rstrip(b"\r")
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+    if data:
+        yield b"\n".join(data)
 
 
 def _normalise_base_url(base_url: str | None) -> str:
@@ -120,6 +218,11 @@ class OpenAIProvider:
     asyncio.Runner) cancels the loop's leftover tasks at its end. A loop closed some other way
     should `await provider.aclose()` first. `stream=False` uses plain JSON responses, for
     endpoints whose streaming is broken.
+
+    `max_in_flight` caps the requests one event loop has open at once, across every run
+    sharing the provider (an evaluation runs hundreds at once). Past what the process can
+    stream, more calls in flight do not add throughput; they starve the event loop instead
+    (BENCHMARKS.md, scale).
     """
 
     def __init__(
@@ -132,6 +235,7 @@ class OpenAIProvider:
         reasoning_effort: str | None = None,
         *,
         stream: bool = True,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ):
         if timeout <= 0:
             raise ProviderError(
@@ -141,6 +245,10 @@ class OpenAIProvider:
             raise ProviderError(
                 f"max_retries must be 0 or more, not {max_retries!r}.", kind="bad_request"
             )
+        if max_in_flight < 1:
+            raise ProviderError(
+                f"max_in_flight must be 1 or more, not {max_in_flight!r}.", kind="bad_request"
+            )
         self._base_url = _normalise_base_url(base_url)
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
         # May be empty: list_models and check_connection still work, to help pick one.
@@ -149,10 +257,12 @@ class OpenAIProvider:
         self.max_retries = max_retries
         self.reasoning_effort = reasoning_effort
         self.stream = stream
-        # Per event loop: its client, and the task that closes the client when the loop ends.
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[AsyncOpenAI, asyncio.Task]
-        ] = weakref.WeakKeyDictionary()
+        self.max_in_flight = max_in_flight
+        # Per event loop: its client, the task that closes the client when the loop ends, and
+        # the slots of its requests in flight.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._clients_lock = threading.Lock()
         # Learnt about the endpoint as calls go: does it take stream_options, does it honour n.
         self._stream_options_ok = True
@@ -178,6 +288,9 @@ class OpenAIProvider:
     # ----- the SDK client, one per event loop ---------------------------------------------
 
     def _client(self) -> AsyncOpenAI:
+        return self._loop_client().client
+
+    def _loop_client(self) -> _LoopClient:
         loop = asyncio.get_running_loop()
         with self._clients_lock:
             entry = self._clients.get(loop)
@@ -192,8 +305,9 @@ class OpenAIProvider:
                     max_retries=self.max_retries,
                 )
                 guard = loop.create_task(self._close_at_loop_end(loop, client))
-                entry = self._clients[loop] = (client, guard)
-            return entry[0]
+                slots = _Admission(loop, self.max_in_flight, _OPENED_PER_TURN)
+                entry = self._clients[loop] = _LoopClient(client, guard, slots)
+            return entry
 
     async def _close_at_loop_end(
         self, loop: asyncio.AbstractEventLoop, client: AsyncOpenAI
@@ -208,7 +322,7 @@ class OpenAIProvider:
         finally:
             with self._clients_lock:
                 entry = self._clients.get(loop)
-                if entry is not None and entry[0] is client:
+                if entry is not None and entry.client is client:
                     del self._clients[loop]
             await client.close()
 
@@ -217,7 +331,7 @@ class OpenAIProvider:
         with self._clients_lock:
             entry = self._clients.get(asyncio.get_running_loop())
         if entry is not None:
-            guard = entry[1]
+            guard = entry.guard
             guard.cancel()
             await asyncio.wait([guard])
             if not guard.cancelled() and guard.exception() is not None:
@@ -376,7 +490,18 @@ class OpenAIProvider:
                 "(check_connection lists them).",
                 kind="bad_request",
             )
-        client = self._client()
+        entry = self._loop_client()
+        async with entry.slots:
+            return await self._send(entry.client, messages, sampling, n, on_delta)
+
+    async def _send(
+        self,
+        client: AsyncOpenAI,
+        messages: Sequence[Message],
+        sampling: Sampling,
+        n: int,
+        on_delta: IndexedDeltaCallback | None,
+    ) -> list[Completion]:
         params = self._params(sampling, n)
         chat = [dict(m) for m in messages]
         try:
@@ -429,7 +554,8 @@ class OpenAIProvider:
             )
             if on_delta is not None and text:
                 on_delta(index, text)
-        return self._finish(messages, choices, response.usage, response.model)
+        usage = None if response.usage is None else response.usage.model_dump()
+        return self._finish(messages, choices, usage, response.model)
 
     async def _stream(
         self,
@@ -440,68 +566,101 @@ class OpenAIProvider:
         include_usage: bool,
     ) -> list[Completion]:
         extra = {"stream_options": {"include_usage": True}} if include_usage else {}
-        stream = await client.chat.completions.create(
+        # The SDK still builds, sends and retries the request and raises its status errors;
+        # the event stream is read here, as plain JSON. Building the SDK's chunk models cost
+        # more CPU than the HTTP itself, and that cost capped how many calls one process
+        # could stream at once (BENCHMARKS.md, scale).
+        async with client.chat.completions.with_streaming_response.create(
             model=self._model, messages=messages, stream=True, **params, **extra
-        )
-        if not isinstance(stream, openai.AsyncStream):
-            raise self._protocol(f"expected an event stream, got {_preview(stream)}")
-        choices: dict[int, _Choice] = {}
-        usage = None
-        model = None
-        events = 0
-        try:
-            async for chunk in stream:
-                if not isinstance(chunk, ChatCompletionChunk):
-                    raise self._protocol(f"a stream event is not a chunk: {_preview(chunk)}")
-                events += 1
-                model = chunk.model or model
-                usage = chunk.usage or usage  # vLLM can report it on every chunk; keep the last
-                for choice in chunk.choices or []:
-                    state = choices.setdefault(choice.index or 0, _Choice())
-                    delta = choice.delta
-                    if delta is not None:
-                        thought = _extra_text(delta, *_REASONING_FIELDS)
-                        if thought:
-                            state.reasoning.append(thought)
-                        if delta.content:
-                            state.text.append(delta.content)
-                            if on_delta is not None:
-                                on_delta(choice.index or 0, delta.content)
-                    if choice.finish_reason:
-                        state.finish_reason = choice.finish_reason
-        except openai.APITimeoutError as error:
-            raise ProviderError(
-                f"The stream from {self._base_url} stalled: no data for {self.timeout:g} s "
-                f"after {events} chunk(s). The server may be overloaded; retry, or raise the "
-                "timeout.",
-                kind="timeout",
-                retryable=True,
-            ) from error
-        except openai.APIConnectionError as error:
-            raise self._cut(events, _cause(error)) from error
-        except json.JSONDecodeError as error:
-            raise self._protocol(
-                f"stream event {events + 1} is not valid JSON ({error.msg})"
-            ) from error
-        finally:
-            await stream.close()
-        if not choices:
-            content_type = stream.response.headers.get("content-type", "")
+        ) as response:
+            stream = _StreamState(on_delta)
+            try:
+                async for data in _sse_data(response.iter_bytes()):
+                    if stream.done:
+                        continue  # read to the end, so that the connection can be reused
+                    if data.startswith(b"[DONE]"):
+                        stream.done = True
+                        continue
+                    self._read_chunk(stream, data, response.http_response.request)
+            except httpx2.TimeoutException as error:
+                raise ProviderError(
+                    f"The stream from {self._base_url} stalled: no data for {self.timeout:g} "
+                    f"s after {stream.events} chunk(s). The server may be overloaded; retry, or "
+                    "raise the timeout.",
+                    kind="timeout",
+                    retryable=True,
+                ) from error
+            except httpx2.TransportError as error:
+                raise self._cut(stream.events, _cause(error)) from error
+            content_type = response.headers.get("content-type", "")
+        if not stream.choices:
             if "event-stream" not in content_type:
                 raise self._protocol(
                     f"asked for a stream, got {content_type or 'no content type'} "
                     f"instead of text/event-stream"
                 )
             raise self._protocol("the stream carried no choices")
-        if any(state.finish_reason is None for state in choices.values()):
-            raise self._cut(events, "the stream ended without a finish_reason")
-        return self._finish(messages, choices, usage, model)
+        if any(state.finish_reason is None for state in stream.choices.values()):
+            raise self._cut(stream.events, "the stream ended without a finish_reason")
+        return self._finish(messages, stream.choices, stream.usage, stream.model)
+
+    def _read_chunk(self, stream: _StreamState, data: bytes, request: httpx2.Request) -> None:
+        """Fold one stream event (a chat.completion.chunk, as JSON) into `stream`."""
+        try:
+            chunk = json.loads(data)
+        except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+            raise self._protocol(
+                f"stream event {stream.events + 1} is not valid JSON "
+                f"({getattr(error, 'msg', error)})"
+            ) from error
+        if not isinstance(chunk, dict):
+            raise self._protocol(f"a stream event is not a chunk: {_preview(chunk)}")
+        error = chunk.get("error")
+        if error:
+            # An error event after a 200; the SDK's own error type, translated like the rest.
+            said = error.get("message") if isinstance(error, dict) else None
+            raise openai.APIError(
+                said if isinstance(said, str) and said else "An error occurred during streaming",
+                request,
+                body=error,
+            )
+        stream.events += 1
+        model = chunk.get("model")
+        if isinstance(model, str) and model:
+            stream.model = model
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            stream.usage = usage  # vLLM can report it on every chunk; keep the last
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise self._protocol(f"a chunk's 'choices' is not a list: {_preview(choices)}")
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise self._protocol(f"a chunk's choice is not an object: {_preview(choice)}")
+            index = choice.get("index")
+            index = index if isinstance(index, int) else 0
+            state = stream.choices.get(index)
+            if state is None:
+                state = stream.choices[index] = _Choice()
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                thought = _text_field(delta, _REASONING_FIELDS)
+                if thought:
+                    state.reasoning.append(thought)
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    state.text.append(content)
+                    if stream.on_delta is not None:
+                        stream.on_delta(index, content)
+            finish = choice.get("finish_reason")
+            if isinstance(finish, str) and finish:
+                state.finish_reason = finish
 
     def _finish(
         self,
         messages: list[dict],
         choices: dict[int, _Choice],
-        usage: Any,
+        usage: dict[str, Any] | None,
         model: str | None,
     ) -> list[Completion]:
         ordered = [choices[i] for i in sorted(choices)]
@@ -710,7 +869,7 @@ class OpenAIProvider:
 
 
 def _split_usage(
-    messages: list[dict], usage: Any, texts: list[str], thoughts: list[str]
+    messages: list[dict], usage: dict[str, Any] | None, texts: list[str], thoughts: list[str]
 ) -> list[Usage]:
     """Per-choice usage: as reported for one choice, shared out by length for several."""
     prompt_estimate = estimate_prompt_tokens(messages)
@@ -724,10 +883,10 @@ def _split_usage(
             )
             for text, thought in zip(texts, thoughts, strict=True)
         ]
-    prompt = _int(getattr(usage, "prompt_tokens", None))
-    completion = _int(getattr(usage, "completion_tokens", None))
-    details = getattr(usage, "completion_tokens_details", None)
-    reasoning = _int(getattr(details, "reasoning_tokens", None))
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    details = usage.get("completion_tokens_details")
+    reasoning = _int(details.get("reasoning_tokens") if isinstance(details, dict) else None)
     if len(texts) == 1:
         return [Usage(prompt, completion, reasoning)]
     # One request, several choices: each choice read the whole prompt; the output tokens
