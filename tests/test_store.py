@@ -155,7 +155,6 @@ KILLED_RUN = textwrap.dedent(
     """
     import asyncio, sys
     from pdr_core.config import RunConfig
-from pdr_core.methods import run
     from pdr_core.methods import run
     from pdr_core.store import Store
     from pdr_core.testing import FakeProvider
