@@ -1,5 +1,7 @@
-"""SQLite run store: every event is written as it arrives, so a killed process loses
-nothing that had finished. Traces are folded from the stored events.
+"""SQLite run store: every event is written as it arrives (the runs of one event loop commit
+together every GROUP_COMMIT_SECONDS), so a killed process loses at most its last instant;
+resuming the run calls again only what was not recorded. Traces are folded from the stored
+events.
 
 Streamed deltas are not kept as events (they would multiply the writes by the number of
 chunks); the text of each node still in flight is kept, throttled, in `partials`.

@@ -80,6 +80,30 @@ def test_endpoint_from_environment(server, tmp_path):
     assert "answer: 4" in result.stdout
 
 
+def test_max_in_flight_from_the_environment_is_checked_before_anything_is_stored(
+    server, tmp_path
+):
+    db = tmp_path / "r.sqlite"
+    env = {"OPENAI_BASE_URL": server.base_url, "PDR_MODEL": "fake-model"}
+    bad = cli("run", "What is 2 + 2?", "--method", "single", db=db,
+              env_extra={**env, "PDR_MAX_IN_FLIGHT": "lots"})
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (
+        "error: PDR_MAX_IN_FLIGHT must be a whole number of 1 or more (the requests one "
+        "process keeps open at once; default 128), not 'lots'")
+    assert cli("list", db=db).stdout.strip() == ""
+    # A server that ignores n, so that the three drafts are three requests.
+    with OpenAIServer(support_n=False, latency=0.05) as separate:
+        good = cli("run", "What is 2 + 2?", "--method", "vote", "--width", "3", db=db,
+                   env_extra={**env, "OPENAI_BASE_URL": separate.base_url,
+                              "PDR_MAX_IN_FLIGHT": "1"})
+        requests = sorted(separate.wait_idle(), key=lambda r: r["start"])
+    assert good.returncode == 0, good.stderr
+    # One at a time, as asked: no two of them overlapped at the server.
+    assert len(requests) == 3
+    assert all(a["end"] <= b["start"] for a, b in zip(requests, requests[1:], strict=False))
+
+
 def test_failures_exit_non_zero_with_one_line_reason(server, tmp_path):
     db = tmp_path / "runs.sqlite"
     bad_config = cli("run", "What is 1 + 1?", "--width", "0", "--base-url", server.base_url,

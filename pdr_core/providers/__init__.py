@@ -44,6 +44,9 @@ class EndpointSettings:
     api_key: str | None = field(default=None, repr=False)
     model: str | None = None
     local: bool = False
+    # PDR_MAX_IN_FLIGHT as given (requests open at once per event loop); resolve_provider
+    # checks it, where every other setting is checked.
+    max_in_flight: str | None = None
 
     @classmethod
     def from_env(
@@ -54,13 +57,14 @@ class EndpointSettings:
         local: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> EndpointSettings:
-        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY and PDR_MODEL."""
+        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY, PDR_MODEL, PDR_MAX_IN_FLIGHT."""
         env = os.environ if environ is None else environ
         return cls(
             base_url=base_url or env.get("OPENAI_BASE_URL") or None,
             api_key=api_key or env.get("OPENAI_API_KEY") or None,
             model=model or env.get("PDR_MODEL") or None,
             local=local,
+            max_in_flight=env.get("PDR_MAX_IN_FLIGHT") or None,
         )
 
     @property
@@ -96,7 +100,22 @@ def resolve_provider(settings: EndpointSettings) -> Provider:
         base_url=settings.base_url or DEFAULT_OPENAI_URL,
         api_key=settings.api_key or "not-needed",
         model=settings.model,
+        max_in_flight=_max_in_flight(settings.max_in_flight),
     )
+
+
+def _max_in_flight(text: str | None) -> int:
+    from pdr_core.providers.openai_compat import DEFAULT_MAX_IN_FLIGHT
+
+    if text is None:
+        return DEFAULT_MAX_IN_FLIGHT
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ProviderError(
+            f"PDR_MAX_IN_FLIGHT must be a whole number of 1 or more (the requests one process "
+            f"keeps open at once; default {DEFAULT_MAX_IN_FLIGHT}), not {text!r}",
+            kind="bad_request",
+        )
+    return int(text)
 
 
 def _on_own_network(base_url: str) -> bool:
