@@ -132,7 +132,8 @@ def history_page(report: Report, trace: Trace) -> None:
                       f"{len(others)} selections; limit: builds when the run was opened"))
     report.add(Figure("view.w16d8.run_loads_on_node_select", loads, opened.get("get_trace", 0),
                       "calls", "<=", 0.0,
-                      f"{len(others)} selections; pages/history.py reads the run each rerun"))
+                      f"{len(others)} selections; the run is cached on its revision "
+                      "(limit: loads when opened)"))
 
 
 def bench(report: Report) -> None:
