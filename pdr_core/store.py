@@ -607,6 +607,9 @@ class _GroupCommit:
         self._checkpointer.start()
 
     def close(self) -> None:
+        """When the loop is gone: commit what its runs left pending (a run abandoned without
+        its last event), then let the connection go."""
+        self.flush()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -161,3 +161,32 @@ def test_admission_opens_at_most_per_turn_requests_in_one_turn_of_the_loop():
     per_turn, most = asyncio.run(main())
     assert sum(per_turn.values()) == 20
     assert max(per_turn.values()) <= 4 and most == 6
+
+
+def test_a_request_cancelled_while_waiting_for_its_turn_gives_its_slot_back():
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        admission = _Admission(loop, limit=2, per_turn=1)
+        entered: list[int] = []
+
+        async def one(index: int) -> None:
+            async with admission:
+                entered.append(index)
+                await asyncio.sleep(0)
+
+        # Both take a slot in the same turn; the second waits for the next turn, cancelled.
+        first, second = asyncio.create_task(one(0)), asyncio.create_task(one(1))
+        await asyncio.sleep(0)
+        second.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        async def together(index: int) -> None:
+            async with admission:
+                entered.append(index)
+                while len(entered) < 3:  # both in at once: that needs both slots
+                    await asyncio.sleep(0.001)
+
+        # A slot lost to the cancelled request would leave one of these waiting forever.
+        await asyncio.wait_for(asyncio.gather(together(2), together(3)), timeout=5)
+        return len(entered)
+
+    assert asyncio.run(main()) == 3

@@ -132,8 +132,12 @@ class _Admission:
 
     async def __aenter__(self) -> None:
         await self._open.acquire()
-        while self._opened >= self._per_turn:
-            await asyncio.sleep(0)  # the next turn; _new_turn, scheduled first, runs first
+        try:
+            while self._opened >= self._per_turn:
+                await asyncio.sleep(0)  # the next turn; _new_turn, scheduled first, runs first
+        except BaseException:  # cancelled while waiting for its turn: give the slot back
+            self._open.release()
+            raise
         if self._opened == 0:
             self._loop.call_soon(self._new_turn)
         self._opened += 1
