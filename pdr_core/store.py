@@ -531,7 +531,9 @@ class _GroupCommit:
         self._conn: sqlite3.Connection | None = None
         # Per run (in the order they wrote), the statements waiting for the next commit.
         self._pending: dict[RunWriter, list[_Statement]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        # A flush is due on the loop's timer. (Not the TimerHandle itself: it holds the loop,
+        # and the loop must be free to go, taking this with it, when it ends.)
+        self._scheduled = False
         self._commits = 0
         self._checkpointer: threading.Thread | None = None
 
@@ -541,15 +543,17 @@ class _GroupCommit:
             self._pending[writer] = statements
         else:
             waiting.extend(statements)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(GROUP_COMMIT_SECONDS, self.flush)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(GROUP_COMMIT_SECONDS, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._scheduled = False
+        self.flush()
 
     def flush(self) -> None:
         """Commit every pending write now. A run whose writes failed is told so, and says so at
         its next event (a timer callback cannot raise into the run)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         pending, self._pending = self._pending, {}
         if not pending:
             return

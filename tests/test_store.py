@@ -1,6 +1,7 @@
 """The SQLite run store: real files, a real killed process."""
 
 import asyncio
+import gc
 import json
 import os
 import sqlite3
@@ -14,6 +15,7 @@ import pytest
 from conftest import QUESTION, run_fake, wait_for_calls
 
 from pdr_core.config import RunConfig
+from pdr_core.events import NodeStarted, RunStarted
 from pdr_core.methods import run
 from pdr_core.store import (
     GROUP_COMMIT_SECONDS,
@@ -87,6 +89,21 @@ def test_a_run_whose_writes_fail_fails_alone_and_the_runs_it_shared_a_commit_wit
     for trace in (first, third):
         assert store.get_trace(trace.id).to_dict() == trace.to_dict()
     assert store.get_trace(taken.id).to_dict() == taken.to_dict()
+
+
+def test_writes_a_run_left_pending_when_its_loop_ended_are_committed(store):
+    writer = store.writer()
+
+    async def abandoned() -> None:
+        # A run that never gets to its last event: its node start waits for a grouped commit.
+        writer(RunStarted("abandoned1", QUESTION, None, RunConfig().to_dict()))
+        writer(NodeStarted("abandoned1", "r1-draft-0", "draft", 1, 0, [],
+                           [{"role": "user", "content": QUESTION}]))
+
+    asyncio.run(abandoned())
+    gc.collect()  # the loop is gone
+    trace = store.get_trace("abandoned1")
+    assert [(n.id, n.status) for n in trace.nodes] == [("r1-draft-0", "running")]
 
 
 def test_list_get_delete(store):
