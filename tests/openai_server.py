@@ -75,6 +75,16 @@ def _error_body(message: str, type_: str, code: str | None, param: str | None = 
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def peak_in_flight(requests: list[dict[str, Any]]) -> int:
+    """The most requests the server was serving at once, from its request log."""
+    moments = sorted([(r["start"], 1) for r in requests] + [(r["end"], -1) for r in requests])
+    in_flight = peak = 0
+    for _, step in moments:
+        in_flight += step
+        peak = max(peak, in_flight)
+    return peak
+
+
 class _Fault:
     """One injected fault and its options."""
 

@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from openai_server import OpenAIServer
+from openai_server import OpenAIServer, peak_in_flight
 
 from pdr_core.config import RunConfig
 from pdr_core.methods import run
@@ -50,9 +50,4 @@ def test_an_endpoint_that_ignores_n_never_gets_more_calls_at_once_than_the_limit
                                 provider))
         requests = server.wait_idle()
     assert trace.status == "completed" and len(requests) == 6
-    moments = sorted([(r["start"], 1) for r in requests] + [(r["end"], -1) for r in requests])
-    in_flight = peak = 0
-    for _, step in moments:
-        in_flight += step
-        peak = max(peak, in_flight)
-    assert peak == 2
+    assert peak_in_flight(requests) == 2

@@ -12,9 +12,9 @@ from pdr_core.providers.base import ProviderError, Sampling
 from pdr_core.providers.openai_compat import OpenAIProvider, _Admission, _sse_data
 
 try:
-    from tests.openai_server import OpenAIServer
+    from tests.openai_server import OpenAIServer, peak_in_flight
 except ModuleNotFoundError:  # pytest put tests/ itself on sys.path
-    from openai_server import OpenAIServer
+    from openai_server import OpenAIServer, peak_in_flight
 
 MESSAGES = [{"role": "user", "content": "What is 17 * 23 + 4?"}]
 
@@ -115,12 +115,7 @@ def test_requests_in_flight_never_exceed_max_in_flight_across_callers():
         texts = asyncio.run(many())
         requests = server.wait_idle()
     assert len(texts) == 10 and all(texts) and len(requests) == 10
-    moments = sorted([(r["start"], 1) for r in requests] + [(r["end"], -1) for r in requests])
-    in_flight = peak = 0
-    for _, step in moments:
-        in_flight += step
-        peak = max(peak, in_flight)
-    assert peak == 3
+    assert peak_in_flight(requests) == 3
 
 
 def test_max_in_flight_must_be_positive():
