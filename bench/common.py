@@ -211,23 +211,12 @@ def ideal_time(grouped: dict[tuple, list[dict]], slots: int) -> float:
     return total
 
 
-def max_in_flight(requests: Iterable[dict[str, Any]]) -> int:
-    """The most requests the server was serving at once."""
-    edges = sorted([(r["start"], 1) for r in requests] + [(r["end"], -1) for r in requests],
-                   key=lambda e: (e[0], e[1]))
-    most = level = 0
-    for _, step in edges:
-        level += step
-        most = max(most, level)
-    return most
-
-
 # --- sinks and the event-loop monitor ------------------------------------------------------
 
 
 class StoreClock:
-    """Adds up the time the store takes: inside its event sinks, and in the commits it makes
-    at the end of each turn of the event loop (`_GroupCommit.flush`), which no sink sees.
+    """Adds up the time the store takes: inside its event sinks, and in the grouped commits
+    it makes on the event loop's timer (`_GroupCommit.flush`), which no sink sees.
 
     Use `sink(writer)` for each run, inside `with clock.commits():`.
     """

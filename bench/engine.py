@@ -32,7 +32,6 @@ from bench.common import (
     Report,
     ServerProcess,
     ideal_time,
-    max_in_flight,
     note,
     parse_args,
     waves,
@@ -43,6 +42,7 @@ from pdr_core.methods import run
 from pdr_core.providers.base import Provider
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.trace import Trace
+from tests.openai_server import peak_in_flight
 
 WIDTH = 16
 DEPTH = 4
@@ -91,7 +91,7 @@ async def measure(server: ServerProcess, provider: Provider, config: RunConfig,
         raise RuntimeError(f"{len(requests)} requests for {config.calls} calls")
     grouped = waves(requests, config.workspace_tokens)
     return Measured(wall, ideal_time(grouped, 10**6), ideal_time(grouped, config.concurrency),
-                    len(requests), max_in_flight(requests), trace)
+                    len(requests), peak_in_flight(requests), trace)
 
 
 async def warm_up(server: ServerProcess, provider: OpenAIProvider) -> None:

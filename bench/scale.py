@@ -37,7 +37,6 @@ from bench.common import (
     Report,
     ServerProcess,
     StoreClock,
-    max_in_flight,
     note,
     parse_args,
     rss_bytes,
@@ -50,6 +49,7 @@ from pdr_core.methods import run
 from pdr_core.providers.base import Sampling
 from pdr_core.store import Store
 from pdr_core.trace import Trace
+from tests.openai_server import peak_in_flight
 
 # Every load is cut off after this long: a stuck load ends the benchmark, not the machine.
 LOAD_TIMEOUT = 240
@@ -104,7 +104,7 @@ async def monitored(server: ServerProcess, load: Callable[[], Awaitable[object]]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(requests)} requests failed")
     wall = max(r["end"] for r in requests) - min(r["start"] for r in requests)
-    return Load(wall, client_wall, len(requests), max_in_flight(requests), monitor, rss_before,
+    return Load(wall, client_wall, len(requests), peak_in_flight(requests), monitor, rss_before,
                 threads_before, requests)
 
 

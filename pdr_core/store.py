@@ -239,8 +239,7 @@ class Store:
     def _migrate(self, conn: sqlite3.Connection) -> None:
         # The version is re-read inside the write lock: two processes opening a new file at
         # once must not both create the tables.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -252,10 +251,6 @@ class Store:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- writing -------------------------------------------------------------------
 
@@ -514,6 +509,18 @@ def _tag_text(tags: tuple[str, ...]) -> str:
 _Statement = tuple[str, tuple]
 
 
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed if the block ends normally, else rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class _GroupCommit:
     """The writes of every run on one event loop, committed together every few milliseconds.
 
@@ -579,8 +586,7 @@ class _GroupCommit:
     def _commit(self, groups: list[tuple[RunWriter, list[_Statement]]], isolate: bool) -> None:
         conn = self._conn
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             for writer, statements in groups:
                 if isolate:
                     conn.execute("SAVEPOINT run_writes")
@@ -594,10 +600,6 @@ class _GroupCommit:
                     writer.failed = error
                 if isolate:
                     conn.execute("RELEASE run_writes")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         self._commits += 1
         if self._commits % CHECKPOINT_EVERY == 0:
             self._checkpoint_in_background()
@@ -662,23 +664,16 @@ class RunWriter:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Write every event inside one transaction (imports): all or nothing."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
         self._in_batch = True
         try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+            with _immediate(self._connection()):
+                yield
         finally:
             self._in_batch = False
             self._close()
 
     def __call__(self, event: Event) -> None:
-        if self.failed is not None:
-            self._raise_failed()
+        self._raise_failed()
         self._builder.apply(event)
         if isinstance(event, NodeDelta):
             self._dirty.add(event.node_id)
@@ -744,36 +739,22 @@ class RunWriter:
     def _write(self, statements: list[_Statement], now: bool = False) -> None:
         if not statements:
             return
+        if self._in_batch:
+            for sql, params in statements + self.take_summary():
+                self._conn.execute(sql, params)
+            return
         try:
             asyncio.get_running_loop()
-        except RuntimeError:
-            on_loop = False
-        else:
-            on_loop = not self._in_batch
-        if not on_loop:
-            statements = statements + self.take_summary()
-            if self._in_batch:
-                for sql, params in statements:
-                    self._conn.execute(sql, params)
-            else:
-                self._write_now(statements)
+        except RuntimeError:  # no event loop: this event is its own transaction
+            with _immediate(self._connection()) as conn:
+                for sql, params in statements + self.take_summary():
+                    conn.execute(sql, params)
             return
         group = self.store._group_commit()
         group.add(self, statements)
         if now:
             group.flush()
             self._raise_failed()
-
-    def _write_now(self, statements: list[_Statement]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                conn.execute(sql, params)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _raise_failed(self) -> None:
         if self.failed is not None:

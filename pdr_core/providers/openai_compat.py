@@ -180,6 +180,13 @@ def _text_field(obj: dict[str, Any], names: Sequence[str]) -> str:
     return ""
 
 
+def _data_field(line: bytes) -> bytes | None:
+    """The value of a server-sent event's `data:` line (None for any other line)."""
+    if not line.startswith(b"data:"):
+        return None
+    return line[6:] if line.startswith(b"data: ") else line[5:]
+
+
 async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The data of each server-sent event in a byte stream (comments and event names skipped).
 
@@ -200,12 +207,10 @@ async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 if data:
                     yield b"\n".join(data)
                     data = []
-            elif line.startswith(b"data:"):
-                data.append(line[6:] if line.startswith(b"data: ") else line[5:])
-    if buffer.strip():
-        line = buffer.rstrip(b"\r")
-        if line.startswith(b"data:"):
-            data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+            elif (value := _data_field(line)) is not None:
+                data.append(value)
+    if (value := _data_field(buffer.rstrip(b"\r"))) is not None:
+        data.append(value)
     if data:
         yield b"\n".join(data)
 
