@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.examples import EXAMPLES
+from pdr_core.examples import examples
 from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
@@ -43,6 +43,9 @@ TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 WORKSPACE_STEPS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 DEFAULTS = {"width": 4, "depth": 2, "max_tokens": 1024, "workspace_tokens": 512, "k": 2,
             "temperature": 0.8}
+
+
+EXAMPLES = examples()
 
 
 def use_example() -> None:

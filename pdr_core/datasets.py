@@ -1,7 +1,9 @@
-"""Problem sets for evaluations: JSONL files, a built-in generator, Hugging Face datasets.
+"""Problem sets for evaluations: built-in benchmarks, JSONL files, a generator, Hugging Face.
 
 One entry point, `load_dataset_spec`, takes what a person types:
 
+- a built-in benchmark's name: aime2024, aime2025, math500 or gsm8k (shipped with the
+  package, see pdr_core.benchmarks; no network);
 - a path to a JSONL file with `id`, `question` and `answer` on every line (extra keys kept);
 - `gen:KIND:N[:DIFFICULTY][:seed=S]`: N generated problems whose answers are computed,
   KIND one of arith (multi-step word problems), linear (linear equations), mod (modular
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pdr_core.answers import extract_answer
+from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.benchmarks import benchmark_path
 
 KINDS = ("arith", "linear", "mod")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -126,6 +130,20 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
     return read_jsonl(data, str(path))
+
+
+def load_benchmark(name: str, limit: int | None = None) -> list[Problem]:
+    """A built-in benchmark (see pdr_core.benchmarks), or only its first `limit` problems
+    (read without parsing the rest: the Run page's examples)."""
+    try:
+        path = benchmark_path(name)
+    except KeyError as exc:
+        raise DatasetError(exc.args[0]) from None
+    if limit is None:
+        return load_jsonl(path)
+    with path.open(encoding="utf-8") as lines:
+        head = [line for line, _ in zip(lines, range(limit), strict=False)]
+    return read_jsonl("".join(head), str(path))
 
 
 # --- the generator --------------------------------------------------------------------------
@@ -417,8 +435,11 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None, str]:
 
 
 def load_dataset_spec(spec: str) -> list[Problem]:
-    """The problems a spec names: a JSONL path, `gen:...` or `hf:...` (see the module doc)."""
+    """The problems a spec names: a built-in benchmark's name, a JSONL path, `gen:...` or
+    `hf:...` (see the module doc)."""
     spec = spec.strip()
+    if spec in BENCHMARK_NAMES:
+        return load_benchmark(spec)
     if spec.startswith("gen:"):
         kind, n, difficulty, seed = parse_gen_spec(spec)
         return generate(kind, n, difficulty, seed)
@@ -427,7 +448,8 @@ def load_dataset_spec(spec: str) -> list[Problem]:
         return load_hf(name, split, config)
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise DatasetError(f"{spec!r} is not a file; a dataset is a JSONL path, "
+        raise DatasetError(f"{spec!r} is not a file; a dataset is a built-in benchmark "
+                           f"({', '.join(BENCHMARK_NAMES)}), a JSONL path, "
                            "gen:KIND:N[:DIFFICULTY][:seed=S] (KIND arith, linear or mod) or "
                            "hf:NAME[:SPLIT]")
     return load_jsonl(path)

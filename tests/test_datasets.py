@@ -8,7 +8,6 @@ import re
 import sys
 import types
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from sympy import Rational, Symbol, solve
@@ -19,6 +18,7 @@ from sympy.parsing.sympy_parser import (
 )
 
 from pdr_core.answers import answers_equivalent
+from pdr_core.benchmarks import benchmark_path
 from pdr_core.datasets import (
     DIFFICULTIES,
     DatasetError,
@@ -31,7 +31,6 @@ from pdr_core.datasets import (
     read_jsonl,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEEDS = (0, 1, 7)
 
 
@@ -173,14 +172,14 @@ def test_bad_specs_say_what_is_wrong(spec, message):
 # --- JSONL -------------------------------------------------------------------------------
 
 def test_benchmark_files_load_with_extra_keys_kept():
-    aime = load_dataset_spec(str(DATA / "aime2024.jsonl"))
+    aime = load_dataset_spec(str(benchmark_path("aime2024")))
     assert len(aime) == 30 and aime[0].id == "aime2024-01" and aime[0].answer.isdigit()
-    math500 = load_dataset_spec(str(DATA / "math500.jsonl"))
+    math500 = load_dataset_spec(str(benchmark_path("math500")))
     assert len(math500) == 500
     assert set(math500[0].extra) == {"subject", "level"}
     assert math500[0].to_dict()["subject"] == "Precalculus"
     assert Problem.from_dict(math500[0].to_dict()) == math500[0]
-    assert fingerprint(math500) == fingerprint(load_dataset_spec(str(DATA / "math500.jsonl")))
+    assert fingerprint(math500) == fingerprint(load_dataset_spec("math500"))
     assert fingerprint(math500) != fingerprint(math500[:-1])
 
 
