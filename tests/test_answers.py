@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
+from pdr_core import extraction
 from pdr_core.answers import (
     answer_clusters,
     answers_equal,
@@ -14,6 +16,7 @@ from pdr_core.answers import (
     majority_vote,
     normalize_answer,
 )
+from pdr_core.extraction import RULES, Found, find_answer, no_answer_reason
 
 # --- extraction ---------------------------------------------------------------------------
 
@@ -311,6 +314,109 @@ def test_extract_answer_finds_answer_after_huge_noise() -> None:
 def test_extract_answer_deeply_nested_boxes_take_innermost() -> None:
     text = "\\boxed{" * 1000 + "5" + "}" * 1000
     assert extract_answer(text) == "5"
+
+
+# --- the weaker phrasings a small model writes, and their precedence -----------------------
+
+# (id, model output, answer, rule that found it)
+PHRASING_CASES: list[tuple[str, str, str, str]] = [
+    ("the_answer_is", "17 times 3 is 51, plus 1 is 52.\nSo, the answer is 19.", "19",
+     "the answer is"),
+    ("the_answer_is_colon_math", "Halving it:\nThe answer is: $\\frac{1}{2}$.", "\\frac{1}{2}",
+     "the answer is"),
+    ("the_correct_answer_is_with_unit", "So the correct answer is 52 apples in total.", "52",
+     "the answer is"),
+    ("the_answer_is_negative", "The vertex is lower.\nThe answer is -4.", "-4",
+     "the answer is"),
+    ("the_answer_is_thousands", "Adding up, the answer is 1,000, as expected.", "1,000",
+     "the answer is"),
+    ("the_answer_is_latex_no_spaces", "Hence the answer is 2\\sqrt{3}.", "2\\sqrt{3}",
+     "the answer is"),
+    ("the_answer_is_assignment", "Solving, the answer is x = 7", "7", "the answer is"),
+    ("the_answer_is_tuple", "They meet once: the answer is (2, -1).", "(2, -1)",
+     "the answer is"),
+    ("the_answer_is_choice", "Only one fits, so the answer is (B).", "(B)", "the answer is"),
+    ("the_answer_is_bold", "I think the answer is **12**. Let me know.", "12",
+     "the answer is"),
+    ("later_answer_is_wins", "At first the answer is 10?\nNo: the answer is 11.", "11",
+     "the answer is"),
+    ("bold_on_last_line", "Each box has 7.\nSo she has **14** apples.", "14",
+     "bold on the last line"),
+    ("bold_math_on_last_line", "Adding the parts together.\nTotal: **$52$**", "52",
+     "bold on the last line"),
+    ("equals_on_last_line", "First multiply, then add.\n17 * 3 + 1 = 52", "52",
+     "= on the last line"),
+    ("equals_in_math_on_last_line", "We get $17 \\times 3 + 1 = 52$.", "52",
+     "= on the last line"),
+    ("equals_after_comparison", "Check: 3 <= 4 holds, and x = 5.", "5", "= on the last line"),
+    ("boxed_beats_answer_is", "The answer is 19.\nCorrection: $\\boxed{20}$", "20", "boxed"),
+    ("boxed_before_beats_answer_is_after", "$\\boxed{20}$, so the answer is 19.", "20",
+     "boxed"),
+    ("answer_line_beats_answer_is", "Answer: 5\nthe answer is 6, I think", "5", "answer line"),
+    ("answer_is_beats_bold", "The answer is 8.\nSo there are **9** left.", "8", "the answer is"),
+    ("answer_is_beats_equals", "So, the answer is 19.\nCheck: 19 * 2 = 38", "19",
+     "the answer is"),
+    ("bold_beats_equals", "So 6 = 6 and **6** it is", "6", "bold on the last line"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "rule"),
+    [pytest.param(text, answer, rule, id=name) for name, text, answer, rule in PHRASING_CASES],
+)
+def test_each_phrasing_and_its_precedence(text: str, answer: str, rule: str) -> None:
+    assert find_answer(text) == Found(answer, rule)
+    assert extract_answer(text) == answer
+    assert no_answer_reason(text) is None
+
+
+def test_every_rule_has_a_phrasing_case() -> None:
+    assert {rule for *_, rule in PHRASING_CASES} | {"final answer is"} == set(RULES)
+
+
+# (id, model output, words in the reason it gives none)
+REFUSED_CASES: list[tuple[str, str, str]] = [
+    ("numbers_in_prose", "We have 3 apples and 4 pears, so 7 fruits? Not sure yet.",
+     "numbers elsewhere in the text are not guessed from"),
+    ("answer_is_then_words", "I believe the answer is that we need more information.",
+     "followed by words"),
+    ("answer_is_then_brackets_of_words", "The answer is (see the table) below.",
+     "followed by words"),
+    ("bold_heading_on_last_line", "Working it out.\n**Step 3: add the parts**",
+     "none of the phrasings"),
+    ("bold_value_not_on_last_line", "So she has **14** apples.\nDone, I hope that helps!",
+     "none of the phrasings"),
+    ("equals_not_on_last_line", "17 * 3 + 1 = 52\nThat seems right to me.",
+     "none of the phrasings"),
+    ("equals_then_words", "The total = the sum of both parts", "none of the phrasings"),
+    ("comparison_only", "Check that a <= 5 and b >= 2 and a == b", "none of the phrasings"),
+    ("unclosed_box_with_answer_is", "So the answer is $\\boxed{\\frac{7", "never closed"),
+    ("empty_box", "Put your answer in \\boxed{}.", "is empty"),
+    ("empty_answer_line", "Let me see.\nAnswer:", "has nothing after it"),
+    ("empty", "  \n", "the output is empty"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [pytest.param(text, reason, id=name) for name, text, reason in REFUSED_CASES],
+)
+def test_refused_text_gives_no_answer_and_says_why(text: str, reason: str) -> None:
+    assert find_answer(text) == Found(None, None)
+    assert reason in no_answer_reason(text)
+
+
+def test_the_reason_mentions_a_cut_off_call() -> None:
+    assert no_answer_reason("Step 1: multiply 17 by", "length").endswith(
+        "the call stopped at its max-tokens limit")
+    assert "max-tokens" not in no_answer_reason("Step 1: multiply 17 by", "stop")
+
+
+def test_the_precedence_is_documented_in_the_module_and_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for doc in (extraction.__doc__, readme):
+        for rule in ("the answer is", "bold", "= X", "last non-empty line", "final answer is"):
+            assert rule in doc, rule
 
 
 # --- normalisation ------------------------------------------------------------------------

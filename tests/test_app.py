@@ -62,6 +62,33 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert "<ins" in at.get("html")[0].proto.body or "<del" in at.get("html")[0].proto.body
 
 
+def test_run_page_offers_examples_from_every_built_in_benchmark(db):
+    at = app(FakeProvider())
+    options = at.selectbox(key="example").options
+    for title in ("AIME 2024 · aime2024-01", "AIME 2025 · aime2025-01", "MATH-500 · math500-001",
+                  "GSM8K (test) · gsm8k-0001"):
+        assert any(o.startswith(title) for o in options), title
+    [gsm8k] = [o for o in options if o.startswith("GSM8K (test) · gsm8k-0001")]
+    at.selectbox(key="example").set_value(gsm8k).run()
+    assert not at.exception
+    assert at.text_area(key="question").value.startswith("Janet’s ducks lay 16 eggs per day.")
+    assert at.text_input(key="reference").value == "18"
+
+
+def test_a_node_without_an_answer_says_why_and_one_with_an_answer_names_its_rule(db):
+    # draft 0 writes an empty box; the others answer as usual
+    provider = FakeProvider(answer=lambda messages, seed: "" if seed == 0
+                            else default_answer(messages, seed))
+    at = app(provider)
+    start_run(at, "What is 2 + 2?", "4", width=2, depth=2)
+    at.selectbox(key="live_node").set_value("r1-draft-0").run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["No answer: every \\boxed{} in it is empty."]
+    at.selectbox(key="live_node").set_value("r1-draft-1").run()
+    assert not at.warning
+    assert any("answer found by the rule “boxed”" in c.value for c in at.caption)
+
+
 def test_budget_preview_and_invalid_settings_message(db):
     at = app(FakeProvider())
     at.selectbox(key="distill").set_value("topk").run()

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
+from pdr_core.extraction import find_answer, no_answer_reason
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings, Provider
@@ -343,8 +344,13 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         notes.append("stopped at the max-tokens limit")
     if node.correct is not None:
         notes.append("correct" if node.correct else "incorrect")
+    found = find_answer(node.text) if node.answer is not None else None
+    if found is not None and found.answer == node.answer:
+        notes.append(f"answer found by the rule “{found.rule}”")
     if notes:
         st.caption(" · ".join(notes))
+    if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
+        st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
         st.error(f"This call failed ({node.error_kind}): {node.error}")
     if node.parent_ids:
