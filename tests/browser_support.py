@@ -50,11 +50,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving_app(db: Path, log_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port with the store `db`; yields its URL."""
+def serving_app(db: Path, log_path: Path, env_extra: dict[str, str] | None = None
+                ) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port with the store `db` (and `env_extra`,
+    e.g. an endpoint; else the bundled model); yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
     env["PDR_DB"] = str(db)
+    env.update(env_extra or {})
     with log_path.open("wb") as log:
         # No file watcher: edits elsewhere in the working tree must not reload the app.
         proc = subprocess.Popen(
@@ -86,6 +89,30 @@ def _healthy(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+# Marks every point of the plotly chart inside `.st-key-KEY` with its node id (customdata)
+# as `data-node`, so a test clicks a node by id, not by where plotly drew it: the points'
+# order follows the answer clusters, which follow what the model wrote.
+_MARK_POINTS = """(key) => {
+  const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  let marked = 0;
+  for (const group of plot.querySelectorAll('.scatterlayer .trace')) {
+    const trace = group.__data__[0].trace;
+    for (const point of group.querySelectorAll('.points path')) {
+      const id = (trace.customdata || [])[point.__data__.i];
+      if (typeof id === 'string') { point.setAttribute('data-node', id); marked++; }
+    }
+  }
+  return marked;
+}"""
+
+
+def click_node(page, chart_key: str, node_id: str) -> None:
+    """Click the point of node `node_id` in the tree chart keyed `chart_key`."""
+    marked = page.evaluate(_MARK_POINTS, chart_key)
+    assert marked, f"no points with node ids in the chart {chart_key}"
+    page.locator(f'.st-key-{chart_key} path[data-node="{node_id}"]').click(force=True)
 
 
 def set_slider(page, key: str, target: str, options: list[str]) -> None:

@@ -41,7 +41,7 @@ if __package__ in (None, ""):
     # Run as a script: make the repository root importable for pdr_core.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pdr_core.testing import fake_reply, split_chunks
+from pdr_core.testing import AnswerRule, default_answer, fake_reply, split_chunks
 from pdr_core.tokens import (
     CHARS_PER_TOKEN,
     estimate_prompt_tokens,
@@ -119,6 +119,7 @@ class OpenAIServer:
         fail_seed: int | None = None,
         stream_chunks: int = 8,
         hang: float = 60.0,
+        answer: AnswerRule = default_answer,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -129,6 +130,7 @@ class OpenAIServer:
         self.support_n = support_n
         self.accept_stream_options = accept_stream_options
         self.fail_rate = fail_rate
+        self.answer = answer  # the fake model's answer to (messages, seed)
         self.stream_chunks = stream_chunks
         self.hang = hang
         self.host = host
@@ -614,7 +616,7 @@ class OpenAIServer:
         choices = []
         for index in range(max(n, 1)):
             choice_seed = seed + index if isinstance(seed, int) else None
-            text = fake_reply(messages, choice_seed)
+            text = fake_reply(messages, choice_seed, self.answer)
             finish = "stop"
             reasoning = ""
             if fault == "empty":

@@ -1,22 +1,25 @@
-"""End to end in a real headless Chromium: the real app on the bundled local model."""
+"""End to end in a real headless Chromium: the real app on the bundled local model, and on
+the project's OpenAI-protocol test server with chosen model outputs."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser, serving_app, set_slider
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    click_node,
+    require_browser,
+    serving_app,
+    set_slider,
+)
+from openai_server import OpenAIServer
+
+from pdr_core.testing import default_answer
 
 require_browser()
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-pytestmark = pytest.mark.local_model
-
-
-@pytest.fixture
-def app_url(tmp_path):
-    with serving_app(tmp_path / "runs.sqlite", tmp_path / "streamlit.log") as url:
-        yield url
 
 
 def open_tab(page, name: str, shows) -> None:
@@ -34,17 +37,45 @@ def open_tab(page, name: str, shows) -> None:
     expect(shows).to_be_visible()
 
 
-def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(app_url, tmp_path):
-    with sync_playwright() as playwright:
+def run_and_wait(page, question: str, timeout: float) -> None:
+    page.locator(".st-key-run_button button").click()
+    expect(page.get_by_text("Final answer:")).to_be_visible(timeout=timeout)
+    expect(page.get_by_text("completed", exact=False).first).to_be_visible()
+    # the page redraws once more when the run ends; interact after that
+    expect(page.locator(".st-key-cancel_button")).to_have_count(0, timeout=30_000)
+    page.wait_for_timeout(1500)
+
+
+def click_drafts_and_see_their_detail(page, question: str, drafts: list[str]) -> None:
+    """The final node is selected; clicking a draft in the tree selects it instead. Points
+    are found by node id, so neither the answers nor the order plotly drew the points in
+    (they follow the answer clusters) matter."""
+    open_tab(page, "Diff", page.get_by_text("Against r1-draft-0 (previous round)"))
+    picker = page.locator(".st-key-live_node input")
+    expect(picker).to_have_value(re.compile(r"^Latest finished node"))
+    expect(page.get_by_text("Showing r2-final-0 (final, round 2, branch 0)")).to_be_visible()
+    for draft in drafts:
+        click_node(page, "live_tree", draft)
+        expect(picker).to_have_value(re.compile(rf"^{draft} \(draft, round 1"), timeout=20_000)
+        expect(page.get_by_text("Conditioned on")).to_have_count(0)  # drafts see the question
+    page.get_by_role("tab", name="Messages sent").click()
+    expect(page.get_by_text(question).first).to_be_visible()
+
+
+@pytest.mark.local_model
+def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(tmp_path):
+    question = "What is 17 * 3 + 1?"
+    with serving_app(tmp_path / "runs.sqlite", tmp_path / "streamlit.log") as url, \
+            sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(app_url)
+        page.goto(url)
         expect(page.get_by_role("heading", name="Run")).to_be_visible(timeout=30_000)
         expect(page.get_by_text("bundled SmolLM2-135M")).to_be_visible()
 
-        question = page.locator(".st-key-question textarea")
-        question.fill("What is 17 * 3 + 1?")
-        question.press("Control+Enter")
+        box = page.locator(".st-key-question textarea")
+        box.fill(question)
+        box.press("Control+Enter")
         page.locator(".st-key-reference input").fill("52")
         page.locator(".st-key-reference input").press("Enter")
         set_slider(page, "width", "2", [str(n) for n in range(1, 17)])
@@ -55,32 +86,42 @@ def test_run_pdr_in_the_browser_click_a_node_and_see_a_diff(app_url, tmp_path):
         expect(page.locator(".st-key-width input[type=range]")).to_have_value("2")
         page.screenshot(path=tmp_path / "1-settings.png", full_page=True)
 
-        page.locator(".st-key-run_button button").click()
-        expect(page.get_by_text("Final answer:")).to_be_visible(timeout=180_000)
-        expect(page.get_by_text("completed", exact=False).first).to_be_visible()
-        # the page redraws once more when the run ends; interact after that
-        expect(page.locator(".st-key-cancel_button")).to_have_count(0, timeout=30_000)
-        page.wait_for_timeout(1500)
+        run_and_wait(page, question, timeout=180_000)
         page.screenshot(path=tmp_path / "2-finished.png", full_page=True)
-
-        # the final node is selected: its diff against its round-1 predecessor
-        open_tab(page, "Diff", page.get_by_text("Against r1-draft-0 (previous round)"))
-        page.screenshot(path=tmp_path / "3-diff.png", full_page=True)
-
-        # clicking a draft in the tree selects it: the picker and the detail follow
-        picker = page.locator(".st-key-live_node input")
-        expect(picker).to_have_value(re.compile(r"^Latest finished node"))
-        expect(page.get_by_text("Showing r2-final-0 (final, round 2, branch 0)")).to_be_visible()
-        point = page.locator(".st-key-live_tree .scatterlayer .trace .points path").first
-        point.click(force=True)
-        expect(picker).to_have_value(re.compile(r"^r1-draft-"), timeout=20_000)
-        expect(page.get_by_text("Conditioned on")).to_have_count(0)  # drafts see the question
-        page.get_by_role("tab", name="Messages sent").click()
-        expect(page.get_by_text("What is 17 * 3 + 1?").first).to_be_visible()
-        page.screenshot(path=tmp_path / "4-node.png", full_page=True)
+        click_drafts_and_see_their_detail(page, question, ["r1-draft-1", "r1-draft-0"])
+        page.screenshot(path=tmp_path / "3-node.png", full_page=True)
         browser.close()
-    for name in ("1-settings", "2-finished", "3-diff", "4-node"):
+    for name in ("1-settings", "2-finished", "3-node"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def mixed_answers(messages, seed) -> str:
+    """Draft 2 right, the others each wrong in their own way: four answer clusters, so the
+    tree draws its points in another order than with one right answer everywhere."""
+    return "52" if seed == 2 else str(40 + (seed or 0))
+
+
+@pytest.mark.parametrize("answer", [default_answer, mixed_answers],
+                         ids=["all-right", "mixed"])
+def test_clicking_a_tree_node_selects_it_whatever_the_model_answers(tmp_path, answer):
+    question = "What is 17 * 3 + 1?"
+    with OpenAIServer(answer=answer) as server, \
+            serving_app(tmp_path / "runs.sqlite", tmp_path / "streamlit.log",
+                        {"OPENAI_BASE_URL": server.base_url, "PDR_MODEL": "fake-model"}
+                        ) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Run")).to_be_visible(timeout=30_000)
+        box = page.locator(".st-key-question textarea")
+        box.fill(question)
+        box.press("Control+Enter")
+        page.locator(".st-key-reference input").fill("52")
+        page.locator(".st-key-reference input").press("Enter")
+        page.wait_for_timeout(500)
+        run_and_wait(page, question, timeout=60_000)  # width 4, depth 2: the defaults
+        click_drafts_and_see_their_detail(page, question, ["r1-draft-3", "r1-draft-1"])
+        browser.close()
 
 
 HOSTILE = ('<script>alert("x")</script><img src=x onerror="alert(1)"> '
