@@ -10,9 +10,11 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from pdr_core.benchmarks import BENCHMARKS
 from pdr_core.config import ConfigError
 from pdr_core.datasets import DIFFICULTIES, KINDS, DatasetError, load_dataset_spec, read_jsonl
 from pdr_core.evaluation import (
+    RUN_LINK_SUFFIX,
     EvalError,
     EvalJob,
     EvalSpec,
@@ -34,7 +36,8 @@ from pdr_core.providers import ProviderError
 from ui.components import endpoint, get_store, make_provider
 
 EVAL_JOBS = "eval_jobs"
-SOURCES = ("Generator", "File or spec", "Upload")
+SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
+BENCHMARK_LABELS = {b.name: f"{b.title} · {b.rows} problems" for b in BENCHMARKS}
 KIND_LABELS = {"arith": "Multi-step arithmetic word problems", "linear": "Linear equations",
                "mod": "Modular arithmetic"}
 METHOD_ORDER = ("single", "vote", "sr", "pdr")
@@ -44,7 +47,8 @@ TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 ALPHAS = [0.01, 0.05, 0.1]
 # Streamlit drops a widget's value while another page is shown; these keys are copied to
 # plain session state after every run of this page and restored before its widgets.
-FORM = {"eval_source": "Generator", "eval_gen_kind": "arith", "eval_gen_n": 10,
+FORM = {"eval_source": "Generator", "eval_benchmark": BENCHMARKS[0].name,
+        "eval_gen_kind": "arith", "eval_gen_n": 10,
         "eval_gen_difficulty": "medium", "eval_gen_seed": 0, "eval_path": "",
         "eval_limit": 0, "eval_methods": list(METHOD_ORDER), "eval_widths": [4],
         "eval_depths": [2], "eval_max_tokens": [1024], "eval_distill": "summary",
@@ -62,9 +66,10 @@ def keep_form() -> None:
         st.session_state[f"_kept_{key}"] = st.session_state[key]
 
 
-@st.cache_data(max_entries=4, show_spinner="Loading the dataset…")
-def load_hub(spec: str):
-    # Hub datasets take seconds to load and do not change under a person: keep them.
+@st.cache_data(max_entries=8, show_spinner="Loading the dataset…")
+def load_kept(spec: str):
+    # Hub datasets take seconds to load, and neither they nor the built-in benchmarks
+    # change under a person: keep them.
     return load_dataset_spec(spec)
 
 
@@ -80,12 +85,19 @@ def choose_problems():
         difficulty = c[2].selectbox("Difficulty", DIFFICULTIES, key="eval_gen_difficulty")
         seed = c[3].number_input("Seed", 0, 10**9, key="eval_gen_seed")
         label = f"gen:{kind}:{int(count)}:{difficulty}:seed={int(seed)}"
+    elif source == "Built-in benchmark":
+        label = st.selectbox("Benchmark", list(BENCHMARK_LABELS), key="eval_benchmark",
+                             format_func=BENCHMARK_LABELS.get,
+                             help="Shipped with PDR Inspector: no download, no network.")
+        bench = next(b for b in BENCHMARKS if b.name == label)
+        st.caption(f"Source: {bench.source}.")
     elif source == "File or spec":
         label = st.text_input(
             "JSONL path or spec", key="eval_path",
-            placeholder="problems.jsonl · gen:linear:10:hard · "
+            placeholder="problems.jsonl · aime2024 · gen:linear:10:hard · "
                         "hf:HuggingFaceH4/MATH-500",
-            help="A JSONL file with id, question and answer on every line; "
+            help="A built-in benchmark's name; a JSONL file with id, question and answer on "
+                 "every line; "
                  "gen:KIND:N[:DIFFICULTY][:seed=S]; or hf:NAME[:SPLIT] (needs "
                  "`pip install datasets` and a network).").strip()
     else:
@@ -97,8 +109,8 @@ def choose_problems():
     try:
         if upload is not None:
             problems = read_jsonl(upload.getvalue(), upload.name)
-        elif label.startswith("hf:"):
-            problems = load_hub(label)
+        elif label.startswith("hf:") or label in BENCHMARK_LABELS:
+            problems = load_kept(label)
         else:
             problems = load_dataset_spec(label)
     except DatasetError as exc:
@@ -249,8 +261,12 @@ def results_view() -> None:
                    "mean_b_total": s.mean_b_total, "oracle": s.oracle_accuracy,
                    "failed": s.failed, "pending": s.pending} for s in summary],
                  hide_index=True, key="eval_summary_table")
-    st.markdown("**Per problem**")
-    st.dataframe(per_problem_table(rows), hide_index=True, key="eval_per_problem")
+    st.markdown("**Per problem** (each arm's run opens in History)")
+    links = {s.label + RUN_LINK_SUFFIX: st.column_config.LinkColumn(
+        s.label + RUN_LINK_SUFFIX, display_text="open ↗", help=f"The {s.label} run of this "
+        "problem, in History") for s in summary}
+    st.dataframe(per_problem_table(rows, run_link=lambda run_id: f"history?run={run_id}"),
+                 hide_index=True, key="eval_per_problem", column_config=links)
     with st.expander("Every run"):
         st.dataframe([asdict(r) for r in rows], hide_index=True, key="eval_runs_table")
 

@@ -37,23 +37,44 @@ with st.expander("Import a trace (pdr-trace/1 JSON)"):
             st.session_state["history_open"] = run_id
             st.success(f"Imported as run {run_id}.")
 
-f1, f2, f3, f4 = st.columns([1, 1, 1, 2])
+# A link such as ?run=ID (the Evaluate page's) opens that run once, whatever the filters.
+linked = st.query_params.get("run")
+if linked and st.session_state.get("history_url") != linked:
+    st.session_state["history_from_link"] = linked
+    st.session_state["history_open"] = linked
+
+f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 2, 1])
 method = f1.selectbox("Method", [ANY, *METHODS], key="history_method")
 model = f2.selectbox("Model", [ANY, *store.models()], key="history_model")
 status = f3.selectbox("Status", [ANY, *STATUSES], key="history_status")
 text = f4.text_input("Search question, name, tag or id", key="history_text")
+evaluations = f5.checkbox("Runs of evaluations", key="history_evals",
+                          help="Evaluations make a run per problem and setting; they are "
+                               "hidden unless this is ticked (open them from Evaluate).")
 filters = {
     "method": None if method == ANY else method,
     "model": None if model == ANY else model,
     "status": None if status == ANY else status,
     "text": text.strip() or None,
+    "evaluations": evaluations,
 }
 total = store.count_runs(**filters)
 pages = max(1, -(-total // PAGE_SIZE))
 page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
                        key="history_page") if pages > 1 else 1
 runs = store.list_runs(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, **filters)
-st.caption(f"{total} run(s) match.")
+hidden = 0 if evaluations else store.count_runs(**{**filters, "evaluations": True}) - total
+st.caption(f"{total} run(s) match."
+           + (f" {hidden} run(s) of evaluations hidden." if hidden else ""))
+from_link = st.session_state.get("history_from_link")
+if from_link and from_link == st.session_state.get("history_open") and \
+        all(r.id != from_link for r in runs):
+    # the linked run, shown even where the filters leave it out
+    found = [r for r in store.list_runs(limit=10, text=from_link, evaluations=True)
+             if r.id == from_link]
+    if not found:
+        st.warning(f"The linked run {from_link} is not in this store.")
+    runs = found + runs
 if not runs:
     st.info("No runs match: start one on the Run page or with `python -m pdr_core run`, "
             "or import a trace above.")
@@ -91,6 +112,11 @@ if rows:
 if st.session_state.get("history_open") not in labels:
     st.session_state["history_open"] = runs[0].id
 run_id = st.selectbox("Open run", list(labels), format_func=labels.get, key="history_open")
+if run_id != from_link:
+    st.session_state.pop("history_from_link", None)
+# The URL names the run shown, so it can be shared or reloaded.
+st.query_params["run"] = run_id
+st.session_state["history_url"] = run_id
 
 try:
     trace = load_trace(run_id)

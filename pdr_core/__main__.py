@@ -10,12 +10,13 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
-from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
+from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
@@ -26,34 +27,6 @@ from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class Progress:
-    """Prints one line per finished node on stderr."""
-
-    def __init__(self, total_calls: int, stream=sys.stderr):
-        self.total = total_calls
-        self.done = 0
-        self.stream = stream
-        self._started: dict[str, float] = {}
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, NodeStarted):
-            self._started[event.node_id] = time.monotonic()
-            return
-        if not isinstance(event, (NodeFinished, NodeFailed)):
-            return
-        seconds = time.monotonic() - self._started.pop(event.node_id, time.monotonic())
-        if isinstance(event, NodeFinished) and not event.call:
-            detail = "workspace (no call)"
-        elif isinstance(event, NodeFinished):
-            self.done += 1
-            tokens = event.usage.get("prompt_tokens", 0) + event.usage.get("completion_tokens", 0)
-            detail = f"ok {tokens} tok {seconds:.1f}s answer={event.answer}"
-        else:
-            self.done += 1
-            detail = f"FAILED {seconds:.1f}s: {event.error}"
-        print(f"[{self.done}/{self.total}] {event.node_id} {detail}", file=self.stream, flush=True)
 
 
 def _both(*sinks):
@@ -102,12 +75,15 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
         from pdr_core.providers.local import LOCAL_MODEL_NOTE
 
         print(f"using the bundled local model: {LOCAL_MODEL_NOTE}", file=sys.stderr)
-    sink = _both(store.writer(), Progress(config.calls))
+    bar = CallProgress(config.calls)
     try:
-        trace = asyncio.run(run(args.question, config, provider, sink, reference=args.answer))
+        trace = asyncio.run(run(args.question, config, provider, _both(store.writer(), bar),
+                                reference=args.answer))
     except KeyboardInterrupt:
         print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        bar.close()
     return _finish(trace, args)
 
 
@@ -171,7 +147,34 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_import(args: argparse.Namespace, store: Store) -> int:
-    path = Path(args.file)
+    """Import each file; a refused one is named and the rest are still imported."""
+    refused = 0
+    bar = progress_bar(len(args.files), "files") if len(args.files) > 1 else None
+
+    def say(text: str, stream) -> None:
+        if bar is None:
+            print(text, file=stream)
+        else:
+            bar.write(text, file=stream)  # above the bar, which stays on the last line
+
+    for name in args.files:
+        try:
+            say(_import_one(Path(name), store), sys.stdout)
+        except TraceError as exc:
+            refused += 1
+            say(f"error: {name}: {exc}", sys.stderr)
+        if bar is not None:
+            bar.set_postfix_str(f"refused {refused}", refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if refused and len(args.files) > 1:
+        print(f"error: {refused} of {len(args.files)} files refused (named above); the "
+              "others were imported", file=sys.stderr)
+    return EXIT_USAGE if refused else 0
+
+
+def _import_one(path: Path, store: Store) -> str:
     try:
         size = path.stat().st_size
         # Refused by size before it is read: an oversized file never reaches memory.
@@ -181,10 +184,7 @@ def cmd_import(args: argparse.Namespace, store: Store) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise TraceError(f"cannot read {path}: {exc.strerror}") from None
-    trace = trace_from_json(data)
-    run_id = store.import_trace(trace)
-    print(run_id)
-    return 0
+    return store.import_trace(trace_from_json(data))
 
 
 def cmd_delete(args: argparse.Namespace, store: Store) -> int:
@@ -216,12 +216,15 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     print(f"resuming {run_id}: {done} finished call(s) kept", file=sys.stderr)
     config = RunConfig.from_dict(trace.config)
-    sink = _both(store.resume_writer(run_id), Progress(config.calls))
+    bar = CallProgress(config.calls, initial=done)
     try:
-        trace = asyncio.run(resume(trace, store.events(run_id), provider, sink))
+        trace = asyncio.run(resume(trace, store.events(run_id), provider,
+                                   _both(store.resume_writer(run_id), bar)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        bar.close()
     return _finish(trace, args)
 
 
@@ -246,9 +249,12 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
                               f"a node with messages; {args.node} made no call")
         messages[-1]["content"] = args.message
     provider = _provider_for(args, parent.config)
-    sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"),
-                 Progress(config.calls))
-    trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages))
+    bar = CallProgress(config.calls)
+    sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
+    try:
+        trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages))
+    finally:
+        bar.close()
     reused = sum(1 for n in trace.nodes if n.reused and n.call)
     print(f"fork of {parent.id} at {args.node}: {reused} call(s) reused", file=sys.stderr)
     return _finish(trace, args)
@@ -293,16 +299,15 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     print(f"evaluation {evaluation.id}: {len(evaluation.cells())} runs over "
           f"{len(problems)} problems; resume with --eval-id {evaluation.id}", file=sys.stderr)
 
-    def progress(done: int, total: int, eta: float | None) -> None:
-        left = "" if eta is None else f" eta {eta:.0f}s"
-        print(f"[{done}/{total}]{left}", file=sys.stderr, flush=True)
-
+    bar = EvalBar()
     try:
         rows = asyncio.run(ev.run_evaluation(store, evaluation, provider, args.concurrency,
-                                             progress))
+                                             bar))
     except KeyboardInterrupt:
         print(f"interrupted: resume with --eval-id {evaluation.id}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        bar.close()
     summary = ev.summarize(rows)
     for path in ev.write_outputs(args.out, evaluation, rows, summary):
         print(f"wrote {path}", file=sys.stderr)
@@ -372,8 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="file to write (json: default stdout; html: RUN_ID.html)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import", parents=[common], help="store a pdr-trace/1 file as a run")
-    p.add_argument("file")
+    p = sub.add_parser("import", parents=[common],
+                       help="store pdr-trace/1 files as runs (one run id per line)")
+    p.add_argument("files", nargs="+", metavar="file")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("resume", parents=[common],
@@ -396,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", parents=[common],
                        help="run methods x settings over a problem set; resumable")
-    p.add_argument("dataset", help="JSONL path, gen:KIND:N[:DIFFICULTY][:seed=S] "
-                   "(KIND arith, linear or mod) or hf:NAME[:SPLIT]")
+    p.add_argument("dataset", help=f"a built-in benchmark ({', '.join(BENCHMARK_NAMES)}: "
+                   "shipped, no network), a JSONL path, gen:KIND:N[:DIFFICULTY]"
+                   "[:seed=S] (KIND arith, linear or mod) or hf:NAME[:SPLIT]")
     p.add_argument("--methods", default="single,vote,sr,pdr", help="comma-separated")
     p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
     p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")

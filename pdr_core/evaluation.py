@@ -35,7 +35,7 @@ from pdr_core.preview import preview
 from pdr_core.providers.base import Provider
 from pdr_core.runner import LoopThread
 from pdr_core.stats import PairedComparison, paired_comparison, wilson_interval
-from pdr_core.store import RunSummary, Store
+from pdr_core.store import EVAL_TAG_PREFIX, RunSummary, Store
 from pdr_core.trace import Trace
 
 FORMAT = "pdr-eval/1"
@@ -72,8 +72,23 @@ TABLES = (
     )""",
 )
 
-Progress = Callable[[int, int, "float | None"], None]
 CellKey = tuple[str, str, int, int, int]
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Where an evaluation stands: runs done of total (those completed before this session
+    included), runs failed and tokens spent (B_total) in this session, seconds left (None
+    until a run has finished here)."""
+
+    done: int
+    total: int
+    eta: float | None = None
+    failed: int = 0
+    tokens: int = 0
+
+
+Progress = Callable[[EvalProgress], None]
 
 
 class EvalError(ValueError):
@@ -205,7 +220,7 @@ class Evaluation:
 
     @property
     def tag(self) -> str:
-        return f"eval:{self.id}"
+        return f"{EVAL_TAG_PREFIX}{self.id}"
 
     def cells(self) -> list[tuple[Problem, Setting]]:
         """Every (problem, arm) pair, arm by arm."""
@@ -393,8 +408,8 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
                          concurrency: int = 4,
                          progress: Progress | None = None) -> list[ResultRow]:
     """Run every cell not completed yet, at most `concurrency` runs at once, in this
-    event loop; returns the results. `progress(done, total, eta_seconds)` is called at the
-    start and after every run (eta None until a run has finished)."""
+    event loop; returns the results. `progress(EvalProgress)` is called at the start and
+    after every run."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise EvalError(f"concurrency {concurrency!r}: a whole number of runs, at least 1")
     recorded = evaluation.spec.model
@@ -404,7 +419,7 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
     todo = pending_cells(store, evaluation)
     total = len(evaluation.cells())
     done = total - len(todo)
-    finished_here = 0
+    finished_here = failed = tokens = 0
     started = time.monotonic()
     limit = asyncio.Semaphore(concurrency)
 
@@ -416,14 +431,16 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
             eta = 0.0
         elif finished_here:
             eta = (time.monotonic() - started) / finished_here * (total - done)
-        progress(done, total, eta)
+        progress(EvalProgress(done, total, eta, failed, tokens))
 
     async def one(problem: Problem, setting: Setting) -> None:
-        nonlocal done, finished_here
+        nonlocal done, finished_here, failed, tokens
         async with limit:
-            await _run_cell(store, evaluation, provider, problem, setting)
+            trace = await _run_cell(store, evaluation, provider, problem, setting)
         done += 1
         finished_here += 1
+        failed += trace.status != "completed"
+        tokens += trace.budget.b_total
         report()
 
     report()
@@ -446,6 +463,7 @@ class EvalJob(LoopThread):
     done: int = field(default=0, init=False)
     total: int = field(default=0, init=False)
     eta: float | None = field(default=None, init=False)
+    failed: int = field(default=0, init=False)
     rows: list[ResultRow] | None = field(default=None, init=False)
     error: BaseException | None = field(default=None, init=False)
     cancelled: bool = field(default=False, init=False)
@@ -460,8 +478,9 @@ class EvalJob(LoopThread):
         self._thread.start()
         return self
 
-    def _progress(self, done: int, total: int, eta: float | None) -> None:
-        self.done, self.total, self.eta = done, total, eta
+    def _progress(self, state: EvalProgress) -> None:
+        self.done, self.total, self.eta, self.failed = (state.done, state.total, state.eta,
+                                                        state.failed)
 
     def _main(self) -> None:
         async def main() -> None:
@@ -595,8 +614,14 @@ def compare(rows: Sequence[ResultRow], label_a: str, label_b: str,
     return paired_comparison(graded(label_a), graded(label_b), alpha, label_a, label_b)
 
 
-def per_problem_table(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
-    """One row per problem, one column per arm: right, wrong, or the run's state."""
+RUN_LINK_SUFFIX = " run"
+
+
+def per_problem_table(rows: Sequence[ResultRow],
+                      run_link: Callable[[str], str] | None = None) -> list[dict[str, str]]:
+    """One row per problem, one column per arm: right, wrong, or the run's state. With
+    `run_link`, each arm also gets a column (its label + RUN_LINK_SUFFIX) holding
+    `run_link(run id)`, empty where the arm has no run yet."""
     marks = {True: "right", False: "wrong"}
     table: dict[str, dict[str, str]] = {}
     for row in rows:
@@ -605,6 +630,10 @@ def per_problem_table(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
         entry[row.label] = marks[row.correct] if row.status == "completed" else row.status
         if row.status == "completed" and row.oracle and not row.correct:
             entry[row.label] = "wrong (a draft was right)"
+    if run_link is not None:
+        for row in rows:
+            link = run_link(row.run_id) if row.run_id else ""
+            table[row.problem_id][row.label + RUN_LINK_SUFFIX] = link
     return list(table.values())
 
 

@@ -50,6 +50,8 @@ CHECKPOINT_EVERY = 100
 BUSY_SECONDS = 30
 # The run list shows the start of each question; the rest stays on disk.
 QUESTION_PREVIEW = 300
+# The tag every run of an evaluation carries, followed by the evaluation's id.
+EVAL_TAG_PREFIX = "eval:"
 
 # Each entry upgrades the schema by one version; append, never edit, to migrate.
 MIGRATIONS: tuple[str, ...] = (
@@ -325,10 +327,12 @@ class Store:
         model: str | None = None,
         status: str | None = None,
         text: str | None = None,
+        evaluations: bool = True,
     ) -> list[RunSummary]:
         """Runs newest first, filtered and paged in SQL; reads only the runs table, and
-        only the first QUESTION_PREVIEW characters of each question."""
-        where, args = self._filters(method, model, status, text)
+        only the first QUESTION_PREVIEW characters of each question. `evaluations=False`
+        leaves out the runs of evaluations (tagged EVAL_TAG_PREFIX + the evaluation's id)."""
+        where, args = self._filters(method, model, status, text, evaluations)
         # Running and interrupted depend on whether the owning process lives: page after.
         paged = status not in ("running", "interrupted")
         sql = (
@@ -355,12 +359,13 @@ class Store:
         return summaries if paged else summaries[offset : offset + limit]
 
     def count_runs(self, method: str | None = None, model: str | None = None,
-                   status: str | None = None, text: str | None = None) -> int:
+                   status: str | None = None, text: str | None = None,
+                   evaluations: bool = True) -> int:
         """How many runs `list_runs` with these filters pages through."""
         if status in ("running", "interrupted"):
             return len(self.list_runs(limit=10**9, method=method, model=model, status=status,
-                                      text=text))
-        where, args = self._filters(method, model, status, text)
+                                      text=text, evaluations=evaluations))
+        where, args = self._filters(method, model, status, text, evaluations)
         with self._conn() as conn:
             return conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()[0]
 
@@ -371,8 +376,12 @@ class Store:
         return [model for (model,) in rows if model]
 
     def _filters(self, method: str | None, model: str | None, status: str | None,
-                 text: str | None) -> tuple[str, list[str]]:
+                 text: str | None, evaluations: bool = True) -> tuple[str, list[str]]:
         clauses, args = [], []
+        if not evaluations:
+            # tags are stored comma-joined: a leading comma anchors the prefix to a tag start
+            clauses.append("(',' || tags) NOT LIKE ?")
+            args.append(f"%,{EVAL_TAG_PREFIX}%")
         if method:
             clauses.append("method = ?")
             args.append(method)

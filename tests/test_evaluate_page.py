@@ -120,3 +120,73 @@ def test_page_is_in_the_navigation_and_keeps_its_settings(db):
     assert at.title[0].value == "Run"
     at.switch_page("pages/evaluate.py").run()
     assert at.multiselect(key="eval_methods").value == ["sr"]
+
+
+def test_the_four_built_in_benchmarks_are_offered_and_evaluate_offline(db):
+    at = page(FakeProvider())
+    at.radio(key="eval_source").set_value("Built-in benchmark").run()
+    picker = at.selectbox(key="eval_benchmark")
+    assert picker.options == ["AIME 2024 · 30 problems", "AIME 2025 · 30 problems",
+                              "MATH-500 · 500 problems", "GSM8K (test) · 1319 problems"]
+    picker.set_value("math500").run()
+    assert not at.exception and not at.error
+    at.number_input(key="eval_limit").set_value(2)
+    at.multiselect(key="eval_methods").set_value(["single"])
+    at.multiselect(key="eval_max_tokens").set_value([128])
+    at.run()
+    assert next(m.value for m in at.metric if m.label == "Runs") == "2"
+    at.button(key="eval_launch").click().run()
+    [job] = at.session_state["eval_jobs"].values()
+    job.wait(timeout=30)
+    at.run()
+    [stored] = list_evaluations(Store(db))
+    assert stored.dataset == "math500" and stored.problems == 2
+    frames = [f.value for f in at.dataframe]
+    [per_problem] = [f for f in frames if "reference" in f.columns and "problem" in f.columns]
+    assert list(per_problem["problem"]) == ["math500-001", "math500-002"]
+
+
+def test_each_problem_links_to_its_runs_and_history_hides_evaluation_runs(db):
+    import asyncio
+
+    from pdr_core.config import RunConfig
+    from pdr_core.evaluation import EvalSpec, collect_results, create_evaluation, run_evaluation
+    from pdr_core.methods import run
+
+    store = Store(db)
+    evaluation = create_evaluation(store, EvalSpec("gen:mod:2", methods=("single", "vote"),
+                                                   widths=(2,)), generate("mod", 2))
+    asyncio.run(run_evaluation(store, evaluation, FakeProvider()))
+    [own] = [asyncio.run(run("What is 2 + 2?", RunConfig(method="single"), FakeProvider(),
+                             store.writer()))]
+    runs = {(r.problem_id, r.label): r.run_id for r in collect_results(store, evaluation)}
+    assert len(runs) == 4
+
+    at = page(FakeProvider())
+    frames = [f.value for f in at.dataframe]
+    [table] = [f for f in frames if "reference" in f.columns and "problem" in f.columns]
+    for _, row in table.iterrows():
+        for label in ("single t1024", "vote w2 t1024"):
+            assert row[f"{label} run"] == f"history?run={runs[(row['problem'], label)]}"
+
+    history = AppTest.from_file(str(ROOT / "pages" / "history.py"), default_timeout=30).run()
+    opened = history.selectbox(key="history_open")
+    assert (opened.value, len(opened.options)) == (own.id, 1)  # evaluation runs hidden
+    assert any("4 run(s) of evaluations hidden" in c.value for c in history.caption)
+    history.checkbox(key="history_evals").check().run()
+    assert len(history.selectbox(key="history_open").options) == 5
+
+    # the link from the Evaluate page: opens that run, though the filter hides its kind
+    linked = runs[(table["problem"][1], "vote w2 t1024")]
+    history = AppTest.from_file(str(ROOT / "pages" / "history.py"), default_timeout=30)
+    history.query_params["run"] = linked
+    history.run()
+    assert not history.exception
+    assert not history.checkbox(key="history_evals").value
+    assert history.selectbox(key="history_open").value == linked
+    assert history.selectbox(key="history_node").options  # its run view is drawn
+    # picking another run puts that one in the address
+    history.selectbox(key="history_open").set_value(own.id).run()
+    assert history.query_params["run"] in (own.id, [own.id])
+    # the linked run was shown for the link only: the filter hides it again
+    assert len(history.selectbox(key="history_open").options) == 1

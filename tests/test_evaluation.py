@@ -21,11 +21,12 @@ import pytest
 
 from pdr_core.answers import answer_match, answers_equivalent, is_correct
 from pdr_core.config import ConfigError
-from pdr_core.datasets import Problem, load_jsonl
+from pdr_core.datasets import Problem, load_benchmark
 from pdr_core.evaluation import (
     RESULT_COLUMNS,
     SUMMARY_COLUMNS,
     EvalError,
+    EvalProgress,
     EvalSpec,
     Setting,
     accuracy_figure,
@@ -51,7 +52,6 @@ from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
 Z95 = 1.959963984540054
 N = 10
 
@@ -99,14 +99,19 @@ def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
 
 def test_known_pattern_gives_exact_accuracies_intervals_and_mcnemar(store, tmp_path):
     evaluation = create_evaluation(store, spec(), problems(), "pattern")
-    seen: list[tuple[int, int, float | None]] = []
+    seen: list[EvalProgress] = []
     provider = FakeProvider(answer=pattern)
     rows = asyncio.run(run_evaluation(store, evaluation, provider, concurrency=5,
-                                      progress=lambda *a: seen.append(a)))
+                                      progress=seen.append))
 
     assert len(rows) == 4 * N and {r.status for r in rows} == {"completed"}
-    assert seen[0] == (0, 4 * N, None) and seen[-1] == (4 * N, 4 * N, 0.0)
-    assert [d for d, _, _ in seen] == list(range(4 * N + 1))
+    assert seen[0] == EvalProgress(0, 4 * N, None, 0, 0)
+    assert (seen[-1].done, seen[-1].total, seen[-1].eta, seen[-1].failed) == (4 * N, 4 * N,
+                                                                             0.0, 0)
+    assert [s.done for s in seen] == list(range(4 * N + 1))
+    # tokens: every run's B_total, added as each run ends
+    assert seen[-1].tokens == sum(r.b_total for r in rows) > 0
+    assert all(a.tokens < b.tokens for a, b in zip(seen, seen[1:], strict=False))
     by = {s.label: s for s in summarize(rows)}
     assert list(by) == ["single t256", "vote w3 t256", "sr d2 t256", "pdr w3 d2 t256"]
     expected = {"single t256": (5, 5), "vote w3 t256": (5, 10), "sr d2 t256": (10, 5),
@@ -263,8 +268,8 @@ problems = [Problem(f"p{i:02d}", f"Q{i:02d}: what is {i} + {i + 7}?", str(2 * i 
             for i in range(10)]
 evaluation = create_evaluation(store, EvalSpec("test:kill", methods=("single",)), problems,
                                "killed")
-def progress(done, total, eta):
-    print(done, total, flush=True)
+def progress(state):
+    print(state.done, state.total, flush=True)
 asyncio.run(run_evaluation(store, evaluation, FakeProvider(delay=0.2), 2, progress))
 """
 
@@ -432,7 +437,7 @@ def test_math_check_is_quick_and_safe_on_hostile_input() -> None:
 
 
 def test_math500_references_are_equivalent_to_themselves_and_quick() -> None:
-    references = [p.answer for p in load_jsonl(DATA / "math500.jsonl")]
+    references = [p.answer for p in load_benchmark("math500")]
     start = time.monotonic()
     assert all(answers_equivalent(a, a) for a in references)
     math_pairs = sum(answer_match(a, a.replace("\\frac", "\\dfrac")) == "exact"

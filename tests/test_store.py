@@ -268,3 +268,19 @@ def test_migrates_a_version_one_store(tmp_path):
     trace = run_fake(RunConfig(method="single"), sink=store.writer())
     assert store.get_trace(trace.id).to_dict() == trace.to_dict()
     assert store.prompt_sets() == {}
+
+
+def test_runs_of_evaluations_can_be_left_out_of_listings(store):
+    def stored(tags):
+        return run_fake(RunConfig(method="single"), sink=store.writer(tags=tags)).id
+
+    own = stored(())
+    tagged = stored(("evaluation-notes", "mine"))  # a tag that only looks alike is kept
+    of_eval = stored(("eval:abc123",))
+    named = stored(("aime", "eval:def456"))  # the evaluation's tag after a name tag
+    every = {r.id for r in store.list_runs()}
+    assert every == {own, tagged, of_eval, named} and store.count_runs() == 4
+    assert {r.id for r in store.list_runs(evaluations=False)} == {own, tagged}
+    assert store.count_runs(evaluations=False) == 2
+    assert store.count_runs(status="interrupted", evaluations=False) == 0
+    assert [r.id for r in store.list_runs(text="aime", evaluations=False)] == []
