@@ -9,14 +9,16 @@ Precedence (`find_answer`; the first rule that gives a value wins):
 1. Explicit markers: `\\boxed{X}` / `\\fbox{X}`, an `Answer: X` line (also `**Answer:**`,
    `Final Answer:`, the value on the next line) and "final answer is X". Among these the
    one that starts last in the text wins, so a corrected answer replaces an earlier one.
-2. "the answer is X" (also "So, the answer is: X", "the correct answer is X"): the last one
-   followed by a value.
+2. "the answer is X" (also "So, the answer is: X", "the correct answer is X", "the solution
+   to the problem is X"): the last one followed by a value; where its sentence is a chain of
+   equalities ("the answer is x = 3*7 + 7 = 28"), the value after the last `=`.
 3. A bold value on the last non-empty line: "So she has **14** apples."
 4. "= X" on the last non-empty line: "17 * 3 + 1 = 52".
 
 Rules 2 to 4 accept only a value: a number (sign, thousands separators, decimals, a ratio,
-`%`, `$`), a LaTeX expression without spaces (`\\frac{1}{2}`), a bracketed tuple or choice
-(`(2, -1)`, `(B)`), or anything inside `$...$` / `\\(...\\)`; "x =" before it is dropped.
+`%`, `$`), arithmetic on numbers taken whole (`17 + 1`, never just `17`), a LaTeX expression
+without spaces (`\\frac{1}{2}`), a bracketed tuple or choice (`(2, -1)`, `(B)`), or anything
+inside `$...$` / `\\(...\\)`; "x =" before it is dropped.
 A phrase followed by words gives nothing, and no number is ever guessed from elsewhere in
 the text. `no_answer_reason` says why a text gave no answer.
 """
@@ -188,14 +190,22 @@ def _explicit(text: str) -> tuple[str, str] | None:
 
 # --- weaker phrasings (rules 2 to 4) --------------------------------------------------------
 
-# "So, the answer is 19." / "The correct answer is: $\\frac{1}{2}$".
-_ANSWER_IS_RE = re.compile(r"\banswer[ \t]+is\b[ \t]*:?", re.IGNORECASE)
+# "So, the answer is 19." / "The correct answer is: $\\frac{1}{2}$" / "the solution to the
+# problem is 33".
+_ANSWER_IS_RE = re.compile(
+    r"\b(?:answer|solution(?:[ \t]+(?:to|of|for)[ \t]+(?:the|this)[ \t]+"
+    r"(?:problem|question|equation))?)[ \t]+is\b[ \t]*:?",
+    re.IGNORECASE,
+)
 # How far after a phrase or `=` a value may start and run.
 _WINDOW = 160
 _MAX_VALUE = 60
 _ASSIGNED_RE = re.compile(r"[A-Za-z][ \t]*=(?!=)[ \t]*")
 _TUPLE_RE = re.compile(r"[(\[][^()\[\]\n]{1,40}[)\]]")
 _CHOICE_RE = re.compile(r"[(\[][A-Za-z][)\]]")
+# Arithmetic on numbers, taken whole: "= 17 + 1" is "17 + 1", not "17".
+_ARITH_RE = re.compile(r"[-+\u2212]?\(?\d[\d,.]*\)?(?:[ \t]*[-+*/^\u00d7\u00f7\u2212][ \t]*"
+                       r"\(?\d[\d,.]*\)?){1,8}")
 # A run without spaces that starts like a number or a LaTeX expression.
 _COMPACT_RE = re.compile(rf"[-+\u2212]?(?:\\?\$)?[\d.\\][^\s]{{0,{_MAX_VALUE - 1}}}")
 _DELIMITERS = (("$$", "$$"), ("\\(", "\\)"), ("\\[", "\\]"), ("$", "$"), ("**", "**"))
@@ -231,7 +241,7 @@ def _leading_value(window: str) -> str | None:
             inner = _trim(inner)
             return inner if inner and len(inner) <= _MAX_VALUE and \
                 _BOX_NAME_RE.search(inner) is None else None
-    match = _TUPLE_RE.match(window) or _COMPACT_RE.match(window)
+    match = _TUPLE_RE.match(window) or _ARITH_RE.match(window) or _COMPACT_RE.match(window)
     if match is None:
         return None
     value = _trim(match.group())
@@ -245,10 +255,24 @@ def _whole_value(text: str) -> bool:
         len(_trim(text)) - len(value) <= 4  # room for "x = "
 
 
+def _after_last_equals(line: str) -> int | None:
+    """Where the text after the last plain `=` of `line` starts (not `<=`, `>=`, `==`)."""
+    at = line.rfind("=")
+    while at != -1 and ((at and line[at - 1] in "<>!=") or line[at + 1: at + 2] == "="):
+        at = line.rfind("=", 0, at - 1) if at else -1
+    return None if at == -1 else at + 1
+
+
 def _answer_is(text: str) -> str | None:
-    """Rule 2: the last "answer is" followed by a value."""
+    """Rule 2: the last "answer is" followed by a value; in "the answer is x = 3*7 + 7 = 28"
+    the value is what follows the sentence's last `=`."""
     for match in reversed(list(_ANSWER_IS_RE.finditer(text))):
-        value = _leading_value(text[match.end(): match.end() + _WINDOW])
+        window = text[match.end(): match.end() + _WINDOW].lstrip()
+        sentence = window.split("\n", 1)[0]
+        end = _SENTENCE_END_RE.search(sentence)
+        sentence = sentence[: end.start()] if end else sentence
+        equals = _after_last_equals(sentence)
+        value = _leading_value(window if equals is None else sentence[equals:])
         if value:
             return value
     return None
@@ -273,12 +297,8 @@ def _bold_on_last_line(text: str) -> str | None:
 def _equals_on_last_line(text: str) -> str | None:
     """Rule 4: what follows the last `=` of the last non-empty line (not `<=`, `==`)."""
     line = _last_line(text)
-    at = line.rfind("=")
-    while at != -1 and ((at and line[at - 1] in "<>!=") or line[at + 1: at + 2] == "="):
-        at = line.rfind("=", 0, at - 1) if at else -1
-    if at == -1:
-        return None
-    return _leading_value(line[at + 1: at + 1 + _WINDOW])
+    start = _after_last_equals(line)
+    return None if start is None else _leading_value(line[start: start + _WINDOW])
 
 
 _WEAK_RULES = (
