@@ -235,8 +235,9 @@ def results_view() -> None:
     current = st.session_state.get(EVAL_JOBS, {}).get(view)
     if current is not None and current.running and current.total:
         eta = "" if current.eta is None else f" · about {current.eta:.0f} s left"
+        failed = f" · {current.failed} failed" if current.failed else ""
         st.progress(current.done / current.total,
-                    text=f"{current.done} / {current.total} runs{eta}")
+                    text=f"{current.done} / {current.total} runs{failed}{eta}")
     if current is not None and current.error is not None:
         st.error(f"The evaluation stopped: {current.error}")
     rows = collect_results(store, evaluation)
