@@ -6,12 +6,22 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test lint clean browser
 
+# llama-cpp-python is built for a portable x86-64 baseline (AVX2, FMA, F16C, BMI2), never for
+# the build machine (-march=native): a native build can die with SIGILL on another CPU, or
+# in a VM that hides instructions its CPU advertises (AMX). For a native build on your own
+# machine: make clean && make run LLAMA_CMAKE_ARGS=-DGGML_NATIVE=ON
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
+	-DGGML_AMX_BF16=OFF
+
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "Installing requirements. llama-cpp-python compiles from source the first time:"
 	@echo "about five minutes on two cores."
-	$(PY) -m pip install -r requirements.txt
+	# --no-cache-dir: never reuse a wheel built earlier with other (native) flags.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip install --no-cache-dir \
+		-r requirements.txt
 	@touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
