@@ -27,6 +27,8 @@ from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+LOCAL_HELP = ("run on the local model: the bundled SmolLM2 (or $PDR_LOCAL_MODEL), or the GGUF "
+              "chat model file given")
 
 
 def _both(*sinks):
@@ -72,9 +74,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     provider = resolve_provider(settings)
     config = _config(args, provider.model, provider.base_url)
     if settings.uses_local:
-        from pdr_core.providers.local import LOCAL_MODEL_NOTE
-
-        print(f"using the bundled local model: {LOCAL_MODEL_NOTE}", file=sys.stderr)
+        print(f"using the local model {provider.describe()}", file=sys.stderr)
     bar = CallProgress(config.calls)
     try:
         trace = asyncio.run(run(args.question, config, provider, _both(store.writer(), bar),
@@ -199,9 +199,11 @@ def _provider_for(args: argparse.Namespace, config: dict):
     settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
     if not (settings.local or settings.base_url or settings.model):
         recorded = config.get("base_url") or ""
+        is_local = recorded == "local" or recorded.startswith("local:")
         settings = EndpointSettings.from_env(
-            None if recorded in ("", "local") else recorded, None,
-            config.get("model") or None, local=recorded == "local",
+            None if recorded == "" or is_local else recorded, None,
+            config.get("model") or None,
+            local=recorded.partition(":")[2] if is_local else False,
         )
     return resolve_provider(settings)
 
@@ -323,7 +325,8 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else the run's own)")
     p.add_argument("--model", help="model name (else the run's own)")
-    p.add_argument("--local", action="store_true", help="use the bundled local model")
+    p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
+                   help=LOCAL_HELP)
     p.add_argument("--out", help="also write the trace JSON here")
 
 
@@ -355,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
-    p.add_argument("--local", action="store_true", help="use the bundled local model")
+    p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
+                   help=LOCAL_HELP)
     p.add_argument("--out", help="also write the trace JSON here")
     p.set_defaults(func=cmd_run)
 
@@ -420,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="a name for the evaluation, also tagged on its runs")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
-    p.add_argument("--local", action="store_true", help="use the bundled local model")
+    p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
+                   help=LOCAL_HELP)
     p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
     p.set_defaults(func=cmd_eval)
 

@@ -44,6 +44,8 @@ class EndpointSettings:
     api_key: str | None = field(default=None, repr=False)
     model: str | None = None
     local: bool = False
+    # A GGUF file for the local model; None: $PDR_LOCAL_MODEL, else the bundled model.
+    local_model: str | None = None
     # PDR_MAX_IN_FLIGHT as given (requests open at once per event loop); resolve_provider
     # checks it, where every other setting is checked.
     max_in_flight: str | None = None
@@ -54,16 +56,24 @@ class EndpointSettings:
         base_url: str | None = None,
         api_key: str | None = None,
         model: str | None = None,
-        local: bool = False,
+        local: bool | str | None = False,
         environ: Mapping[str, str] | None = None,
     ) -> EndpointSettings:
-        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY, PDR_MODEL, PDR_MAX_IN_FLIGHT."""
+        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY, PDR_MODEL, PDR_MAX_IN_FLIGHT.
+
+        `local` is True for the local model, or the path of its GGUF file.
+        """
         env = os.environ if environ is None else environ
+        if isinstance(local, str):
+            local, local_model = True, local.strip() or None
+        else:
+            local, local_model = bool(local), None
         return cls(
             base_url=base_url or env.get("OPENAI_BASE_URL") or None,
             api_key=api_key or env.get("OPENAI_API_KEY") or None,
             model=model or env.get("PDR_MODEL") or None,
             local=local,
+            local_model=local_model,
             max_in_flight=env.get("PDR_MAX_IN_FLIGHT") or None,
         )
 
@@ -76,9 +86,9 @@ class EndpointSettings:
 def resolve_provider(settings: EndpointSettings) -> Provider:
     """The provider the settings name; the bundled local model when none is configured."""
     if settings.uses_local:
-        from pdr_core.providers.local import LocalProvider
+        from pdr_core.providers.local import shared_local_provider
 
-        return LocalProvider()
+        return shared_local_provider(settings.local_model)
     from pdr_core.providers.openai_compat import OpenAIProvider
 
     if not settings.model:
