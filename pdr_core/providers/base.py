@@ -69,7 +69,7 @@ class ProviderError(Exception):
 
     `kind` is a short machine-readable cause: auth, model_not_found, rate_limited,
     context_length, connection, timeout, protocol, server, bad_request, content_filter,
-    cancelled, local_model_missing, other.
+    cancelled, local_model_missing, crashed (the local model's worker process died), other.
     Messages never contain an API key.
     """
 
