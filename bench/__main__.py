@@ -24,7 +24,7 @@ BENCHMARKS: dict[str, int] = {
     "engine": 180,
     "store": 180,
     "view": 180,
-    "local_model": 180,
+    "local_model": 480,
     "scale": 300,
 }
 
