@@ -33,7 +33,7 @@ from pdr_core.evaluation import (
 )
 from pdr_core.preview import known_price
 from pdr_core.providers import ProviderError
-from ui.components import endpoint, get_store, make_provider
+from ui.components import endpoint_or_stop, get_store, make_provider
 
 EVAL_JOBS = "eval_jobs"
 SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
@@ -143,7 +143,7 @@ st.title("Evaluate")
 st.caption("Every problem × method × setting becomes a stored run; accuracy is plotted "
            "against mean B_seq and B_total with 95% Wilson intervals.")
 restore_form()
-settings = endpoint()
+settings = endpoint_or_stop()
 store = get_store()
 jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 

@@ -16,7 +16,7 @@ from ui.components import (
     BUILT_IN,
     JOBS,
     chosen_prompts,
-    endpoint,
+    endpoint_or_stop,
     get_store,
     load_trace,
     make_provider,
@@ -63,7 +63,7 @@ def init_defaults() -> None:
 
 
 st.title("Run")
-settings = endpoint()
+settings = endpoint_or_stop()
 if settings.uses_local and st.session_state.get("provider") is None:
     st.info("Running on the bundled SmolLM2-135M model: a small demo model, quick and not "
             "clever. Point PDR Inspector at a real endpoint on the Settings page for real "
