@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.cli_output import safe_output
 from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
 from pdr_core.events import Event
@@ -28,6 +29,7 @@ from pdr_core.providers import (
     resolve_provider,
 )
 from pdr_core.store import Store, StoreError
+from pdr_core.textfmt import json_safe
 from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
 
 EXIT_FAILED = 1
@@ -148,7 +150,7 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
     else:
-        print(text)
+        print(json_safe(text))  # the same JSON, nothing a terminal obeys
     return 0
 
 
@@ -460,6 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with safe_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     freeze_startup_objects()
     db = args.db or args.db_top

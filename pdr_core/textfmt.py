@@ -1,5 +1,7 @@
-"""Model text prepared for a markdown renderer that understands $...$ math.
+"""Model text prepared for where it is shown: a terminal, or a markdown renderer that
+understands $...$ math.
 
+A terminal obeys control characters: `terminal_safe` shows them as visible escapes.
 Models write LaTeX as \\[...\\], \\(...\\) or a bare \\boxed{...}, and break lines with a
 single newline; markdown would show the first as text and join the lines. Fenced code is
 left untouched. HTML in the text is not handled here: the renderer must escape it.
@@ -9,11 +11,26 @@ from __future__ import annotations
 
 import re
 
+# C0 controls but tab and newline, DEL, and C1 controls (U+0080-U+009F: CSI, OSC, ...).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _FENCE = re.compile(r"(```.*?(?:```|\Z))", re.DOTALL)
 _DISPLAY = re.compile(r"\\\[(.+?)\\\]", re.DOTALL)
 _INLINE = re.compile(r"\\\((.+?)\\\)", re.DOTALL)
 _MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
 _BOXED = re.compile(r"\\boxed\{")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character but newline and tab written as a visible \\xNN:
+    nothing printed can clear the screen, retitle the window, write the clipboard (OSC 52)
+    or overwrite a line. Used on everything the command line prints and on answers."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def json_safe(json_text: str) -> str:
+    """JSON text with DEL and C1 controls inside its strings written as \\u00NN escapes,
+    which parse back to the same characters (json.dumps already escapes C0)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
 
 
 def model_markdown(text: str) -> str:
