@@ -11,6 +11,7 @@ from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
 from pdr_core.store import RunNotFound
+from pdr_core.textfmt import inert
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
@@ -191,12 +192,12 @@ def live_view() -> None:
     current = st.session_state.get(JOBS, {}).get(run_id)
     render_run_view(trace, prefix="live")
     if current is not None and current.error is not None:
-        st.error(f"The run stopped on an unexpected error: {current.error!r}")
+        st.error(inert(f"The run stopped on an unexpected error: {current.error!r}"))
     in_flight = [n for n in trace.nodes if n.status == "running"]
     if in_flight:
         st.subheader("In flight")
         for node in in_flight:
-            with st.expander(f"{node.id} · streaming", expanded=len(in_flight) <= 2):
+            with st.expander(f"{inert(node.id)} · streaming", expanded=len(in_flight) <= 2):
                 st.text(node.text[-2000:] or "…")
     if timed and trace.status != "running":
         st.rerun()  # the run ended: draw the whole page once more, without the timer

@@ -19,6 +19,7 @@ from pdr_core.providers import (
     choose_endpoint,
     endpoint_locked,
 )
+from pdr_core.textfmt import inert
 from ui.components import run_async
 from ui.endpoints import ENDPOINT, app_environ, given
 
@@ -77,9 +78,9 @@ else:
             environ) if not locked else choose_endpoint(EndpointRequest(), environ)
     except ProviderError as exc:
         settings = None
-        st.error(str(exc))
+        st.error(inert(str(exc)))
     else:
-        st.caption(f"Calls {settings.describe()}")
+        st.caption(inert(f"Calls {settings.describe()}"))
         if not settings.model:
             st.warning("Name a model: the endpoint's /v1/models lists what it serves.")
     tested = hashlib.sha256(repr((settings and settings.base_url, settings and settings.model,
@@ -109,7 +110,7 @@ else:
                 st.rerun()  # the model picker replaces the text box; the result stays
     result = st.session_state.get(CHECK)
     if result is not None and result[0] == tested:
-        (st.success if result[1] else st.error)(result[2])
+        (st.success if result[1] else st.error)(inert(result[2]))
 
 st.divider()
 st.subheader("Defaults for the Run page")

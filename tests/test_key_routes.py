@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_fake
+from conftest import plain, run_fake
 from openai_server import OpenAIServer
 from streamlit.testing.v1 import AppTest
 
@@ -132,7 +132,7 @@ def test_settings_connection_test_never_sends_the_environment_key(db, monkeypatc
         assert not at.exception
         assert listener.chat_requests  # the connection test made its one-token call
     assert_never_planted(listener)
-    assert any("key works" in s.value for s in at.success)
+    assert any("key works" in plain(s.value) for s in at.success)
 
 
 def test_a_wrong_key_fails_the_connection_test_and_the_result_stays(db, monkeypatch):
@@ -142,13 +142,14 @@ def test_a_wrong_key_fails_the_connection_test_and_the_result_stays(db, monkeypa
         at.text_input(key="model_name").input("fake-model").run()
         at.text_input(key="api_key").input("sk-wrong-one-13").run()
         at.button(key="test_connection").click().run()
-        assert any("test call failed" in e.value and "401" in e.value for e in at.error)
+        assert any("test call failed" in plain(e.value) and "401" in plain(e.value)
+                   for e in at.error)
         assert not at.success
         at.text_input(key="api_key").input("sk-right-one-42").run()
         at.button(key="test_connection").click().run()
         at.run()  # any later rerun keeps the result on the page
         assert not at.error
-        [ok] = [s.value for s in at.success]
+        [ok] = [plain(s.value) for s in at.success]
         assert "key works" in ok and "input +" in ok and "output tokens" in ok
 
 
@@ -170,7 +171,7 @@ def test_fork_and_playground_call_the_runs_recorded_endpoint(db, tmp_path, monke
         at = history(monkeypatch, db, EndpointSettings(base_url=session.base_url,
                                                        model="fake-model"))
         at.selectbox(key="history_node").set_value("r1-draft-1").run()
-        assert any(recorded.base_url in c.value and "fake-model" in c.value
+        assert any(recorded.base_url in plain(c.value) and "fake-model" in plain(c.value)
                    for c in at.caption), [c.value for c in at.caption]
         at.button(key="history_r1-draft-1_pg_send").click().run()
         assert not at.exception and len(recorded.chat_requests) == 1
@@ -197,14 +198,14 @@ def test_a_remote_recorded_host_needs_a_confirmation_naming_it(db, tmp_path, mon
     run_id = Store(db).import_trace(trace_from_json(path.read_bytes()))
     at = history(monkeypatch, db)
     at.selectbox(key="history_node").set_value("r1-draft-1").run()
-    assert any("collector.example.com" in w.value for w in at.warning)
+    assert any("collector.example.com" in plain(w.value) for w in at.warning)
     assert at.button(key="history_r1-draft-1_pg_send").disabled
     assert at.button(key="history_r1-draft-1_fork").disabled
     trust = at.checkbox(key=f"history_{run_id}_call_trust")
     assert "collector.example.com" in trust.label
     trust.check().run()
     assert not at.button(key="history_r1-draft-1_pg_send").disabled
-    assert any("trusted for collector.example.com" in c.value for c in at.caption)
+    assert any("trusted for collector.example.com" in plain(c.value) for c in at.caption)
 
 
 def test_a_locked_deployment_offers_no_confirmation(db, tmp_path, monkeypatch):
@@ -217,7 +218,7 @@ def test_a_locked_deployment_offers_no_confirmation(db, tmp_path, monkeypatch):
                                                    model="m"))
     at.selectbox(key="history_node").set_value("r1-draft-1").run()
     assert [c.key for c in at.checkbox] == ["history_evals"]  # no confirmation offered
-    assert any("does not send its key" in e.value for e in at.error)
+    assert any("does not send its key" in plain(e.value) for e in at.error)
     settings = AppTest.from_file(str(ROOT / "pages" / "settings.py"), default_timeout=30)
     settings.run()
     assert settings.radio(key="endpoint_mode").disabled

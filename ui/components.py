@@ -21,7 +21,7 @@ from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
 from pdr_core.replay import duration, trace_at
 from pdr_core.store import Store, default_db_path
-from pdr_core.textfmt import model_markdown
+from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
@@ -151,12 +151,14 @@ def render_header(trace: Trace) -> None:
     if trace.final_answer is not None or trace.status == "completed":
         verdict = {True: " · :green[**correct**]", False: " · :red[**incorrect**]",
                    None: ""}[trace.correct]
-        shown = f"`{trace.final_answer}`" if trace.final_answer is not None else "no answer"
+        # inert: a backtick in an answer would end a code span, and what follows (an image
+        # that leaks to its host, a link) would be live
+        shown = inert(trace.final_answer) if trace.final_answer is not None else "no answer"
         st.markdown(f"**Final answer:** {shown}{verdict}")
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
     if trace.error and trace.status != "completed":
-        st.error(trace.error)
+        st.error(inert(trace.error))
 
 
 def _planned_calls(config: dict) -> int:
@@ -196,7 +198,7 @@ def render_replay(trace: Trace, prefix: str) -> None:
             st.plotly_chart(tree_figure(past), key=f"{prefix}_replay_tree")
             for node in past.nodes:
                 if node.status == "running":
-                    st.caption(f"{node.id} · streaming")
+                    st.caption(f"{inert(node.id)} · streaming")
                     st.text(node.text[-600:] or "…")
             if at >= total:
                 st.session_state.pop(key, None)
@@ -282,7 +284,7 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     )
     node_id = latest if choice == LATEST else choice
     if choice == LATEST:
-        st.caption(f"Showing {_node_label(trace.node(node_id))}")
+        st.caption(f"Showing {inert(_node_label(trace.node(node_id)))}")
     render_node(trace, trace.node(node_id), prefix)
 
 
@@ -334,9 +336,9 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
     if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
-        st.error(f"This call failed ({node.error_kind}): {node.error}")
+        st.error(inert(f"This call failed ({node.error_kind}): {node.error}"))
     if node.parent_ids:
-        st.caption("Conditioned on: " + ", ".join(node.parent_ids))
+        st.caption(inert("Conditioned on: " + ", ".join(node.parent_ids)))
     output, messages, diff, fork_tab = st.tabs(
         ["Output", "Messages sent", "Diff", "Fork & playground"])
     with output:
@@ -351,7 +353,7 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         if not node.messages:
             st.caption("No messages: this workspace was assembled from the drafts it links to.")
         for message in node.messages:
-            st.markdown(f"**{message['role']}**")
+            st.markdown(f"**{inert(message['role'])}**")
             st.code(message["content"], language=None, wrap_lines=True)
     with diff:
         render_diffs(trace, node, prefix)
@@ -469,15 +471,16 @@ def render_fork_comparison(trace: Trace) -> None:
     try:
         original = get_store().get_trace(trace.parent_run_id)
     except RunNotFound:
-        st.caption(f"Forked from run {trace.parent_run_id}, which is no longer stored.")
+        st.caption(inert(f"Forked from run {trace.parent_run_id}, which is no longer stored."))
         return
     comparison = fork_comparison(original, trace)
-    with st.expander(f"Fork of run {original.id} at {trace.parent_node_id}", expanded=True):
-        st.markdown(comparison.verdict)
-        st.caption(f"Called again: {', '.join(comparison.changed) or 'none'} · reused "
-                   f"{len(comparison.reused)} node(s)"
-                   + (f" · not in the fork: {', '.join(comparison.dropped)}"
-                      if comparison.dropped else ""))
+    with st.expander(inert(f"Fork of run {original.id} at {trace.parent_node_id}"),
+                     expanded=True):
+        st.markdown(inert(comparison.verdict))
+        st.caption(inert(f"Called again: {', '.join(comparison.changed) or 'none'} · reused "
+                         f"{len(comparison.reused)} node(s)"
+                         + (f" · not in the fork: {', '.join(comparison.dropped)}"
+                            if comparison.dropped else "")))
         st.dataframe(
             [{"round": r.round,
               "original answers": ", ".join(f"{a} ×{c}" for a, c in r.original.items()),
@@ -505,5 +508,5 @@ def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
 
 def _diff_block(title: str, old: str, new: str) -> None:
     added, removed = diff_stats(old, new)
-    st.markdown(f"**{title}** · :green[+{added}] :red[−{removed}] words")
+    st.markdown(f"**{inert(title)}** · :green[+{added}] :red[−{removed}] words")
     st.html(diff_html(old, new))

@@ -19,6 +19,7 @@ from pdr_core.providers import (
     choose_endpoint,
     endpoint_locked,
 )
+from pdr_core.textfmt import inert
 from pdr_core.trace import Trace
 
 # Session-state keys that outlive the widgets of any one page.
@@ -64,10 +65,10 @@ def endpoint_or_stop() -> EndpointSettings:
     try:
         settings = endpoint()
     except ProviderError as exc:
-        st.error(f"Cannot use the endpoint: {exc}. Fix it on the Settings page.")
+        st.error(inert(f"Cannot use the endpoint: {exc}. Fix it on the Settings page."))
         st.stop()
     if st.session_state.get(PROVIDER) is None:
-        st.caption(f"Calls {settings.describe()}")
+        st.caption(inert(f"Calls {settings.describe()}"))
     return settings
 
 
@@ -104,17 +105,18 @@ def run_endpoint(trace: Trace, key: str) -> EndpointSettings | None:
         return _shown(choose_endpoint(request, app_environ()))
     except UntrustedEndpoint as exc:
         if endpoint_locked():
-            st.error(f"{exc}. This deployment does not send its key elsewhere.")
+            st.error(inert(f"{exc}. This deployment does not send its key elsewhere."))
             return None
-        st.warning(f"This run was made on **{exc.host}**, which is not your configured "
+        host = inert(exc.host)  # the host comes from the run, perhaps an imported one
+        st.warning(f"This run was made on **{host}**, which is not your configured "
                    f"endpoint: calling it with your configured API key hands that key to "
-                   f"{exc.host}. Confirm only if you trust {exc.host}.")
+                   f"{host}. Confirm only if you trust {host}.")
         if not st.checkbox(f"Send my API key to {exc.host}", key=f"{key}_trust"):
             return None
         trusted = replace(request, trust_recorded=True)
         return _shown(choose_endpoint(trusted, app_environ()))
     except ProviderError as exc:
-        st.error(f"Cannot call an endpoint: {exc}")
+        st.error(inert(f"Cannot call an endpoint: {exc}"))
         return None
 
 
@@ -124,5 +126,5 @@ def _given_fields(settings: EndpointSettings) -> dict:
 
 
 def _shown(settings: EndpointSettings) -> EndpointSettings:
-    st.caption(f"Calls {settings.describe()}")
+    st.caption(inert(f"Calls {settings.describe()}"))
     return settings
