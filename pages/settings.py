@@ -85,10 +85,10 @@ else:
             st.warning("Name a model: the endpoint's /v1/models lists what it serves.")
     tested = hashlib.sha256(repr((settings and settings.base_url, settings and settings.model,
                                   settings and settings.api_key)).encode()).hexdigest()
+    st.caption("Test connection lists the served models and, with a model named, makes one "
+               "call of one output token: it proves the key works, and costs that call.")
     if st.button("Test connection", key="test_connection",
-                 disabled=settings is None or settings.uses_local,
-                 help="Lists the served models and, with a model named, makes one call of "
-                      "one output token: it proves the key works and costs that call."):
+                 disabled=settings is None or settings.uses_local):
         from pdr_core.providers.openai_compat import OpenAIProvider
 
         try:
