@@ -9,7 +9,7 @@ import streamlit as st
 from pdr_core.compare import NodeSide, StageStats, compare, final_outputs, stage_figure
 from pdr_core.diffs import diff_html, diff_stats
 from pdr_core.store import RunNotFound
-from pdr_core.textfmt import model_markdown
+from pdr_core.textfmt import inert, model_markdown
 from ui.components import STATUS_BADGE, get_store, load_trace, short
 
 st.title("Compare runs")
@@ -42,11 +42,11 @@ except RunNotFound:
 
 result = compare(trace_a, trace_b)
 if result.same_question:
-    st.markdown(f"**Question:** {trace_a.question}")
+    st.markdown(f"**Question:** {model_markdown(trace_a.question)}")
 else:
     st.warning("The two runs answer different questions.")
-    st.markdown(f"**A:** {trace_a.question}")
-    st.markdown(f"**B:** {trace_b.question}")
+    st.markdown(f"**A:** {model_markdown(trace_a.question)}")
+    st.markdown(f"**B:** {model_markdown(trace_b.question)}")
 
 
 def _text(value: Any) -> str:
@@ -77,9 +77,9 @@ st.dataframe(
 # --- results --------------------------------------------------------------------------------
 st.subheader("Results")
 if result.verdict.lower is None:
-    st.info(result.verdict.text)
+    st.info(inert(result.verdict.text))
 else:
-    st.success(result.verdict.text)
+    st.success(inert(result.verdict.text))
 cols = st.columns(2)
 for col, name, res in ((cols[0], "A", result.a), (cols[1], "B", result.b)):
     col.markdown(f"**Run {name}** · `{res.run_id}` · {res.method} · "
@@ -163,8 +163,8 @@ if not text_a and not text_b:
     st.info("Neither run has a finished final node to compare.")
 else:
     added, removed = diff_stats(text_a, text_b)
-    st.markdown(f"**{result.a.final_node_id or 'no node'} (A) → "
-                f"{result.b.final_node_id or 'no node'} (B)** · "
+    st.markdown(f"**{inert(result.a.final_node_id or 'no node')} (A) → "
+                f"{inert(result.b.final_node_id or 'no node')} (B)** · "
                 f":green[+{added}] :red[−{removed}] words")
     st.caption("Where the last round has several nodes, the first whose answer won the vote.")
     # diff_html escapes every piece of model text; nothing else here is rendered as HTML.

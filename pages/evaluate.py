@@ -33,7 +33,8 @@ from pdr_core.evaluation import (
 )
 from pdr_core.preview import known_price
 from pdr_core.providers import ProviderError
-from ui.components import endpoint, get_store, make_provider
+from pdr_core.textfmt import inert
+from ui.components import endpoint_or_stop, get_store, make_provider
 
 EVAL_JOBS = "eval_jobs"
 SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
@@ -114,7 +115,7 @@ def choose_problems():
         else:
             problems = load_dataset_spec(label)
     except DatasetError as exc:
-        st.error(f"Cannot use this dataset: {exc}")
+        st.error(inert(f"Cannot use this dataset: {exc}"))
         return None, label
     # A limit kept from a larger set would be out of this widget's range.
     st.session_state["eval_limit"] = min(int(st.session_state["eval_limit"]), len(problems))
@@ -143,7 +144,7 @@ st.title("Evaluate")
 st.caption("Every problem × method × setting becomes a stored run; accuracy is plotted "
            "against mean B_seq and B_total with 95% Wilson intervals.")
 restore_form()
-settings = endpoint()
+settings = endpoint_or_stop()
 store = get_store()
 jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 
@@ -239,7 +240,7 @@ def results_view() -> None:
         st.progress(current.done / current.total,
                     text=f"{current.done} / {current.total} runs{failed}{eta}")
     if current is not None and current.error is not None:
-        st.error(f"The evaluation stopped: {current.error}")
+        st.error(inert(f"The evaluation stopped: {current.error}"))
     rows = collect_results(store, evaluation)
     summary = summarize(rows)
     states = [r.status for r in rows]

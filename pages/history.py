@@ -7,6 +7,7 @@ import streamlit as st
 from pdr_core.config import METHODS
 from pdr_core.report import render_report
 from pdr_core.store import RunNotFound, StoreError
+from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import (
     get_store,
@@ -31,7 +32,7 @@ with st.expander("Import a trace (pdr-trace/1 JSON)"):
         try:
             run_id = store.import_trace(trace_from_json(upload.getvalue()))
         except TraceError as exc:
-            st.error(f"Not imported: {exc}. Nothing was written.")
+            st.error(inert(f"Not imported: {exc}. Nothing was written."))
         else:
             st.session_state["history_imported"] = upload.file_id
             st.session_state["history_open"] = run_id
@@ -124,7 +125,7 @@ except RunNotFound:
     st.error("That run was deleted meanwhile.")
     st.stop()
 except TraceError as exc:
-    st.error(f"Cannot show this run: {exc}.")
+    st.error(inert(f"Cannot show this run: {exc}."))
     st.stop()
 
 summary = next(r for r in runs if r.id == run_id)
@@ -161,9 +162,9 @@ with st.expander("Name, tags, export, delete"):
         st.session_state["history_confirm"] = run_id
         st.rerun()
 
-st.markdown(f"**Question:** {trace.question}")
+st.markdown(f"**Question:** {model_markdown(trace.question)}")
 if trace.reference_answer is not None:
-    st.caption(f"Reference answer: {trace.reference_answer}")
+    st.caption(f"Reference answer: {inert(trace.reference_answer)}")
 render_fork_comparison(trace)
 resume_controls(trace, prefix="history")
 render_run_view(trace, prefix="history")

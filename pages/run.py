@@ -11,12 +11,13 @@ from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
 from pdr_core.store import RunNotFound
+from pdr_core.textfmt import inert
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
     JOBS,
     chosen_prompts,
-    endpoint,
+    endpoint_or_stop,
     get_store,
     load_trace,
     make_provider,
@@ -63,7 +64,7 @@ def init_defaults() -> None:
 
 
 st.title("Run")
-settings = endpoint()
+settings = endpoint_or_stop()
 if settings.uses_local and st.session_state.get("provider") is None:
     st.info("Running on the bundled SmolLM2-135M model: a small demo model, quick and not "
             "clever. Point PDR Inspector at a real endpoint on the Settings page for real "
@@ -191,12 +192,12 @@ def live_view() -> None:
     current = st.session_state.get(JOBS, {}).get(run_id)
     render_run_view(trace, prefix="live")
     if current is not None and current.error is not None:
-        st.error(f"The run stopped on an unexpected error: {current.error!r}")
+        st.error(inert(f"The run stopped on an unexpected error: {current.error!r}"))
     in_flight = [n for n in trace.nodes if n.status == "running"]
     if in_flight:
         st.subheader("In flight")
         for node in in_flight:
-            with st.expander(f"{node.id} · streaming", expanded=len(in_flight) <= 2):
+            with st.expander(f"{inert(node.id)} · streaming", expanded=len(in_flight) <= 2):
                 st.text(node.text[-2000:] or "…")
     if timed and trace.status != "running":
         st.rerun()  # the run ended: draw the whole page once more, without the timer

@@ -6,74 +6,111 @@ a trace or a file.
 
 from __future__ import annotations
 
-import os
+import hashlib
 
 import streamlit as st
 
-from pdr_core.providers import EndpointSettings, ProviderError, check_base_url
-from ui.components import ENDPOINT, endpoint, run_async, secret_key
+from pdr_core.preview import known_price
+from pdr_core.providers import (
+    DEFAULT_OPENAI_URL,
+    EndpointRequest,
+    EndpointSettings,
+    ProviderError,
+    choose_endpoint,
+    endpoint_locked,
+)
+from pdr_core.textfmt import inert
+from ui.components import run_async
+from ui.endpoints import ENDPOINT, app_environ, given
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
+CHECK = "connection_check"  # (what was tested, ok, message): kept until the fields change
 
 st.title("Settings")
-current = endpoint()
+locked = endpoint_locked()
+environ = app_environ()
+current = given()
+if current == EndpointSettings():  # nothing given here yet (or locked): the environment's
+    try:
+        current = choose_endpoint(EndpointRequest(), environ)
+    except ProviderError as exc:
+        st.error(f"The server's environment names an unusable endpoint: {exc}")
 st.session_state.setdefault("endpoint_mode", LOCAL if current.uses_local else REMOTE)
 st.session_state.setdefault("base_url", current.base_url or "")
 st.session_state.setdefault("model_name", current.model or "")
+if locked:
+    st.info("This deployment fixed the endpoint (PDR_LOCK_ENDPOINT): it cannot be changed "
+            "here.")
 
-mode = st.radio("Endpoint", [LOCAL, REMOTE], key="endpoint_mode", horizontal=True)
+mode = st.radio("Endpoint", [LOCAL, REMOTE], key="endpoint_mode", horizontal=True,
+                disabled=locked)
 if mode == LOCAL:
     st.info("SmolLM2-135M-Instruct runs in-process with llama.cpp: a small demo model, quick "
             "and not clever. Use an endpoint for real reasoning.")
     st.session_state[ENDPOINT] = EndpointSettings(local=True)
 else:
-    base_url = st.text_input("Base URL", key="base_url",
+    base_url = st.text_input("Base URL", key="base_url", disabled=locked,
                              placeholder="http://localhost:11434/v1 (Ollama), "
                                          "http://localhost:8000/v1 (vLLM), "
                                          "https://api.openai.com/v1")
-    env_key = os.environ.get("OPENAI_API_KEY") or secret_key()
     typed = st.text_input(
-        "API key", type="password", key="api_key",
-        help="Held only in this browser session's memory, never stored. Leave empty to use "
-             "OPENAI_API_KEY from the environment or Streamlit secrets.",
+        "API key", type="password", key="api_key", disabled=locked,
+        help="Held only in this browser session's memory, never stored. It goes only to "
+             "the base URL above.",
     )
-    if env_key and not typed:
-        st.caption("Using the API key from the environment / secrets.")
+    if environ.get("OPENAI_API_KEY"):
+        home = environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL
+        st.caption(f"The server's OPENAI_API_KEY goes only to {home}; for any other base "
+                   "URL, type its key here.")
     models = st.session_state.get("served_models", [])
     if models:
-        model = st.selectbox("Model", models, key="model_pick")
+        model = st.selectbox("Model", models, key="model_pick", disabled=locked)
     else:
-        model = st.text_input("Model", key="model_name",
+        model = st.text_input("Model", key="model_name", disabled=locked,
                               help="Test the connection to fill a picker from /v1/models.")
-    settings = EndpointSettings(base_url=base_url.strip() or None,
-                                api_key=typed or env_key or None, model=model or None)
-    valid = False
+    given_now = EndpointSettings(base_url=base_url.strip() or None, api_key=typed or None,
+                                 model=model or None)
+    # Applied at once, before anything slow: leaving the page keeps what was typed.
+    st.session_state[ENDPOINT] = given_now
     try:
-        if settings.base_url:
-            check_base_url(settings.base_url)
-        valid = True
+        settings = choose_endpoint(EndpointRequest(
+            base_url=given_now.base_url, model=given_now.model, api_key=given_now.api_key),
+            environ) if not locked else choose_endpoint(EndpointRequest(), environ)
     except ProviderError as exc:
-        st.error(str(exc))
+        settings = None
+        st.error(inert(str(exc)))
     else:
-        # Applied at once, before anything slow: leaving the page keeps what was typed.
-        st.session_state[ENDPOINT] = settings
-    if not settings.model:
-        st.warning("Name a model: the endpoint's /v1/models lists what it serves.")
-    if st.button("Test connection", key="test_connection", disabled=not valid):
+        st.caption(inert(f"Calls {settings.describe()}"))
+        if not settings.model:
+            st.warning("Name a model: the endpoint's /v1/models lists what it serves.")
+    tested = hashlib.sha256(repr((settings and settings.base_url, settings and settings.model,
+                                  settings and settings.api_key)).encode()).hexdigest()
+    st.caption("Test connection lists the served models and, with a model named, makes one "
+               "call of one output token: it proves the key works, and costs that call.")
+    if st.button("Test connection", key="test_connection",
+                 disabled=settings is None or settings.uses_local):
         from pdr_core.providers.openai_compat import OpenAIProvider
 
         try:
-            provider = OpenAIProvider(settings.base_url, settings.api_key or "not-needed",
+            provider = OpenAIProvider(settings.base_url, settings.api_key,
                                       settings.model or "", timeout=10, max_retries=0)
             check = run_async(provider.check_connection())
         except ProviderError as exc:
-            st.error(str(exc))
+            st.session_state[CHECK] = (tested, False, str(exc))
         else:
-            if check.models:
-                st.session_state["served_models"] = list(check.models)
-            (st.success if check.ok else st.error)(check.message)
+            message = check.message
+            price = known_price(settings.model or "") if check.usage else None
+            if price:
+                dollars = (check.usage.prompt_tokens * price[0]
+                           + check.usage.completion_tokens * price[1]) / 1e6
+                message += f" About ${dollars:.6f} at list price."
+            st.session_state[CHECK] = (tested, check.ok, message)
             if check.models and not models:
-                st.rerun()
+                st.session_state["served_models"] = list(check.models)
+                st.rerun()  # the model picker replaces the text box; the result stays
+    result = st.session_state.get(CHECK)
+    if result is not None and result[0] == tested:
+        (st.success if result[1] else st.error)(inert(result[2]))
 
 st.divider()
 st.subheader("Defaults for the Run page")

@@ -14,14 +14,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.cli_output import safe_output
 from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
-from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
+from pdr_core.providers import (
+    EndpointRequest,
+    EndpointSettings,
+    ProviderError,
+    choose_endpoint,
+    resolve_provider,
+)
 from pdr_core.store import Store, StoreError
+from pdr_core.textfmt import json_safe
 from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
 
 EXIT_FAILED = 1
@@ -70,7 +78,7 @@ def _check_out(path: str | None) -> None:
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
     check_question(args.question)
     _check_out(args.out)
-    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    settings = _endpoint(args)
     provider = resolve_provider(settings)
     config = _config(args, provider.model, provider.base_url)
     if settings.uses_local:
@@ -142,7 +150,7 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
     else:
-        print(text)
+        print(json_safe(text))  # the same JSON, nothing a terminal obeys
     return 0
 
 
@@ -194,17 +202,29 @@ def cmd_delete(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _endpoint(args: argparse.Namespace, config: dict | None = None) -> EndpointSettings:
+    """The endpoint, model and key of a command under the one rule of
+    `pdr_core.providers.endpoints`; `config` is the run a resume or fork continues."""
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise ConfigError("api-key-env", args.api_key_env,
+                              "the name of a set environment variable holding the key for "
+                              "--base-url")
+    given = {"base_url": args.base_url, "model": args.model, "api_key": key,
+             "local": args.local is not None, "local_model": args.local or None}
+    if config is None:
+        return choose_endpoint(EndpointRequest(**given))
+    return choose_endpoint(EndpointRequest.for_run(
+        config, use_recorded=not (args.base_url or args.local is not None),
+        trust_recorded=args.trust_recorded_endpoint, **given))
+
+
 def _provider_for(args: argparse.Namespace, config: dict):
-    """The endpoint from the flags or environment, else the one the run was made with."""
-    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
-    if not (settings.local or settings.base_url or settings.model):
-        recorded = config.get("base_url") or ""
-        is_local = recorded == "local" or recorded.startswith("local:")
-        settings = EndpointSettings.from_env(
-            None if recorded == "" or is_local else recorded, None,
-            config.get("model") or None,
-            local=recorded.partition(":")[2] if is_local else False,
-        )
+    """The run's own endpoint unless flags name another; says which on stderr."""
+    settings = _endpoint(args, config)
+    print(f"calling {settings.describe()}", file=sys.stderr)
     return resolve_provider(settings)
 
 
@@ -282,8 +302,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
-    provider = resolve_provider(settings)
+    provider = resolve_provider(_endpoint(args))
     spec = ev.EvalSpec(
         dataset=args.dataset, methods=ev.parse_methods(args.methods),
         widths=ev.parse_int_list(args.width, "width"),
@@ -322,11 +341,19 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+KEY_ENV_HELP = ("name of an environment variable holding the key for --base-url "
+                "(OPENAI_API_KEY goes only to $OPENAI_BASE_URL, else to OpenAI)")
+
+
 def _endpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else the run's own)")
     p.add_argument("--model", help="model name (else the run's own)")
+    p.add_argument("--api-key-env", metavar="NAME", help=KEY_ENV_HELP)
     p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
                    help=LOCAL_HELP)
+    p.add_argument("--trust-recorded-endpoint", action="store_true",
+                   help="send the configured key to the run's recorded endpoint when it is "
+                        "not the configured one (e.g. an imported run)")
     p.add_argument("--out", help="also write the trace JSON here")
 
 
@@ -358,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
+    p.add_argument("--api-key-env", metavar="NAME", help=KEY_ENV_HELP)
     p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
                    help=LOCAL_HELP)
     p.add_argument("--out", help="also write the trace JSON here")
@@ -424,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="a name for the evaluation, also tagged on its runs")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
+    p.add_argument("--api-key-env", metavar="NAME", help=KEY_ENV_HELP)
     p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
                    help=LOCAL_HELP)
     p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
@@ -436,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with safe_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     freeze_startup_objects()
     db = args.db or args.db_top

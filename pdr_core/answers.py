@@ -19,6 +19,7 @@ from fractions import Fraction
 
 from pdr_core.extraction import closing_braces, strip_edges
 from pdr_core.extraction import extract_answer as extract_answer
+from pdr_core.textfmt import terminal_safe
 
 # --- normalisation --------------------------------------------------------------------------
 
@@ -97,7 +98,9 @@ def normalize_answer(answer: str | None) -> str | None:
     """
     if answer is None:
         return None
-    s = strip_edges(answer.replace("\u2212", "-"))  # Unicode minus, common in model text
+    # Control characters escaped as extraction writes them, so that a raw reference matches
+    # its answer; the Unicode minus is common in model text.
+    s = terminal_safe(strip_edges(answer.replace("\u2212", "-")))
     s = _unwrap_outer(s)
     for _ in range(4):  # nested `\text{\textbf{..}}`; bounded
         unwrapped = _TEXT_WRAPPER_RE.sub(r"\1", s)

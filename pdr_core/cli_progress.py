@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
+from pdr_core.cli_output import raw_stream
 from pdr_core.events import Event, NodeFailed, NodeFinished
 
 if TYPE_CHECKING:  # evaluations pull in plotly, which `run` never needs
@@ -23,7 +24,8 @@ def on_terminal(stream: TextIO) -> bool:
 def progress_bar(total: int, unit: str, stream: TextIO | None = None, initial: int = 0,
                  desc: str | None = None) -> tqdm:
     """A bar on `stream` (stderr by default), disabled when that is not a terminal."""
-    stream = sys.stderr if stream is None else stream
+    # Beneath the command line's SafeStream: a bar is only our figures, and needs CR.
+    stream = raw_stream(sys.stderr if stream is None else stream)
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, file=stream,
                 disable=not on_terminal(stream), dynamic_ncols=True, smoothing=0.1,
                 # "3/5 call [00:04<00:02, ...]": done, total, elapsed, ETA, then the postfix

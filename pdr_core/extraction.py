@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pdr_core.textfmt import terminal_safe
+
 # `\boxed{` / `\fbox{`; the brace is the last character of the match.
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)[ \t]*\{")
 
@@ -319,14 +321,15 @@ class Found:
 
 def find_answer(text: str) -> Found:
     """The final answer a model gave in `text` and the rule that found it (see the module
-    doc for the precedence)."""
+    doc for the precedence). Control characters in the answer are written as visible
+    escapes: an answer is printed on terminals."""
     explicit = _explicit(text)
     if explicit is not None:
-        return Found(*explicit)
+        return Found(terminal_safe(explicit[0]), explicit[1])
     for name, rule in _WEAK_RULES:
         value = rule(text)
         if value:
-            return Found(value, name)
+            return Found(terminal_safe(value), name)
     return Found(None, None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import time
@@ -33,6 +34,12 @@ def db(tmp_path, monkeypatch) -> Path:
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
         monkeypatch.delenv(name, raising=False)
     return path
+
+
+def plain(markdown: str) -> str:
+    """The text a markdown source escaped with `pdr_core.textfmt.inert` shows (the word
+    joiners that break autolinks aside)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def run_fake(config: RunConfig, provider: FakeProvider | None = None, sink=None,

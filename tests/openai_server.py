@@ -111,6 +111,7 @@ class OpenAIServer:
         models: Sequence[str] = ("fake-model",),
         *,
         api_key: str | None = None,
+        open_models: bool = False,
         latency: float = 0.0,
         per_token: float = 0.0,
         support_n: bool = True,
@@ -125,6 +126,7 @@ class OpenAIServer:
     ):
         self.models = list(models)
         self.api_key = api_key
+        self.open_models = open_models  # /v1/models answers without a key, as many do
         self.latency = latency
         self.per_token = per_token
         self.support_n = support_n
@@ -414,6 +416,8 @@ class OpenAIServer:
             "end": None,
             "status": None,
             "fault": None,
+            # What the client sent, e.g. to check which key went where.
+            "authorization": headers.get("authorization"),
         }
         with self._lock:
             self._requests.append(record)
@@ -439,7 +443,9 @@ class OpenAIServer:
             error = _error_body(message, "invalid_request_error", "unknown_url")
             await self._send_json(writer, 404, error, keep_alive=keep_alive)
             return 404
-        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+        open_path = self.open_models and path == _MODELS_PATH
+        if self.api_key is not None and not open_path and \
+                headers.get("authorization") != f"Bearer {self.api_key}":
             return await self._unauthorized(headers, writer, keep_alive)
         if path == _MODELS_PATH:
             if method != "GET":

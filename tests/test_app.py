@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import plain
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
@@ -46,18 +47,18 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert not at.exception, at.exception
     stored = Store(db).list_runs()
     assert len(stored) == 1 and stored[0].status == "completed"
-    assert any(m.value == "**Final answer:** `52` · :green[**correct**]" for m in at.markdown)
+    assert any(m.value == "**Final answer:** 52 · :green[**correct**]" for m in at.markdown)
     picker = at.selectbox(key="live_node")
     # 3 drafts, a summary, 3 refinements, a summary, the final
     assert len(picker.options) == 1 + 9 and picker.options[4].startswith("r1-distill-0 (distill")
     assert picker.options[0].startswith("Latest finished node")
-    assert any(c.value.startswith("Showing r3-final-0") for c in at.caption)
+    assert any(plain(c.value).startswith("Showing r3-final-0") for c in at.caption)
     picker.set_value("r2-refine-1").run()
     assert not at.exception
     # the node detail: its output text and a diff against its round-1 predecessor
     node = Store(db).get_trace(stored[0].id).node("r2-refine-1")
     assert any(model_markdown(node.text) == m.value for m in at.markdown)
-    assert any("Against r1-draft-1" in m.value for m in at.markdown)
+    assert any("Against r1-draft-1" in plain(m.value) for m in at.markdown)
     assert at.get("html"), "the diff is drawn"
     assert "<ins" in at.get("html")[0].proto.body or "<del" in at.get("html")[0].proto.body
 
@@ -243,7 +244,7 @@ def test_settings_page_validates_the_endpoint(db):
     assert not at.error
     at.text_input(key="api_key").input("sk-PLANTED-secret-777").run()
     at.button(key="test_connection").click().run()
-    messages = [e.value for e in at.error]
+    messages = [plain(e.value) for e in at.error]
     assert any("127.0.0.1:9" in m for m in messages), messages
     assert not any("PLANTED" in m for m in messages)
     assert at.session_state["endpoint_settings"].api_key == "sk-PLANTED-secret-777"

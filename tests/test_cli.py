@@ -136,13 +136,13 @@ def test_a_planted_key_appears_in_no_output_row_or_trace(tmp_path):
     db = tmp_path / "runs.sqlite"
     out = tmp_path / "trace.json"
     with OpenAIServer(api_key=key) as good:
-        ok = cli("run", "What is 3 + 4?", "--width", "2", "--base-url", good.base_url,
-                 "--model", "fake-model", "--out", str(out), db=db,
-                 env_extra={"OPENAI_API_KEY": key})
+        ok = cli("run", "What is 3 + 4?", "--width", "2", "--model", "fake-model", "--out",
+                 str(out), db=db,
+                 env_extra={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": good.base_url})
     with OpenAIServer(api_key="sk-the-right-one-999") as strict:
-        refused = cli("run", "What is 3 + 4?", "--method", "single", "--base-url",
-                      strict.base_url, "--model", "fake-model", db=db,
-                      env_extra={"OPENAI_API_KEY": key})
+        refused = cli("run", "What is 3 + 4?", "--method", "single", "--model",
+                      "fake-model", db=db,
+                      env_extra={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": strict.base_url})
     assert ok.returncode == 0, ok.stderr
     assert refused.returncode == 1 and "API key" in refused.stderr
     exported = cli("export", ok.stdout.split("run: ")[1].strip(), db=db)

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from conftest import plain
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.compare import compare
@@ -39,7 +40,7 @@ def page() -> AppTest:
 
 
 def notices(at: AppTest) -> list[str]:
-    return [e.value for e in (*at.success, *at.info, *at.warning, *at.error)]
+    return [plain(e.value) for e in (*at.success, *at.info, *at.warning, *at.error)]
 
 
 def test_two_runs_render_with_verdict_tables_and_diff(db):
@@ -59,7 +60,7 @@ def test_two_runs_render_with_verdict_tables_and_diff(db):
     assert list(aligned["A node"]) == [r.a.id if r.a else None for r in compare(older, newer).rows]
     bodies = [h.proto.body for h in at.get("html")]
     assert len(bodies) == 1 and 'class="pdr-diff"' in bodies[0]
-    assert any("r2-final-0 (A) → r2-final-0 (B)" in m.value for m in at.markdown)
+    assert any("r2-final-0 (A) → r2-final-0 (B)" in plain(m.value) for m in at.markdown)
     assert len(at.get("plotly_chart")) == 2
 
 

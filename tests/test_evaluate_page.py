@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import plain
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.datasets import generate
@@ -80,7 +81,7 @@ def test_a_malformed_file_is_named_with_its_line(db, tmp_path):
     at.radio(key="eval_source").set_value("File or spec").run()
     at.text_input(key="eval_path").input(str(bad)).run()
     assert not at.exception
-    assert any("line 2: not valid JSON" in e.value for e in at.error)
+    assert any("line 2: not valid JSON" in plain(e.value) for e in at.error)
     assert at.button(key="eval_launch").disabled
 
 

@@ -15,6 +15,7 @@ from pdr_core.config import RunConfig
 from pdr_core.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, default_answer
+from pdr_core.textfmt import terminal_safe
 from pdr_core.trace import trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,15 +50,17 @@ def test_hostile_output_survives_store_export_and_import_byte_for_byte(tmp_path)
     hostile_nodes = [n for n in trace.nodes if HOSTILE in n.text]
     # draft 0 and the final call wrote it; the workspace quoted it
     assert {n.id for n in hostile_nodes} >= {"r1-draft-0", "r2-final-0"}
-    assert trace.node("r1-draft-0").answer == HOSTILE.strip()
-    assert trace.final_answer == HOSTILE.strip() and trace.correct is True
+    # an answer is printed on terminals: its control characters are escaped (NUL, CR)
+    answer = terminal_safe(HOSTILE.strip())
+    assert trace.node("r1-draft-0").answer == answer and "\\x00nul" in answer
+    assert trace.final_answer == answer and trace.correct is True
 
     stored = store.get_trace(trace.id)
     assert stored.to_dict() == trace.to_dict()
     [summary] = store.list_runs()
     # the run list holds a preview of the question (SQLite's substr stops at a NUL)
     assert QUESTION.startswith(summary.question) and "<script>" in summary.question
-    assert summary.final_answer == HOSTILE.strip()
+    assert summary.final_answer == answer
 
     # export to a file, import into another store: every text identical, code point for code
     # point, and the file is UTF-8 JSON (NUL escaped, nothing else changed)

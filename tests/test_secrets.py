@@ -20,7 +20,13 @@ from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
 from pdr_core.methods import run
-from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
+from pdr_core.providers import (
+    EndpointRequest,
+    EndpointSettings,
+    ProviderError,
+    choose_endpoint,
+    resolve_provider,
+)
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.store import Store
 
@@ -84,7 +90,8 @@ def test_library_runs_leak_no_key(tmp_path, monkeypatch, debug_logs):
 
     with OpenAIServer(api_key=ENV_KEY) as env_ok, OpenAIServer(api_key=ARG_KEY) as arg_ok, \
             OpenAIServer(api_key="sk-the-right-one-999") as strict, OpenAIServer() as flaky:
-        from_env = OpenAIProvider(env_ok.base_url, None, "fake-model", max_retries=0)
+        environ = {"OPENAI_BASE_URL": env_ok.base_url, "OPENAI_API_KEY": ENV_KEY}
+        from_env = resolve_provider(choose_endpoint(EndpointRequest(model="fake-model"), environ))
         from_arg = OpenAIProvider(arg_ok.base_url, ARG_KEY, "fake-model", max_retries=0)
         assert go("env key", from_env).status == "completed"
         assert go("constructor key", from_arg).status == "completed"
@@ -146,22 +153,28 @@ def cli(*args: str, db: Path, key: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
 
 
+# OPENAI_API_KEY goes only to OPENAI_BASE_URL unless the flag sends it to --base-url.
+KEY_FLAG = ("--api-key-env", "OPENAI_API_KEY")
+
+
 def test_command_line_runs_leak_no_key(tmp_path):
     db = tmp_path / "runs.sqlite"
     out = tmp_path / "trace.json"
     results: dict[str, subprocess.CompletedProcess] = {}
     with OpenAIServer(api_key=ENV_KEY) as good, OpenAIServer(api_key="sk-other-999") as strict:
         results["ok"] = cli("run", "What is 3 + 4?", "--width", "2", "--base-url",
-                            good.base_url, "--model", "fake-model", "--out", str(out), db=db,
-                            key=ENV_KEY)
+                            good.base_url, "--model", "fake-model", "--out", str(out),
+                            *KEY_FLAG, db=db, key=ENV_KEY)
         results["401"] = cli("run", "What is 3 + 4?", "--method", "single", "--base-url",
-                             strict.base_url, "--model", "fake-model", db=db, key=ENV_KEY)
+                             strict.base_url, "--model", "fake-model", *KEY_FLAG, db=db,
+                             key=ENV_KEY)
         good.inject("500", 3)  # the first call and both of the SDK's retries
         results["500"] = cli("run", "What is 3 + 4?", "--method", "single", "--base-url",
-                             good.base_url, "--model", "fake-model", db=db, key=ENV_KEY)
+                             good.base_url, "--model", "fake-model", *KEY_FLAG, db=db,
+                             key=ENV_KEY)
     results["refused"] = cli("run", "What is 3 + 4?", "--method", "single", "--base-url",
                              f"http://127.0.0.1:{closed_port()}/v1", "--model", "fake-model",
-                             db=db, key=ENV_KEY)
+                             *KEY_FLAG, db=db, key=ENV_KEY)
     assert results["ok"].returncode == 0, results["ok"].stderr
     assert "openai" in results["ok"].stderr  # the SDK's debug log really was on
     for name, words in (("401", "Authentication failed"), ("500", "HTTP 500"),

@@ -18,16 +18,23 @@ from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
 from pdr_core.extraction import find_answer, no_answer_reason
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
-from pdr_core.providers import EndpointSettings, Provider
+from pdr_core.providers import EndpointSettings
 from pdr_core.replay import duration, trace_at
 from pdr_core.store import Store, default_db_path
-from pdr_core.textfmt import model_markdown
+from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+from ui.endpoints import (  # noqa: F401  (pages import these from here)
+    ENDPOINT,
+    PROVIDER,
+    endpoint,
+    endpoint_or_stop,
+    make_provider,
+    run_endpoint,
+    secret_key,
+)
 
 # Session-state keys that outlive the widgets of any one page.
-ENDPOINT = "endpoint_settings"
-PROVIDER = "provider"  # an injected Provider (tests use the fake one)
 JOBS = "jobs"
 ACTIVE_RUN = "active_run"  # the run the Run page shows live
 BUILT_IN = "built-in defaults"  # the prompt set that is not stored
@@ -76,32 +83,6 @@ def load_trace(run_id: str) -> Trace:
     return _trace_at_revision(str(store.path), run_id, revision)
 
 
-def secret_key() -> str | None:
-    """An API key from Streamlit secrets, if the deployment has one."""
-    try:
-        return st.secrets.get("OPENAI_API_KEY")
-    except FileNotFoundError:
-        return None
-
-
-def endpoint() -> EndpointSettings:
-    """This browser session's endpoint: from the Settings page, else the environment."""
-    chosen = st.session_state.get(ENDPOINT)
-    if chosen is not None:
-        return chosen
-    return EndpointSettings.from_env(api_key=secret_key())
-
-
-def make_provider(settings: EndpointSettings) -> Provider:
-    """A fresh provider for one run, or the one injected into this session."""
-    injected = st.session_state.get(PROVIDER)
-    if injected is not None:
-        return injected
-    from pdr_core.providers import resolve_provider
-
-    return resolve_provider(settings)
-
-
 def chosen_prompts(key: str) -> PromptSet:
     """The prompt set picked in the selectbox `key` (the built-in one by default)."""
     name = st.session_state.get(key, BUILT_IN)
@@ -141,12 +122,13 @@ def resume_controls(trace: Trace, prefix: str) -> None:
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     st.info(f"This run is {trace.status}. Resume it: its {done} finished call(s) are kept, "
             "the rest is called again.")
-    if st.button("Resume", key=f"{prefix}_resume"):
+    settings = run_endpoint(trace, f"{prefix}_{trace.id}_resume")
+    if st.button("Resume", key=f"{prefix}_resume", disabled=settings is None):
         from pdr_core.providers import ProviderError
         from pdr_core.runner import RunJob
 
         try:
-            provider = make_provider(endpoint())
+            provider = make_provider(settings)
         except ProviderError as exc:
             st.error(f"Cannot use the endpoint: {exc}")
             return
@@ -169,12 +151,14 @@ def render_header(trace: Trace) -> None:
     if trace.final_answer is not None or trace.status == "completed":
         verdict = {True: " · :green[**correct**]", False: " · :red[**incorrect**]",
                    None: ""}[trace.correct]
-        shown = f"`{trace.final_answer}`" if trace.final_answer is not None else "no answer"
+        # inert: a backtick in an answer would end a code span, and what follows (an image
+        # that leaks to its host, a link) would be live
+        shown = inert(trace.final_answer) if trace.final_answer is not None else "no answer"
         st.markdown(f"**Final answer:** {shown}{verdict}")
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
     if trace.error and trace.status != "completed":
-        st.error(trace.error)
+        st.error(inert(trace.error))
 
 
 def _planned_calls(config: dict) -> int:
@@ -214,7 +198,7 @@ def render_replay(trace: Trace, prefix: str) -> None:
             st.plotly_chart(tree_figure(past), key=f"{prefix}_replay_tree")
             for node in past.nodes:
                 if node.status == "running":
-                    st.caption(f"{node.id} · streaming")
+                    st.caption(f"{inert(node.id)} · streaming")
                     st.text(node.text[-600:] or "…")
             if at >= total:
                 st.session_state.pop(key, None)
@@ -300,7 +284,7 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     )
     node_id = latest if choice == LATEST else choice
     if choice == LATEST:
-        st.caption(f"Showing {_node_label(trace.node(node_id))}")
+        st.caption(f"Showing {inert(_node_label(trace.node(node_id)))}")
     render_node(trace, trace.node(node_id), prefix)
 
 
@@ -352,9 +336,9 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
     if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
-        st.error(f"This call failed ({node.error_kind}): {node.error}")
+        st.error(inert(f"This call failed ({node.error_kind}): {node.error}"))
     if node.parent_ids:
-        st.caption("Conditioned on: " + ", ".join(node.parent_ids))
+        st.caption(inert("Conditioned on: " + ", ".join(node.parent_ids)))
     output, messages, diff, fork_tab = st.tabs(
         ["Output", "Messages sent", "Diff", "Fork & playground"])
     with output:
@@ -369,7 +353,7 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         if not node.messages:
             st.caption("No messages: this workspace was assembled from the drafts it links to.")
         for message in node.messages:
-            st.markdown(f"**{message['role']}**")
+            st.markdown(f"**{inert(message['role'])}**")
             st.code(message["content"], language=None, wrap_lines=True)
     with diff:
         render_diffs(trace, node, prefix)
@@ -397,6 +381,7 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
     from pdr_core.runner import RunJob
 
     key = f"{prefix}_{node.id}"
+    settings = run_endpoint(trace, f"{prefix}_{trace.id}_call")
     edited = None
     if node.messages:
         edited = st.text_area("Last message (edit to change what this node is sent)",
@@ -412,7 +397,7 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
     depth = c3.number_input("Depth (0 = same)", 0, 8, 0, key=f"{key}_depth")
     max_tokens = c4.number_input("Max tokens (0 = same)", 0, 32768, 0, step=64,
                                  key=f"{key}_max_tokens")
-    if st.button("Fork here", key=f"{key}_fork", type="primary"):
+    if st.button("Fork here", key=f"{key}_fork", type="primary", disabled=settings is None):
         messages = None
         if node.messages and edited != node.messages[-1]["content"]:
             messages = [dict(m) for m in node.messages]
@@ -422,16 +407,17 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
                 PromptSet() if prompt_set == BUILT_IN else get_store().prompt_set(prompt_set))
             config = fork_config(trace, node.id, width or None, depth or None,
                                  max_tokens or None, prompts)
-            provider = make_provider(endpoint())
+            provider = make_provider(settings)
         except (ConfigError, TemplateError, ProviderError) as exc:
             st.error(f"Cannot fork: {exc}")
         else:
             _start_job(RunJob.forking(get_store(), trace, node.id, provider, config, messages))
     if node.messages:
-        render_playground(trace, node, edited or "", key)
+        render_playground(trace, node, edited or "", key, settings)
 
 
-def render_playground(trace: Trace, node: Node, edited: str, key: str) -> None:
+def render_playground(trace: Trace, node: Node, edited: str, key: str,
+                      settings: EndpointSettings | None) -> None:
     """Re-send this node's exact messages, with the edited last message and settings."""
     from pdr_core.forks import keep_call
     from pdr_core.providers import ProviderError, Sampling
@@ -446,11 +432,11 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str) -> None:
         default_tokens = int(trace.config.get("workspace_tokens", 512))
     max_tokens = c2.number_input("Max tokens", 1, 32768, default_tokens, key=f"{key}_pg_tokens")
     result_key = f"{key}_pg_result"
-    if c3.button("Send", key=f"{key}_pg_send"):
+    if c3.button("Send", key=f"{key}_pg_send", disabled=settings is None):
         messages = [dict(m) for m in node.messages]
         messages[-1]["content"] = edited
         try:
-            provider = make_provider(endpoint())
+            provider = make_provider(settings)
             completion = run_async(provider.complete(
                 messages, Sampling(max_tokens=int(max_tokens), temperature=temperature)))
         except ProviderError as exc:
@@ -485,15 +471,16 @@ def render_fork_comparison(trace: Trace) -> None:
     try:
         original = get_store().get_trace(trace.parent_run_id)
     except RunNotFound:
-        st.caption(f"Forked from run {trace.parent_run_id}, which is no longer stored.")
+        st.caption(inert(f"Forked from run {trace.parent_run_id}, which is no longer stored."))
         return
     comparison = fork_comparison(original, trace)
-    with st.expander(f"Fork of run {original.id} at {trace.parent_node_id}", expanded=True):
-        st.markdown(comparison.verdict)
-        st.caption(f"Called again: {', '.join(comparison.changed) or 'none'} · reused "
-                   f"{len(comparison.reused)} node(s)"
-                   + (f" · not in the fork: {', '.join(comparison.dropped)}"
-                      if comparison.dropped else ""))
+    with st.expander(inert(f"Fork of run {original.id} at {trace.parent_node_id}"),
+                     expanded=True):
+        st.markdown(inert(comparison.verdict))
+        st.caption(inert(f"Called again: {', '.join(comparison.changed) or 'none'} · reused "
+                         f"{len(comparison.reused)} node(s)"
+                         + (f" · not in the fork: {', '.join(comparison.dropped)}"
+                            if comparison.dropped else "")))
         st.dataframe(
             [{"round": r.round,
               "original answers": ", ".join(f"{a} ×{c}" for a, c in r.original.items()),
@@ -521,5 +508,5 @@ def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
 
 def _diff_block(title: str, old: str, new: str) -> None:
     added, removed = diff_stats(old, new)
-    st.markdown(f"**{title}** · :green[+{added}] :red[−{removed}] words")
+    st.markdown(f"**{inert(title)}** · :green[+{added}] :red[−{removed}] words")
     st.html(diff_html(old, new))

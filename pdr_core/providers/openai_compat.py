@@ -97,6 +97,7 @@ class ConnectionCheck:
     message: str
     models: tuple[str, ...] = ()
     latency_s: float | None = None
+    usage: Usage | None = None  # the test call's tokens, when one was made
 
 
 @dataclass
@@ -259,7 +260,9 @@ class OpenAIProvider:
                 f"max_in_flight must be 1 or more, not {max_in_flight!r}.", kind="bad_request"
             )
         self._base_url = _normalise_base_url(base_url)
-        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or _PLACEHOLDER_KEY
+        # Never OPENAI_API_KEY by default: which key may go to which endpoint is
+        # choose_endpoint's rule (pdr_core.providers.endpoints), not the client's.
+        self._api_key = api_key or _PLACEHOLDER_KEY
         # May be empty: list_models and check_connection still work, to help pick one.
         self._model = (model or "").strip()
         self.timeout = float(timeout)
@@ -417,55 +420,46 @@ class OpenAIProvider:
         return [m.id for m in data if isinstance(getattr(m, "id", None), str)]
 
     async def check_connection(self) -> ConnectionCheck:
-        """Reach the endpoint and say, in words, whether this provider's model can be used."""
+        """Reach the endpoint and say, in words, whether this provider's model can be used.
+
+        With a model named, one call of one output token proves that the key is accepted:
+        many servers list their models to anyone. Its cost is in `usage`."""
         start = time.monotonic()
         try:
-            models = await self.list_models()
+            served = tuple(await self.list_models())
         except ProviderError as error:
-            if error.kind != "bad_request":
+            if error.kind != "bad_request" or not self._model:
                 return ConnectionCheck(False, str(error), (), time.monotonic() - start)
-            # Some servers do not list models; a one-token call tells whether chat works.
-            try:
-                await self.complete([{"role": "user", "content": "Say OK."}], Sampling(8))
-            except ProviderError as chat_error:
-                return ConnectionCheck(False, str(chat_error), (), time.monotonic() - start)
+            served = ()  # some servers do not list models; the call below tells
+        if not self._model:
             latency = time.monotonic() - start
             return ConnectionCheck(
-                True,
-                f"Connected to {self._base_url}: it lists no models, but model "
-                f"{self._model!r} answered in {latency:.2f} s.",
-                (),
-                latency,
-            )
-        latency = time.monotonic() - start
-        served = tuple(models)
-        if not self._model:
-            return ConnectionCheck(
                 bool(served),
-                f"Connected to {self._base_url} in {latency:.2f} s. "
-                + (
-                    f"Pick a model: it serves {_listing(served)}."
-                    if served
-                    else "It lists no models; type the model name."
-                ),
-                served,
-                latency,
-            )
-        if self._model not in served and served:
+                f"Reached {self._base_url} in {latency:.2f} s (no key checked: name a model "
+                "to test one call). "
+                + (f"Pick a model: it serves {_listing(served)}." if served
+                   else "It lists no models; type the model name."),
+                served, latency)
+        if served and self._model not in served:
             return ConnectionCheck(
                 False,
-                f"Connected to {self._base_url} in {latency:.2f} s, but it does not serve model "
-                f"{self._model!r}. It serves: {_listing(served)}. Pick one of those.",
-                served,
-                latency,
-            )
+                f"Connected to {self._base_url}, but it does not serve model {self._model!r}. "
+                f"It serves: {_listing(served)}. Pick one of those.",
+                served, time.monotonic() - start)
+        try:
+            reply = await self.complete([{"role": "user", "content": "Say OK."}],
+                                        Sampling(max_tokens=1, temperature=0.0))
+        except ProviderError as error:
+            return ConnectionCheck(False, f"The test call failed: {error}", served,
+                                   time.monotonic() - start)
+        latency = time.monotonic() - start
+        usage = reply.usage
         return ConnectionCheck(
             True,
-            f"Connected to {self._base_url} in {latency:.2f} s; model {self._model!r} "
-            f"is available ({len(served)} model(s) served).",
-            served,
-            latency,
-        )
+            f"Connected to {self._base_url}: model {self._model!r} answered a one-token test "
+            f"call in {latency:.2f} s, so the key works. That call cost "
+            f"{usage.prompt_tokens} input + {usage.completion_tokens} output tokens.",
+            served, latency, usage)
 
     # ----- requests -----------------------------------------------------------------------
 

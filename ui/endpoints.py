@@ -1,0 +1,130 @@
+"""Which endpoint a page calls: this session's for new runs, a run's own for its resume,
+fork and playground. Every choice is `pdr_core.providers.choose_endpoint`'s; this module
+only gathers what the session gave and asks before a key goes to a recorded host.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import streamlit as st
+
+from pdr_core.providers import (
+    EndpointRequest,
+    EndpointSettings,
+    Provider,
+    ProviderError,
+    UntrustedEndpoint,
+    choose_endpoint,
+    endpoint_locked,
+)
+from pdr_core.textfmt import inert
+from pdr_core.trace import Trace
+
+# Session-state keys that outlive the widgets of any one page.
+ENDPOINT = "endpoint_settings"  # what the Settings page was given (EndpointSettings)
+PROVIDER = "provider"  # an injected Provider (tests use the fake one)
+OWN, SESSION = "This run's own endpoint", "This session's endpoint"
+
+
+def secret_key() -> str | None:
+    """An API key from Streamlit secrets, if the deployment has one."""
+    try:
+        return st.secrets.get("OPENAI_API_KEY")
+    except FileNotFoundError:
+        return None
+
+
+def app_environ() -> dict[str, str]:
+    """The environment the rule reads: the process's, with a key from Streamlit secrets
+    standing in for OPENAI_API_KEY when that is unset."""
+    environ = dict(os.environ)
+    if not environ.get("OPENAI_API_KEY") and (key := secret_key()):
+        environ["OPENAI_API_KEY"] = key
+    return environ
+
+
+def given() -> EndpointSettings:
+    """What this session gave on the Settings page; nothing when the deployment locked
+    the endpoint (PDR_LOCK_ENDPOINT) or nothing was given."""
+    chosen = st.session_state.get(ENDPOINT)
+    if chosen is None or endpoint_locked():
+        return EndpointSettings()
+    return chosen
+
+
+def endpoint() -> EndpointSettings:
+    """This session's endpoint for new runs (ProviderError when it cannot be used)."""
+    return choose_endpoint(EndpointRequest(**_given_fields(given())), app_environ())
+
+
+def endpoint_or_stop() -> EndpointSettings:
+    """This session's endpoint, said on the page; the page stops with what to fix when it
+    cannot be used."""
+    try:
+        settings = endpoint()
+    except ProviderError as exc:
+        st.error(inert(f"Cannot use the endpoint: {exc}. Fix it on the Settings page."))
+        st.stop()
+    if st.session_state.get(PROVIDER) is None:
+        st.caption(inert(f"Calls {settings.describe()}"))
+    return settings
+
+
+def make_provider(settings: EndpointSettings) -> Provider:
+    """A fresh provider for one run, or the one injected into this session."""
+    injected = st.session_state.get(PROVIDER)
+    if injected is not None:
+        return injected
+    from pdr_core.providers import resolve_provider
+
+    return resolve_provider(settings)
+
+
+def run_endpoint(trace: Trace, key: str) -> EndpointSettings | None:
+    """The endpoint a resume, fork or playground call of `trace` uses, shown on the page:
+    the run's own unless the user picks this session's, and a configured key goes to a
+    recorded host only once the user confirmed that host. None: nothing can be called."""
+    if st.session_state.get(PROVIDER) is not None:
+        st.caption("Calls the provider injected into this session.")
+        return EndpointSettings()
+    pick = st.radio("Endpoint to call", [OWN, SESSION], key=f"{key}_endpoint",
+                    horizontal=True,
+                    help="A run continues on the endpoint and model it was made with, "
+                         "unless you pick this session's (the Settings page's).")
+    session = given()
+    if pick == OWN:
+        # No model given: the run's own. The session's URL still says whose its key is.
+        request = EndpointRequest.for_run(trace.config, base_url=session.base_url,
+                                          api_key=session.api_key)
+    else:
+        request = EndpointRequest.for_run(trace.config, use_recorded=False,
+                                          **_given_fields(session))
+    try:
+        return _shown(choose_endpoint(request, app_environ()))
+    except UntrustedEndpoint as exc:
+        if endpoint_locked():
+            st.error(inert(f"{exc}. This deployment does not send its key elsewhere."))
+            return None
+        host = inert(exc.host)  # the host comes from the run, perhaps an imported one
+        st.warning(f"This run was made on **{host}**, which is not your configured "
+                   f"endpoint: calling it with your configured API key hands that key to "
+                   f"{host}. Confirm only if you trust {host}.")
+        if not st.checkbox(f"Send my API key to {exc.host}", key=f"{key}_trust"):
+            return None
+        trusted = replace(request, trust_recorded=True)
+        return _shown(choose_endpoint(trusted, app_environ()))
+    except ProviderError as exc:
+        st.error(inert(f"Cannot call an endpoint: {exc}"))
+        return None
+
+
+def _given_fields(settings: EndpointSettings) -> dict:
+    return {"base_url": settings.base_url, "model": settings.model,
+            "api_key": settings.api_key, "local": settings.local}
+
+
+def _shown(settings: EndpointSettings) -> EndpointSettings:
+    st.caption(inert(f"Calls {settings.describe()}"))
+    return settings
