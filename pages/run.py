@@ -23,6 +23,7 @@ from ui.components import (
     make_provider,
     render_run_view,
 )
+from ui.endpoints import on_bundled_model
 
 METHOD_LABELS = {
     "pdr": "PDR (parallel-distill-refine)",
@@ -65,7 +66,7 @@ def init_defaults() -> None:
 
 st.title("Run")
 settings = endpoint_or_stop()
-if settings.uses_local and st.session_state.get("provider") is None:
+if on_bundled_model(settings) and st.session_state.get("provider") is None:
     st.info("Running on the bundled SmolLM2-135M model: a small demo model, quick and not "
             "clever. Point PDR Inspector at a real endpoint on the Settings page for real "
             "reasoning.", icon="ℹ️")

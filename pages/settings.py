@@ -21,7 +21,7 @@ from pdr_core.providers import (
 )
 from pdr_core.textfmt import inert
 from ui.components import run_async
-from ui.endpoints import ENDPOINT, app_environ, given
+from ui.endpoints import ENDPOINT, app_environ, given, show_local_model
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
 CHECK = "connection_check"  # (what was tested, ok, message): kept until the fields change
@@ -45,9 +45,7 @@ if locked:
 mode = st.radio("Endpoint", [LOCAL, REMOTE], key="endpoint_mode", horizontal=True,
                 disabled=locked)
 if mode == LOCAL:
-    st.info("SmolLM2-135M-Instruct runs in-process with llama.cpp: a small demo model, quick "
-            "and not clever. Use an endpoint for real reasoning.")
-    st.session_state[ENDPOINT] = EndpointSettings(local=True)
+    show_local_model(locked)
 else:
     base_url = st.text_input("Base URL", key="base_url", disabled=locked,
                              placeholder="http://localhost:11434/v1 (Ollama), "

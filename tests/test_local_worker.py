@@ -243,3 +243,22 @@ def test_cli_runs_any_gguf_file_and_resume_finds_it_again(tmp_path) -> None:
         env=env)
     assert missing.returncode != 0 and "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_settings_page_takes_a_gguf_file_and_refuses_a_bad_one(tmp_path, db) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from ui.endpoints import ENDPOINT
+
+    copy = tmp_path / "other.gguf"
+    copy.write_bytes(bundled_model_path().read_bytes())
+    at = AppTest.from_file(str(ROOT / "pages" / "settings.py"), default_timeout=30).run()
+    assert at.radio(key="endpoint_mode").value == "Bundled local model"
+    assert any("SmolLM2-135M-Instruct runs on this machine" in i.value for i in at.info)
+    at.text_input(key="local_model_path").input(str(tmp_path / "missing.gguf")).run()
+    assert any("does not exist" in e.value for e in at.error)
+    at.text_input(key="local_model_path").input(str(copy)).run()
+    assert not at.error
+    assert any("Smollm2 135M" in i.value for i in at.info)
+    chosen = at.session_state[ENDPOINT]
+    assert chosen.local and chosen.local_model == str(copy)

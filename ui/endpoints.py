@@ -19,6 +19,7 @@ from pdr_core.providers import (
     choose_endpoint,
     endpoint_locked,
 )
+from pdr_core.providers.local.files import LOCAL_MODEL_ENV, model_file
 from pdr_core.textfmt import inert
 from pdr_core.trace import Trace
 
@@ -122,7 +123,37 @@ def run_endpoint(trace: Trace, key: str) -> EndpointSettings | None:
 
 def _given_fields(settings: EndpointSettings) -> dict:
     return {"base_url": settings.base_url, "model": settings.model,
-            "api_key": settings.api_key, "local": settings.local}
+            "api_key": settings.api_key, "local": settings.local,
+            "local_model": settings.local_model}
+
+
+def on_bundled_model(settings: EndpointSettings) -> bool:
+    """Whether calls go to the bundled SmolLM2 (not another GGUF file, not an endpoint)."""
+    return settings.uses_local and not (settings.local_model
+                                        or app_environ().get(LOCAL_MODEL_ENV))
+
+
+def show_local_model(locked: bool) -> None:
+    """The Settings page's local model: the bundled one, or a GGUF chat model file on the
+    machine that serves the app (checked here, before any run)."""
+    path = st.text_input(
+        "GGUF model file (optional)", key="local_model_path", disabled=locked,
+        placeholder="empty: the bundled SmolLM2-135M-Instruct",
+        help="The path of a GGUF chat model on the machine that serves this app (a Qwen or "
+             "Llama GGUF downloaded elsewhere); it runs in a worker process with llama.cpp.",
+    ).strip()
+    try:
+        chosen = model_file(path or None, app_environ())
+    except ProviderError as exc:
+        st.error(inert(f"{exc}"))
+        return
+    if chosen.bundled:
+        st.info("SmolLM2-135M-Instruct runs on this machine with llama.cpp: a small demo "
+                "model, quick and not clever. Use an endpoint for real reasoning.")
+    else:
+        st.info(inert(f"{chosen.name} from {chosen.path} runs on this machine with "
+                      "llama.cpp."))
+    st.session_state[ENDPOINT] = EndpointSettings(local=True, local_model=path or None)
 
 
 def _shown(settings: EndpointSettings) -> EndpointSettings:
