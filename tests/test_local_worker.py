@@ -262,3 +262,20 @@ def test_settings_page_takes_a_gguf_file_and_refuses_a_bad_one(tmp_path, db) -> 
     assert any("Smollm2 135M" in i.value for i in at.info)
     chosen = at.session_state[ENDPOINT]
     assert chosen.local and chosen.local_model == str(copy)
+
+
+def test_sigill_on_a_cpu_without_avx2_says_how_to_rebuild(tmp_path) -> None:
+    from pdr_core.providers.local.client import WorkerSpec, cpu_has_avx2, crash_message
+
+    old = tmp_path / "cpuinfo"
+    old.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n")
+    assert not cpu_has_avx2(old)
+    new = tmp_path / "cpuinfo2"
+    new.write_text("flags\t\t: fpu sse avx avx2 fma\n")
+    assert cpu_has_avx2(new)
+    spec = WorkerSpec("m.gguf", 64, 1, 1, 64)
+    with_avx2 = crash_message(-signal.SIGILL, None, spec, [], avx2=True)
+    assert "make clean && make run" in with_avx2 and "portable" in with_avx2
+    without = crash_message(-signal.SIGILL, None, spec, ["last words"], avx2=False)
+    assert "no AVX2" in without and "-DGGML_AVX2=OFF" in without
+    assert "last words" in without and "m.gguf" in without

@@ -230,8 +230,10 @@ _SIGNAL_MEANING = {
 }
 
 
-def crash_message(status: int, why: str | None, spec: WorkerSpec, stderr: list[str]) -> str:
-    """What a person reads when the worker ends: what happened, what it means, what to do."""
+def crash_message(status: int, why: str | None, spec: WorkerSpec, stderr: list[str],
+                  avx2: bool | None = None) -> str:
+    """What a person reads when the worker ends: what happened, what it means, what to do.
+    `avx2`: whether this CPU has AVX2 (read from the CPU when None)."""
     model = Path(spec.path).name
     after = ("The calls in flight failed; the run can be resumed, and the next call starts "
              "a new worker.")
@@ -244,12 +246,27 @@ def crash_message(status: int, why: str | None, spec: WorkerSpec, stderr: list[s
     elif status < 0:
         name = _signal_name(-status)
         meaning = _SIGNAL_MEANING.get(name, "it crashed")
+        if name == "SIGILL" and not (cpu_has_avx2() if avx2 is None else avx2):
+            meaning = ("this CPU has no AVX2, which the default build needs. Rebuild without "
+                       "it: `make clean && make run LLAMA_CMAKE_ARGS=\"-DGGML_NATIVE=OFF "
+                       "-DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_BMI2=OFF\"` "
+                       "(see the README's section on the build)")
         text = f"The local model worker ({model}) died of {name}: {meaning}. {after}"
     else:
         text = f"The local model worker ({model}) exited unexpectedly (status {status}). {after}"
     if stderr:
         text += f" Its last message: {stderr[-1][:300]}"
     return text
+
+
+def cpu_has_avx2(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU advertises AVX2 (True where it cannot be read: not Linux)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return True
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    return flags is None or "avx2" in flags.split()
 
 
 def _signal_name(number: int) -> str:
