@@ -314,7 +314,7 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
     usage = node.usage
     completion = int(usage.get("completion_tokens", 0))
     cols = st.columns(5)
-    cols[0].metric("Answer", str(node.answer) if node.answer is not None else "—")
+    cols[0].metric("Answer", inert(str(node.answer)) if node.answer is not None else "—")
     cols[1].metric("Prompt tokens", f"{int(usage.get('prompt_tokens', 0)):,}")
     cols[2].metric("Completion tokens", f"{completion:,}")
     cols[3].metric("Seconds", f"{seconds:.2f}" if seconds is not None else "—")
