@@ -68,7 +68,8 @@ def _check_out(path: str | None) -> None:
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
     check_question(args.question)
     _check_out(args.out)
-    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local,
+                                         **_call_limits(args))
     provider = resolve_provider(settings)
     config = _config(args, provider.model, provider.base_url)
     if settings.uses_local:
@@ -196,12 +197,13 @@ def cmd_delete(args: argparse.Namespace, store: Store) -> int:
 
 def _provider_for(args: argparse.Namespace, config: dict):
     """The endpoint from the flags or environment, else the one the run was made with."""
-    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local,
+                                         **_call_limits(args))
     if not (settings.local or settings.base_url or settings.model):
         recorded = config.get("base_url") or ""
         settings = EndpointSettings.from_env(
             None if recorded in ("", "local") else recorded, None,
-            config.get("model") or None, local=recorded == "local",
+            config.get("model") or None, local=recorded == "local", **_call_limits(args),
         )
     return resolve_provider(settings)
 
@@ -280,7 +282,8 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local)
+    settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local,
+                                         **_call_limits(args))
     provider = resolve_provider(settings)
     spec = ev.EvalSpec(
         dataset=args.dataset, methods=ev.parse_methods(args.methods),
@@ -325,6 +328,20 @@ def _endpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name (else the run's own)")
     p.add_argument("--local", action="store_true", help="use the bundled local model")
     p.add_argument("--out", help="also write the trace JSON here")
+    _call_limit_flags(p)
+
+
+def _call_limit_flags(p: argparse.ArgumentParser) -> None:
+    # Strings: resolve_provider checks them, with the environment variables, in one place.
+    p.add_argument("--timeout", metavar="SECONDS",
+                   help="how long one try of a call may take (else $PDR_TIMEOUT; default 600)")
+    p.add_argument("--max-retries", metavar="N",
+                   help="tries of a failed call after the first (else $PDR_MAX_RETRIES; "
+                        "default 2)")
+
+
+def _call_limits(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"timeout": args.timeout, "max_retries": args.max_retries}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
     p.add_argument("--local", action="store_true", help="use the bundled local model")
     p.add_argument("--out", help="also write the trace JSON here")
+    _call_limit_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", parents=[common], help="stored runs, newest first")
@@ -422,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
     p.add_argument("--local", action="store_true", help="use the bundled local model")
     p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
+    _call_limit_flags(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("delete", parents=[common], help="delete a stored run")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
     Completion,
     DeltaCallback,
     Message,
@@ -47,6 +49,10 @@ class EndpointSettings:
     # PDR_MAX_IN_FLIGHT as given (requests open at once per event loop); resolve_provider
     # checks it, where every other setting is checked.
     max_in_flight: str | None = None
+    # Seconds one try of a call may take, and tries after the first (--timeout and
+    # --max-retries, else PDR_TIMEOUT and PDR_MAX_RETRIES), as given; checked likewise.
+    timeout: str | None = None
+    max_retries: str | None = None
 
     @classmethod
     def from_env(
@@ -56,8 +62,12 @@ class EndpointSettings:
         model: str | None = None,
         local: bool = False,
         environ: Mapping[str, str] | None = None,
+        *,
+        timeout: str | None = None,
+        max_retries: str | None = None,
     ) -> EndpointSettings:
-        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY, PDR_MODEL, PDR_MAX_IN_FLIGHT."""
+        """Flags first, then OPENAI_BASE_URL, OPENAI_API_KEY, PDR_MODEL, PDR_MAX_IN_FLIGHT,
+        PDR_TIMEOUT, PDR_MAX_RETRIES."""
         env = os.environ if environ is None else environ
         return cls(
             base_url=base_url or env.get("OPENAI_BASE_URL") or None,
@@ -65,6 +75,9 @@ class EndpointSettings:
             model=model or env.get("PDR_MODEL") or None,
             local=local,
             max_in_flight=env.get("PDR_MAX_IN_FLIGHT") or None,
+            timeout=timeout if timeout is not None else env.get("PDR_TIMEOUT") or None,
+            max_retries=(max_retries if max_retries is not None
+                         else env.get("PDR_MAX_RETRIES") or None),
         )
 
     @property
@@ -75,6 +88,9 @@ class EndpointSettings:
 
 def resolve_provider(settings: EndpointSettings) -> Provider:
     """The provider the settings name; the bundled local model when none is configured."""
+    # Checked first, so that a mistyped value is named even when the local model is used.
+    timeout = _timeout(settings.timeout)
+    max_retries = _max_retries(settings.max_retries)
     if settings.uses_local:
         from pdr_core.providers.local import LocalProvider
 
@@ -101,7 +117,45 @@ def resolve_provider(settings: EndpointSettings) -> Provider:
         api_key=settings.api_key or "not-needed",
         model=settings.model,
         max_in_flight=_max_in_flight(settings.max_in_flight),
+        timeout=timeout,
+        max_retries=max_retries,
     )
+
+
+# Past a day a timeout means "never"; past a hundred retries a call never ends either.
+_MAX_TIMEOUT = 86_400.0
+_MAX_RETRIES = 100
+
+
+def _timeout(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _MAX_TIMEOUT:  # also refuses nan and inf
+        raise ProviderError(
+            f"--timeout (or PDR_TIMEOUT) must be a number of seconds above 0 and at most "
+            f"{_MAX_TIMEOUT:g} (how long one try of a call may take; default "
+            f"{DEFAULT_TIMEOUT:g}), not {text!r}",
+            kind="bad_request",
+        )
+    return seconds
+
+
+def _max_retries(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_MAX_RETRIES
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > _MAX_RETRIES:
+        raise ProviderError(
+            f"--max-retries (or PDR_MAX_RETRIES) must be a whole number from 0 to "
+            f"{_MAX_RETRIES} (tries of a failed call after the first; default "
+            f"{DEFAULT_MAX_RETRIES}), not {text!r}",
+            kind="bad_request",
+        )
+    return int(digits)
 
 
 def _max_in_flight(text: str | None) -> int:

@@ -8,6 +8,10 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 Message = dict[str, str]
+# How long one try of a call may take, and how many more tries a failed call gets, unless
+# told otherwise: the OpenAI client's own defaults.
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_MAX_RETRIES = 2
 # Called with each piece of streamed text as it arrives.
 DeltaCallback = Callable[[str], None]
 

@@ -37,6 +37,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
     Completion,
     DeltaCallback,
     Message,
@@ -257,8 +259,8 @@ class OpenAIProvider:
         base_url: str | None,
         api_key: str | None,
         model: str,
-        timeout: float = 600,
-        max_retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         reasoning_effort: str | None = None,
         *,
         stream: bool = True,
@@ -692,7 +694,8 @@ class OpenAIProvider:
                 raise self._error(
                     f"The stream from {self._base_url} stalled: no data for {self.timeout:g} "
                     f"s, {stream.events} chunk(s) in{self._retries(stream.retries)}. The "
-                    "server may be overloaded; retry, or raise the timeout.",
+                    "server may be overloaded; retry, or raise the timeout (PDR_TIMEOUT, or "
+                    "--timeout on the command line).",
                     kind="timeout",
                     retryable=True,
                 ) from error
@@ -845,7 +848,7 @@ class OpenAIProvider:
                 f"{what} {url} within {self.timeout:g} s (the timeout)"
                 f"{self._retries(retries)}. "
                 "The server may be overloaded or the request too long; retry, or raise the "
-                "timeout.",
+                "timeout (PDR_TIMEOUT, or --timeout on the command line).",
                 kind="timeout",
                 retryable=True,
             )
