@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,7 @@ def _check_out(path: str | None) -> None:
 
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
     check_question(args.question)
+    store.check_writable()  # before a model is loaded or an endpoint called
     _check_out(args.out)
     settings = EndpointSettings.from_env(args.base_url, None, args.model, args.local,
                                          **_call_limits(args))
@@ -455,12 +457,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = args.db or args.db_top
     try:
         store = Store(db)
+        if store.damage is not None:  # reads go on, as far as they can; writes are refused
+            print(f"warning: run store {store.path} is damaged ({store.damage}): reading "
+                  "only", file=sys.stderr)
         return args.func(args, store)
     except (ConfigError, TemplateError, TraceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ProviderError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except sqlite3.Error as exc:  # the store turns these into StoreError; this is the net
+        print(f"error: run store {db or 'default'}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

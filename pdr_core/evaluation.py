@@ -248,6 +248,7 @@ def create_evaluation(store: Store, spec: EvalSpec, problems: Sequence[Problem],
     evaluation (same problems, methods, grid, model); raises EvalError when it differs."""
     if not problems:
         raise EvalError("the dataset has no problems")
+    store.check_writable()
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         raise EvalError("problem ids must be unique within an evaluation")
@@ -412,6 +413,7 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
     after every run."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise EvalError(f"concurrency {concurrency!r}: a whole number of runs, at least 1")
+    store.check_writable()
     recorded = evaluation.spec.model
     if recorded and provider.model != recorded:
         raise EvalError(f"evaluation {evaluation.id} was made with model {recorded!r}; the "
