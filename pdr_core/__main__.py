@@ -66,7 +66,31 @@ def _check_out(path: str | None) -> None:
         raise ConfigError("out", path, "a file in an existing folder this user can write to")
 
 
+def _question(args: argparse.Namespace) -> str:
+    """The question: the argument, or the file --question-file names ('-': standard input),
+    for questions too long for a command line."""
+    given = [name for name, value in (("a question argument", args.question),
+                                      ("--question-file", args.question_file)) if value]
+    if len(given) != 1:
+        raise ConfigError("question", " and ".join(given) or "none",
+                          "either the question as an argument or --question-file PATH "
+                          "('-' for standard input), one of them")
+    source = args.question_file or args.question
+    if args.question_file is None and source != "-":
+        return source
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("question-file", source,
+                          f"a file this user can read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError("question-file", source, "UTF-8 text") from None
+
+
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
+    args.question = _question(args)
     check_question(args.question)
     store.check_writable()  # before a model is loaded or an endpoint called
     _check_out(args.out)
@@ -124,6 +148,8 @@ def cmd_show(args: argparse.Namespace, store: Store) -> int:
     print(f"question: {trace.question}")
     for n in trace.nodes:
         tail = f"answer={n.answer}" if n.status == "ok" else f"{n.status}: {n.error or ''}"
+        if n.status == "running":  # a run of another machine, or one that is still going
+            tail = f"running: no answer yet (started {(n.started_at or '?')[:19]})"
         print(f"  {n.id:<16} parents={','.join(n.parent_ids) or '-':<30} "
               f"tokens={n.tokens:<6} {tail}")
     _print_result(trace)
@@ -279,6 +305,9 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     from pdr_core import evaluation as ev
     from pdr_core.datasets import DatasetError, load_dataset_spec
 
+    if args.concurrency < 1:
+        raise ConfigError("concurrency", args.concurrency,
+                          "a whole number of runs in flight at once, at least 1")
     try:
         problems = load_dataset_spec(args.dataset)[: args.limit]
     except DatasetError as exc:
@@ -308,6 +337,9 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     try:
         rows = asyncio.run(ev.run_evaluation(store, evaluation, provider, args.concurrency,
                                              bar))
+    except ev.EvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"interrupted: resume with --eval-id {evaluation.id}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -358,7 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run one question")
-    p.add_argument("question")
+    p.add_argument("question", nargs="?",
+                   help="the question ('-': read it from standard input)")
+    p.add_argument("--question-file", metavar="PATH",
+                   help="read the question from this file ('-': standard input)")
     p.add_argument("--answer", help="reference answer, to mark correctness")
     p.add_argument("--method", choices=METHODS, default="pdr")
     p.add_argument("--width", type=int, default=4, help="drafts per round (M)")
@@ -470,6 +505,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.Error as exc:  # the store turns these into StoreError; this is the net
         print(f"error: run store {db or 'default'}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`list | head`): what it read was all it wanted. Point stdout
+        # at nothing, so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
