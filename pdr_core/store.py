@@ -41,6 +41,7 @@ from pdr_core.events import (
     event_to_dict,
     now_iso,
 )
+from pdr_core.heap import bulk_build
 from pdr_core.prompts import PromptSet
 from pdr_core.trace import Trace, TraceBuilder, TraceError, compute_budget, trace_to_events
 
@@ -383,7 +384,7 @@ class Store:
             trace.id = new_run_id()
         writer = RunWriter(self, imported=True)
         try:
-            with writer.batch():
+            with bulk_build(), writer.batch():
                 for event in trace_to_events(trace):
                     writer(event)
         except sqlite3.IntegrityError:
@@ -801,11 +802,15 @@ class RunWriter:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Write every event inside one transaction (imports): all or nothing."""
+        """Write every event inside one transaction (imports): all or nothing. The run's
+        summary row is written once, at the end: per node it made imports quadratic."""
         self._in_batch = True
+        conn = self._connection()
         try:
-            with _immediate(self._connection()):
+            with _immediate(conn):
                 yield
+                for sql, params in self.take_summary():
+                    conn.execute(sql, params)
         finally:
             self._in_batch = False
             self._close()
@@ -878,7 +883,7 @@ class RunWriter:
         if not statements:
             return
         if self._in_batch:
-            for sql, params in statements + self.take_summary():
+            for sql, params in statements:
                 self._conn.execute(sql, params)
             return
         try:
