@@ -70,7 +70,8 @@ def _question(args: argparse.Namespace) -> str:
     """The question: the argument, or the file --question-file names ('-': standard input),
     for questions too long for a command line."""
     given = [name for name, value in (("a question argument", args.question),
-                                      ("--question-file", args.question_file)) if value]
+                                      ("--question-file", args.question_file))
+             if value is not None]
     if len(given) != 1:
         raise ConfigError("question", " and ".join(given) or "none",
                           "either the question as an argument or --question-file PATH "
