@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pdr_core.store import StoreError
 from ui.components import settle_process
 
 st.set_page_config(page_title="PDR Inspector", page_icon=":material/account_tree:", layout="wide")
@@ -29,5 +30,10 @@ navigation = st.navigation(
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
 )
-navigation.run()
+try:
+    navigation.run()
+except StoreError as exc:
+    # A damaged, read-only or unreadable run store: one line that says what to do, never a
+    # traceback with the paths of the code.
+    st.error(str(exc))
 settle_process()

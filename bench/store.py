@@ -7,7 +7,10 @@
 2. load: a stored run of 500 nodes holding 1 MB of text (1,600-character outputs and
    prompts of about 400 characters), `Store.get_trace`, median of several loads;
 3. list: `Store.list_runs(limit=5000)` over a store of 5,000 runs (and the History page's
-   own query, `count_runs` plus a page of 50), median of several.
+   own query, `count_runs` plus a page of 50), median of several;
+4. import: a 100,000-node trace (the most an import takes, 45 MB of JSON, under the size
+   limit) parsed and stored in a fresh store, against ten times a 10,000-node one: linear
+   import keeps the ratio near 1 (the run summary was once recomputed per node: quadratic).
 
     python -m bench.store [--reps 3]
 """
@@ -15,6 +18,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import random
 import sqlite3
 import tempfile
@@ -30,12 +35,15 @@ from pdr_core.events import now_iso
 from pdr_core.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import MAX_IMPORT_BYTES, MAX_TRACE_NODES, Node, Trace, trace_from_json
 
 LOADS = 7
 LOAD_LIMIT_MS = 100
 LIST_LIMIT_MS = 200
 RUNS_LISTED = 5000
+IMPORT_SMALL = 10_000
+# The fastest of a few: on a shared machine the other processes only ever add time.
+IMPORT_REPS = {IMPORT_SMALL: 3, MAX_TRACE_NODES: 2}
 NODES = 500
 ROUNDS = 20  # 20 rounds of 24 generations and one summary: 500 nodes
 OUTPUT_CHARS = 1600
@@ -170,6 +178,70 @@ def listing(report: Report, folder: Path) -> None:
                       "<=", 1.0, f"median of {LOADS}; count_runs() + list_runs(limit=50)"))
 
 
+def many_node_trace(nodes: int, per_round: int = 250) -> str:
+    """A completed trace of `nodes` small nodes (rounds of `per_round` drafts and a summary),
+    as compact JSON."""
+    created = now_iso()
+    trace = Trace(id=f"many{nodes}", question="What is 17 * 3 + 1?", reference_answer="52",
+                  config=RunConfig(method="pdr", width=4, depth=2).to_dict(),
+                  created_at=created, status="completed", final_answer="52", correct=True,
+                  finished_at=created)
+    previous: list[str] = []
+    round_ = 0
+    while len(trace.nodes) < nodes:
+        round_ += 1
+        stage = "draft" if round_ == 1 else "refine"
+        ids = []
+        for branch in range(min(per_round, nodes - len(trace.nodes) - 1) or 1):
+            node_id = f"r{round_}-{stage}-{branch}"
+            ids.append(node_id)
+            trace.nodes.append(Node(
+                id=node_id, stage=stage, round=round_, branch=branch, parent_ids=previous,
+                started_at=created, finished_at=created,
+                messages=[{"role": "user", "content": "Refine."}], text="So \\boxed{52}.",
+                answer="52", correct=True, usage={"prompt_tokens": 9, "completion_tokens": 5},
+                status="ok"))
+        if len(trace.nodes) < nodes:
+            distill = f"r{round_}-distill-0"
+            trace.nodes.append(Node(
+                id=distill, stage="distill", round=round_, branch=0, parent_ids=ids,
+                started_at=created, finished_at=created,
+                messages=[{"role": "user", "content": "Summarise."}], text="All say 52.",
+                usage={"prompt_tokens": 9, "completion_tokens": 5}, status="ok"))
+            previous = [distill]
+    return json.dumps(trace.to_dict(), separators=(",", ":"))
+
+
+def timed_import(folder: Path, text: str) -> float:
+    """CPU seconds to parse `text` and store it in a fresh store, as `import` does. CPU
+    time, not wall time: how the work grows with the nodes is the question, and other
+    processes on a shared machine add wall time at random."""
+    store = Store(folder / f"import{len(text)}.sqlite")
+    gc.collect()  # each import starts from the same heap
+    start = time.process_time()
+    store.import_trace(trace_from_json(text))
+    seconds = time.process_time() - start
+    store.path.unlink()
+    return seconds
+
+
+def importing(report: Report, folder: Path) -> None:
+    small = many_node_trace(IMPORT_SMALL)
+    large = many_node_trace(MAX_TRACE_NODES)
+    if len(large) > MAX_IMPORT_BYTES:
+        raise RuntimeError(f"the {MAX_TRACE_NODES}-node trace is {len(large):,} bytes, over "
+                           "the import limit")
+    small_s = min(timed_import(folder, small) for _ in range(IMPORT_REPS[IMPORT_SMALL]))
+    large_s = min(timed_import(folder, large) for _ in range(IMPORT_REPS[MAX_TRACE_NODES]))
+    note(f"store import: {IMPORT_SMALL:,} nodes ({len(small) / 1e6:.1f} MB) in {small_s:.2f} "
+         f"CPU s, {MAX_TRACE_NODES:,} nodes ({len(large) / 1e6:.1f} MB) in {large_s:.2f} CPU s")
+    report.add(Figure(f"store.import_{MAX_TRACE_NODES // 1000}k_nodes", large_s,
+                      10 * small_s, "CPU s", "<=", 1.0,
+                      f"against 10x the {IMPORT_SMALL // 1000}k-node import (fastest of "
+                      f"{IMPORT_REPS[IMPORT_SMALL]} and {IMPORT_REPS[MAX_TRACE_NODES]}): "
+                      "linear"))
+
+
 def main() -> int:
     args = parse_args(__doc__.splitlines()[0], extra=lambda p: p.add_argument(
         "--reps", type=int, default=3))
@@ -178,6 +250,7 @@ def main() -> int:
         asyncio.run(write_share(report, args.reps, Path(folder)))
         load(report, Path(folder))
         listing(report, Path(folder))
+        importing(report, Path(folder))
     return 1 if report.missed else 0
 
 

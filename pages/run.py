@@ -10,7 +10,7 @@ from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
-from pdr_core.store import RunNotFound
+from pdr_core.store import RunNotFound, StoreError
 from pdr_core.textfmt import inert
 from ui.components import (
     ACTIVE_RUN,
@@ -167,10 +167,16 @@ if start:
             st.error(f"Cannot use the endpoint: {exc}")
         else:
             job = RunJob(store, question, config, provider,
-                         reference=(reference or "").strip() or None).start()
-            jobs[job.run_id] = job
-            st.session_state[ACTIVE_RUN] = job.run_id
-            active = job.run_id
+                         reference=(reference or "").strip() or None)
+            try:
+                job.start()
+            except StoreError as exc:  # a damaged or read-only store: nothing was called
+                st.error(str(exc))
+                job = None
+            else:
+                jobs[job.run_id] = job
+                st.session_state[ACTIVE_RUN] = job.run_id
+                active = job.run_id
 
 if job is not None and job.running and b2.button("Cancel", key="cancel_button"):
     job.cancel()

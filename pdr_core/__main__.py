@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,8 +76,34 @@ def _check_out(path: str | None) -> None:
         raise ConfigError("out", path, "a file in an existing folder this user can write to")
 
 
+def _question(args: argparse.Namespace) -> str:
+    """The question: the argument, or the file --question-file names ('-': standard input),
+    for questions too long for a command line."""
+    given = [name for name, value in (("a question argument", args.question),
+                                      ("--question-file", args.question_file))
+             if value is not None]
+    if len(given) != 1:
+        raise ConfigError("question", " and ".join(given) or "none",
+                          "either the question as an argument or --question-file PATH "
+                          "('-' for standard input), one of them")
+    source = args.question_file or args.question
+    if args.question_file is None and source != "-":
+        return source
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("question-file", source,
+                          f"a file this user can read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError("question-file", source, "UTF-8 text") from None
+
+
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
+    args.question = _question(args)
     check_question(args.question)
+    store.check_writable()  # before a model is loaded or an endpoint called
     _check_out(args.out)
     settings = _endpoint(args)
     provider = resolve_provider(settings)
@@ -129,6 +156,8 @@ def cmd_show(args: argparse.Namespace, store: Store) -> int:
     print(f"question: {trace.question}")
     for n in trace.nodes:
         tail = f"answer={n.answer}" if n.status == "ok" else f"{n.status}: {n.error or ''}"
+        if n.status == "running":  # a run of another machine, or one that is still going
+            tail = f"running: no answer yet (started {(n.started_at or '?')[:19]})"
         print(f"  {n.id:<16} parents={','.join(n.parent_ids) or '-':<30} "
               f"tokens={n.tokens:<6} {tail}")
     _print_result(trace)
@@ -213,7 +242,8 @@ def _endpoint(args: argparse.Namespace, config: dict | None = None) -> EndpointS
                               "the name of a set environment variable holding the key for "
                               "--base-url")
     given = {"base_url": args.base_url, "model": args.model, "api_key": key,
-             "local": args.local is not None, "local_model": args.local or None}
+             "local": args.local is not None, "local_model": args.local or None,
+             "timeout": args.timeout, "max_retries": args.max_retries}
     if config is None:
         return choose_endpoint(EndpointRequest(**given))
     return choose_endpoint(EndpointRequest.for_run(
@@ -297,6 +327,9 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     from pdr_core import evaluation as ev
     from pdr_core.datasets import DatasetError, load_dataset_spec
 
+    if args.concurrency < 1:
+        raise ConfigError("concurrency", args.concurrency,
+                          "a whole number of runs in flight at once, at least 1")
     try:
         problems = load_dataset_spec(args.dataset)[: args.limit]
     except DatasetError as exc:
@@ -324,6 +357,9 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     try:
         rows = asyncio.run(ev.run_evaluation(store, evaluation, provider, args.concurrency,
                                              bar))
+    except ev.EvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"interrupted: resume with --eval-id {evaluation.id}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -355,6 +391,16 @@ def _endpoint_flags(p: argparse.ArgumentParser) -> None:
                    help="send the configured key to the run's recorded endpoint when it is "
                         "not the configured one (e.g. an imported run)")
     p.add_argument("--out", help="also write the trace JSON here")
+    _call_limit_flags(p)
+
+
+def _call_limit_flags(p: argparse.ArgumentParser) -> None:
+    # Strings: resolve_provider checks them, with the environment variables, in one place.
+    p.add_argument("--timeout", metavar="SECONDS",
+                   help="how long one try of a call may take (else $PDR_TIMEOUT; default 600)")
+    p.add_argument("--max-retries", metavar="N",
+                   help="tries of a failed call after the first (else $PDR_MAX_RETRIES; "
+                        "default 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -369,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run one question")
-    p.add_argument("question")
+    p.add_argument("question", nargs="?",
+                   help="the question ('-': read it from standard input)")
+    p.add_argument("--question-file", metavar="PATH",
+                   help="read the question from this file ('-': standard input)")
     p.add_argument("--answer", help="reference answer, to mark correctness")
     p.add_argument("--method", choices=METHODS, default="pdr")
     p.add_argument("--width", type=int, default=4, help="drafts per round (M)")
@@ -389,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
                    help=LOCAL_HELP)
     p.add_argument("--out", help="also write the trace JSON here")
+    _call_limit_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", parents=[common], help="stored runs, newest first")
@@ -456,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
                    help=LOCAL_HELP)
     p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
+    _call_limit_flags(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("delete", parents=[common], help="delete a stored run")
@@ -475,6 +526,9 @@ def _main(argv: Sequence[str] | None) -> int:
     db = args.db or args.db_top
     try:
         store = Store(db)
+        if store.damage is not None:  # reads go on, as far as they can; writes are refused
+            print(f"warning: run store {store.path} is damaged ({store.damage}): reading "
+                  "only", file=sys.stderr)
         return args.func(args, store)
     except (ConfigError, TemplateError, TraceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -482,6 +536,14 @@ def _main(argv: Sequence[str] | None) -> int:
     except (ProviderError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except sqlite3.Error as exc:  # the store turns these into StoreError; this is the net
+        print(f"error: run store {db or 'default'}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`list | head`): what it read was all it wanted. Point stdout
+        # at nothing, so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ output (logs, CI, tests) stays free of bar redraws."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
 from pdr_core.cli_output import raw_stream
-from pdr_core.events import Event, NodeFailed, NodeFinished
+from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
 
 if TYPE_CHECKING:  # evaluations pull in plotly, which `run` never needs
     from pdr_core.evaluation import EvalProgress
@@ -33,16 +35,57 @@ def progress_bar(total: int, unit: str, stream: TextIO | None = None, initial: i
                            "[{elapsed}<{remaining}{postfix}]")
 
 
+# Seconds between "still waiting" lines, and how long a call must have waited for one.
+WAITING_EVERY = 30.0
+
+
 class CallProgress:
     """An event sink for `run`, `resume` and `fork`: one step per call that ended, with
-    failures and tokens; calls a fork reuses count as done, with no tokens."""
+    failures and tokens; calls a fork reuses count as done, with no tokens.
 
-    def __init__(self, total_calls: int, stream: TextIO | None = None, initial: int = 0):
+    On a terminal, while a call has gone `waiting_every` seconds without an answer, a line
+    every `waiting_every` seconds says how many calls are in flight and for how long the
+    oldest has waited: a hanging endpoint is seen at once, not when its timeout ends.
+    """
+
+    def __init__(self, total_calls: int, stream: TextIO | None = None, initial: int = 0,
+                 waiting_every: float = WAITING_EVERY):
         self.failed = 0
         self.tokens = 0
-        self.bar = progress_bar(total_calls, "calls", stream, initial)
+        self.stream = sys.stderr if stream is None else stream
+        self.bar = progress_bar(total_calls, "calls", self.stream, initial)
+        # Node id -> when its call started; read by the watcher thread, hence the lock.
+        self._in_flight: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
+        if on_terminal(self.stream) and waiting_every > 0:
+            self._watcher = threading.Thread(target=self._watch, args=(waiting_every,),
+                                             name="pdr-still-waiting", daemon=True)
+            self._watcher.start()
+
+    def waiting(self, now: float | None = None) -> tuple[int, float]:
+        """Calls in flight, and the seconds the oldest of them has waited."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            oldest = min(self._in_flight.values(), default=now)
+            return len(self._in_flight), now - oldest
+
+    def _watch(self, every: float) -> None:
+        while not self._closed.wait(every):
+            count, longest = self.waiting()
+            if count and longest >= every:
+                self.bar.write(f"still waiting for {count} call{'s' if count != 1 else ''} "
+                               f"(longest {longest:.0f} s)", file=self.stream)
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, NodeStarted):
+            with self._lock:
+                self._in_flight[event.node_id] = time.monotonic()
+            return
+        if isinstance(event, NodeFinished | NodeFailed):
+            with self._lock:
+                self._in_flight.pop(event.node_id, None)
         if isinstance(event, NodeFinished) and event.call:
             if not event.reused:
                 self.tokens += (event.usage.get("prompt_tokens", 0)
@@ -55,6 +98,9 @@ class CallProgress:
         self.bar.update(1)
 
     def close(self) -> None:
+        self._closed.set()
+        if self._watcher is not None:
+            self._watcher.join()
         self.bar.close()
 
 

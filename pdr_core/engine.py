@@ -240,9 +240,11 @@ class RunContext:
                 partial = exc.partial or []
                 completions = [partial[i] if i < len(partial) else None
                                for i in range(len(reserved))]
-                for node_id, completion in zip(ids, completions, strict=True):
-                    if completion is None:
-                        self.emit(NodeFailed(self.run_id, node_id, str(exc), exc.kind,
+                for index, (node_id, completion) in enumerate(zip(ids, completions,
+                                                                  strict=True)):
+                    if completion is None:  # each failed choice with its own cause
+                        cause = exc.causes.get(index, exc)
+                        self.emit(NodeFailed(self.run_id, node_id, str(cause), cause.kind,
                                              text=self.builder.partial.get(node_id, "")))
                 if not any(completions):
                     return [None] * len(specs)

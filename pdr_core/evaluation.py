@@ -30,7 +30,7 @@ from pdr_core.answers import answer_match
 from pdr_core.config import METHODS, ConfigError, RunConfig
 from pdr_core.datasets import Problem, fingerprint
 from pdr_core.events import now_iso
-from pdr_core.methods import new_run_id, run
+from pdr_core.methods import new_run_id, resume, run
 from pdr_core.preview import preview
 from pdr_core.providers.base import Provider
 from pdr_core.runner import LoopThread
@@ -248,6 +248,7 @@ def create_evaluation(store: Store, spec: EvalSpec, problems: Sequence[Problem],
     evaluation (same problems, methods, grid, model); raises EvalError when it differs."""
     if not problems:
         raise EvalError("the dataset has no problems")
+    store.check_writable()
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         raise EvalError("problem ids must be unique within an evaluation")
@@ -355,10 +356,19 @@ def _oracle(trace: Trace) -> bool | None:
 
 
 async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
-                    problem: Problem, setting: Setting) -> Trace:
+                    problem: Problem, setting: Setting, interrupted: str | None = None
+                    ) -> Trace:
+    """Run a cell; with `interrupted`, the id of its run a stopped process left behind,
+    resume that run instead: its finished calls are kept, only the rest is called."""
+    if interrupted is not None:
+        trace = store.get_trace(interrupted)
+        trace = await resume(trace, store.events(interrupted), provider,
+                             store.resume_writer(interrupted))
+        _record_grade(store, evaluation, problem, trace)
+        return trace
     run_id = new_run_id()
     # The attempt is recorded before the run starts: a process killed at any point leaves
-    # the cell linked to a run that is missing or interrupted, and both are run again.
+    # the cell linked to a run that is missing (run again) or interrupted (resumed).
     with closing(store.connect()) as conn:
         conn.execute(
             "INSERT INTO eval_attempts (eval_id, run_id, problem_id, method, width, depth,"
@@ -369,6 +379,14 @@ async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
     writer = store.writer(name=f"{evaluation.name} · {problem.id} · {setting.label}", tags=tags)
     trace = await run(problem.question, evaluation.spec.config(setting), provider, writer,
                       reference=problem.answer, run_id=run_id)
+    _record_grade(store, evaluation, problem, trace)
+    return trace
+
+
+def _record_grade(store: Store, evaluation: Evaluation, problem: Problem, trace: Trace
+                  ) -> None:
+    """The oracle and the check that decided correctness, on the cell's attempt."""
+    run_id = trace.id
     decided = answer_match(trace.final_answer, problem.answer) if trace.correct else None
     oracle = _oracle(trace)
     with closing(store.connect()) as conn:
@@ -377,7 +395,6 @@ async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
             " run_id = ?",
             (None if oracle is None else int(oracle), decided, evaluation.id, run_id),
         )
-    return trace
 
 
 def _cell_runs(store: Store, evaluation: Evaluation):
@@ -394,13 +411,20 @@ def pending_cells(store: Store, evaluation: Evaluation) -> list[tuple[Problem, S
 
     Raises EvalError when a run of the evaluation is still running in another process.
     """
+    return [(problem, setting) for problem, setting, _ in _pending(store, evaluation)]
+
+
+def _pending(store: Store, evaluation: Evaluation
+             ) -> list[tuple[Problem, Setting, str | None]]:
+    """`pending_cells`, each with the id of its interrupted run to resume (else None)."""
     todo = []
     for problem, setting, _, summary in _cell_runs(store, evaluation):
         if summary is not None and summary.status == "running":
             raise EvalError(f"evaluation {evaluation.id} is still running in another process "
                             f"(run {summary.id}); wait for it or stop it first")
         if summary is None or summary.status != "completed":
-            todo.append((problem, setting))
+            interrupted = summary.id if summary and summary.status == "interrupted" else None
+            todo.append((problem, setting, interrupted))
     return todo
 
 
@@ -412,11 +436,12 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
     after every run."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise EvalError(f"concurrency {concurrency!r}: a whole number of runs, at least 1")
+    store.check_writable()
     recorded = evaluation.spec.model
     if recorded and provider.model != recorded:
         raise EvalError(f"evaluation {evaluation.id} was made with model {recorded!r}; the "
                         f"endpoint now uses {provider.model!r}: pick that model to resume it")
-    todo = pending_cells(store, evaluation)
+    todo = _pending(store, evaluation)
     total = len(evaluation.cells())
     done = total - len(todo)
     finished_here = failed = tokens = 0
@@ -433,10 +458,11 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
             eta = (time.monotonic() - started) / finished_here * (total - done)
         progress(EvalProgress(done, total, eta, failed, tokens))
 
-    async def one(problem: Problem, setting: Setting) -> None:
+    async def one(problem: Problem, setting: Setting, interrupted: str | None) -> None:
         nonlocal done, finished_here, failed, tokens
         async with limit:
-            trace = await _run_cell(store, evaluation, provider, problem, setting)
+            trace = await _run_cell(store, evaluation, provider, problem, setting,
+                                    interrupted)
         done += 1
         finished_here += 1
         failed += trace.status != "completed"
@@ -447,8 +473,8 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
     # A TaskGroup cancels the other runs if one raises unexpectedly; each cancelled run is
     # recorded as interrupted and runs again on resume.
     async with asyncio.TaskGroup() as group:
-        for problem, setting in todo:
-            group.create_task(one(problem, setting))
+        for problem, setting, interrupted in todo:
+            group.create_task(one(problem, setting, interrupted))
     return collect_results(store, evaluation)
 
 

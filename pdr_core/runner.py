@@ -82,6 +82,9 @@ class RunJob(LoopThread):
         return job
 
     def start(self) -> RunJob:
+        """Start the run on its thread; StoreError at once when the store cannot be
+        written (damaged, read-only), before anything is called."""
+        self.store.check_writable()
         self._thread = threading.Thread(target=self._main, name=f"pdr-run-{self.run_id}",
                                         daemon=True)
         self._thread.start()
@@ -89,11 +92,11 @@ class RunJob(LoopThread):
         return self
 
     def _main(self) -> None:
-        # The writer's SQLite connection belongs to this thread.
-        writer = self._writer() if self._writer else self.store.writer()
         extra = self.extra_sink
+        writer: Callable[[Event], None] | None = None
 
         def sink(event: Event) -> None:
+            assert writer is not None
             writer(event)
             if extra:
                 extra(event)
@@ -110,6 +113,8 @@ class RunJob(LoopThread):
                                        reference=self.reference, run_id=self.run_id)
 
         try:
+            # The writer's SQLite connection belongs to this thread.
+            writer = self._writer() if self._writer else self.store.writer()
             asyncio.run(main())
         except asyncio.CancelledError:
             pass  # recorded as interrupted by the engine

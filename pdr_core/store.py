@@ -5,6 +5,11 @@ events.
 
 Streamed deltas are not kept as events (they would multiply the writes by the number of
 chunks); the text of each node still in flight is kept, throttled, in `partials`.
+
+A store is checked when it is opened (`PRAGMA quick_check`). A damaged one is read as far as
+it can be and never written again (writing into a damaged file can only make it worse); a
+read-only one is read. Every SQLite failure reaches the caller as a one-line StoreError that
+says what to do.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from pdr_core.events import (
     Event,
@@ -35,6 +41,7 @@ from pdr_core.events import (
     event_to_dict,
     now_iso,
 )
+from pdr_core.heap import bulk_build
 from pdr_core.prompts import PromptSet
 from pdr_core.trace import Trace, TraceBuilder, TraceError, compute_budget, trace_to_events
 
@@ -178,16 +185,36 @@ class RunSummary:
 
 class Store:
     """A SQLite file of runs. Connections are opened per operation, so one Store may be
-    used from several threads (a run writing, pages reading)."""
+    used from several threads (a run writing, pages reading).
+
+    `read_only` is set for a file (or folder) this process may not write, `damage` to what
+    the check on opening found wrong; either way reads work and writes raise StoreError.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Runs hold prompts and outputs: readable by their owner only, from the first byte.
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        with closing(self.connect()) as conn:
-            self._migrate(conn)
+        self.read_only = False
+        self.damage: str | None = None
+        try:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Runs hold prompts and outputs: readable by their owner only, from the
+                # first byte.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot create run store {self.path}: {exc.strerror}; choose "
+                             "another file with --db PATH or PDR_DB") from None
+        # SQLite writes a -wal and a -shm file beside the store: the folder must be
+        # writable too.
+        self.read_only = not (os.access(self.path, os.W_OK)
+                              and os.access(self.path.parent, os.W_OK))
+        try:
+            with closing(self.connect()) as conn:
+                self.damage = _quick_check(conn)
+                if self.damage is None:
+                    self._migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise self._failure(exc) from None
         # Per event loop, the grouped commits of the runs on it (see _GroupCommit).
         self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = (
             weakref.WeakKeyDictionary()
@@ -205,15 +232,77 @@ class Store:
             return group
 
     def connect(self) -> sqlite3.Connection:
+        """A connection; one that cannot write when the store is read-only or damaged."""
+        if self.read_only or self.damage is not None:
+            return self._connect_read_only()
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
                                    check_same_thread=False)
             self._use_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+            raise self._failure(exc) from None
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Read a store this process may not (or must not: it is damaged) write. A store in
+        WAL mode needs its -shm file, which a read-only folder may lack: then the file is read
+        as it is on disk (immutable), since no one here can be writing it."""
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        failure: sqlite3.DatabaseError | None = None
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_SECONDS,
+                                       isolation_level=None, check_same_thread=False)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.DatabaseError as exc:
+                failure = exc
+        raise self._failure(failure) from None
+
+    def check_writable(self) -> None:
+        """StoreError, saying what to do, when this store must not be written."""
+        if self.damage is not None:
+            raise StoreError(
+                f"run store {self.path} is damaged ({self.damage}), so nothing is written to "
+                f"it. Save what can be read (python -m pdr_core list --db {self.path}, then "
+                f"export each run with --out), move the file aside, and start a new store "
+                "there or with --db PATH"
+            )
+        if self.read_only:
+            raise StoreError(
+                f"run store {self.path} is read-only for this user: runs can be listed, "
+                "shown and exported, not saved. Make the file and its folder writable, or "
+                "use another store with --db PATH or PDR_DB"
+            )
+
+    def _failure(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """A one-line StoreError for an SQLite failure, saying what to do."""
+        text = " ".join(str(exc).split())
+        if "locked" in text or "busy" in text:
+            return StoreError(f"run store {self.path} is busy: another process kept it locked "
+                              f"for {BUSY_SECONDS} s; try again when it is done")
+        if "full" in text:
+            return StoreError(f"the disk holding run store {self.path} is full ({text}): the "
+                              "last writes were not saved; free some space and try again")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            self.read_only = True
+            return StoreError(f"run store {self.path} cannot be opened for writing ({text}): "
+                              "make the file and its folder readable and writable, or use "
+                              "another store with --db PATH or PDR_DB")
+        self.damage = self.damage or text
+        if "not a database" in text:
+            return StoreError(
+                f"cannot open run store {self.path}: {text}. Check that this is the right "
+                "file; if it was a run store, it is damaged beyond reading: move it aside and "
+                "start a new store there or with --db PATH"
+            )
+        return StoreError(
+            f"run store {self.path} is damaged or not a run store ({text}). Save what can "
+            "still be read (export each run with --out), move the file aside, and start a new "
+            "store there or with --db PATH"
+        )
 
     @staticmethod
     def _use_wal(conn: sqlite3.Connection) -> None:
@@ -235,38 +324,58 @@ class Store:
         conn = self.connect()
         try:
             yield conn
+        except sqlite3.IntegrityError:
+            raise  # a broken constraint is the caller's to handle
+        except sqlite3.DatabaseError as exc:
+            raise self._failure(exc) from None
         finally:
             conn.close()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        if self.read_only:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"run store {self.path} is read-only and needs its tables made or "
+                    f"upgraded (schema version {version} of {SCHEMA_VERSION}), which writes to "
+                    "it: open it once with write access, or use another store with --db PATH"
+                )
+            self._check_version(version)
+            return
         # The version is re-read inside the write lock: two processes opening a new file at
         # once must not both create the tables.
         with _immediate(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this version of "
-                    f"PDR Inspector understands ({SCHEMA_VERSION}); upgrade the tool"
-                )
+            self._check_version(version)
             for number in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
 
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this version of "
+                f"PDR Inspector understands ({SCHEMA_VERSION}); upgrade the tool"
+            )
+
     # -- writing -------------------------------------------------------------------
 
     def writer(self, name: str | None = None, tags: tuple[str, ...] = ()) -> RunWriter:
         """An event sink that persists one run as its events arrive, named and tagged."""
+        self.check_writable()
         return RunWriter(self, name=name, tags=tags)
 
     def resume_writer(self, run_id: str) -> RunWriter:
         """An event sink that appends to a stored run (to resume it)."""
+        self.check_writable()
         return RunWriter(self, existing=run_id)
 
     def import_trace(self, trace: Trace) -> str:
         """Store an imported trace as a run marked imported; returns its id (a fresh id
         when the original is already taken)."""
+        self.check_writable()
         with self._conn() as conn:
             taken = conn.execute("SELECT 1 FROM runs WHERE id = ?", (trace.id,)).fetchone()
         if taken:
@@ -274,9 +383,14 @@ class Store:
 
             trace.id = new_run_id()
         writer = RunWriter(self, imported=True)
-        with writer.batch():
-            for event in trace_to_events(trace):
-                writer(event)
+        try:
+            with bulk_build(), writer.batch():
+                for event in trace_to_events(trace):
+                    writer(event)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as exc:  # nothing was written: the batch rolled back
+            raise self._failure(exc) from None
         return trace.id
 
     def save_prompt_set(self, name: str, prompts: PromptSet) -> int:
@@ -284,6 +398,7 @@ class Store:
         name = name.strip()
         if not name:
             raise StoreError("a prompt set needs a name")
+        self.check_writable()
         with self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
             (latest,) = conn.execute(
@@ -484,6 +599,7 @@ class Store:
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run that is not running (cancel it first, or let it finish)."""
+        self.check_writable()
         with self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
             if self._status(conn, run_id) == "running":
@@ -496,12 +612,26 @@ class Store:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
 
     def set_name(self, run_id: str, name: str | None, tags: tuple[str, ...] = ()) -> None:
+        self.check_writable()
         with self._conn() as conn:
             changed = conn.execute(
                 "UPDATE runs SET name = ?, tags = ? WHERE id = ?", (name, _tag_text(tags), run_id)
             ).rowcount
         if not changed:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+
+
+def _quick_check(conn: sqlite3.Connection) -> str | None:
+    """What SQLite's quick check finds wrong with the file (its first finding), else None."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        return " ".join(str(exc).split())
+    found = [" ".join(str(row[0]).replace("*** in database main ***", "").split())
+             for row in rows if row[0] != "ok"]
+    return "; ".join(found)[:300] if found else None
 
 
 def _like_escape(text: str) -> str:
@@ -672,11 +802,15 @@ class RunWriter:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Write every event inside one transaction (imports): all or nothing."""
+        """Write every event inside one transaction (imports): all or nothing. The run's
+        summary row is written once, at the end: per node it made imports quadratic."""
         self._in_batch = True
+        conn = self._connection()
         try:
-            with _immediate(self._connection()):
+            with _immediate(conn):
                 yield
+                for sql, params in self.take_summary():
+                    conn.execute(sql, params)
         finally:
             self._in_batch = False
             self._close()
@@ -749,15 +883,20 @@ class RunWriter:
         if not statements:
             return
         if self._in_batch:
-            for sql, params in statements + self.take_summary():
+            for sql, params in statements:
                 self._conn.execute(sql, params)
             return
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no event loop: this event is its own transaction
-            with _immediate(self._connection()) as conn:
-                for sql, params in statements + self.take_summary():
-                    conn.execute(sql, params)
+            try:
+                with _immediate(self._connection()) as conn:
+                    for sql, params in statements + self.take_summary():
+                        conn.execute(sql, params)
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as exc:
+                raise self.store._failure(exc) from None
             return
         group = self.store._group_commit()
         group.add(self, statements)
@@ -767,6 +906,9 @@ class RunWriter:
 
     def _raise_failed(self) -> None:
         if self.failed is not None:
+            if isinstance(self.failed, sqlite3.DatabaseError) and not isinstance(
+                    self.failed, sqlite3.IntegrityError):
+                raise self.store._failure(self.failed) from None
             raise StoreError(
                 f"could not write run events to {self.store.path}: {self.failed}"
             ) from self.failed

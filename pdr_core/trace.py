@@ -18,12 +18,16 @@ from pdr_core.events import (
     RunResumed,
     RunStarted,
 )
+from pdr_core.heap import bulk_build
 
 FORMAT = "pdr-trace/1"
 STAGES = ("draft", "distill", "refine", "final")
 STATUSES = ("running", "completed", "failed", "interrupted")
 # Imports larger than this are refused before parsing.
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+# Traces with more nodes are refused: twelve times the largest run this tool makes (width
+# 256, depth 32: 8,224 nodes), and what the store imports in seconds (BENCHMARKS.md).
+MAX_TRACE_NODES = 100_000
 
 
 class TraceError(ValueError):
@@ -369,6 +373,11 @@ def trace_from_dict(data: Any) -> Trace:
     _check_keys(data, _OPTIONAL_TOP_KEYS, "trace", required=False)
     if not data["id"]:
         raise TraceError("trace 'id' is empty")
+    if len(data["nodes"]) > MAX_TRACE_NODES:
+        raise TraceError(
+            f"the trace has {len(data['nodes']):,} nodes; traces of more than "
+            f"{MAX_TRACE_NODES:,} are refused (the largest run this tool makes has 8,224)"
+        )
     _check_config(data["config"])
     _check_text(data)
     if data["status"] not in STATUSES:
@@ -436,14 +445,16 @@ def trace_from_json(text: str | bytes) -> Trace:
             "are refused"
         )
     try:
-        data = json.loads(text)
+        with bulk_build():
+            data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"not valid JSON: {exc}") from None
     except RecursionError:
         raise TraceError("not a PDR trace: the JSON is nested too deeply") from None
     except ValueError as exc:  # e.g. a number of more than 4300 digits
         raise TraceError(f"not a PDR trace: {exc}"[:300]) from None
-    return trace_from_dict(data)
+    with bulk_build():
+        return trace_from_dict(data)
 
 
 def _check_config(config: dict) -> None:

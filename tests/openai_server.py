@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import hashlib
 import http
 import itertools
 import json
@@ -104,6 +105,10 @@ class OpenAIServer:
 
     Thread-safe from the outside: `inject`, `requests` and `stop` may be used from any thread
     while the server's own loop runs in its background thread.
+
+    Besides the faults `inject` queues, `fail_rate` of the chat requests meet one of
+    `fail_faults` at random (a 429 asks to wait `fail_retry_after` s); `fail_seed` makes the
+    draw reproducible whatever order concurrent requests arrive in.
     """
 
     def __init__(
@@ -118,6 +123,8 @@ class OpenAIServer:
         accept_stream_options: bool = True,
         fail_rate: float = 0.0,
         fail_seed: int | None = None,
+        fail_faults: Sequence[str] = ("500",),
+        fail_retry_after: float = 1.0,
         stream_chunks: int = 8,
         hang: float = 60.0,
         answer: AnswerRule = default_answer,
@@ -132,6 +139,12 @@ class OpenAIServer:
         self.support_n = support_n
         self.accept_stream_options = accept_stream_options
         self.fail_rate = fail_rate
+        self.fail_seed = fail_seed
+        for name in fail_faults:
+            _Fault(name, {})  # refuses an unknown name now, not at the first request
+        self.fail_faults = tuple(fail_faults)
+        self.fail_retry_after = fail_retry_after
+        self._seen: collections.Counter[str] = collections.Counter()  # bodies, for fail_seed
         self.answer = answer  # the fake model's answer to (messages, seed)
         self.stream_chunks = stream_chunks
         self.hang = hang
@@ -471,7 +484,7 @@ class OpenAIServer:
             )
             return 400
         record["body"] = request
-        return await self._chat(request, writer, keep_alive, record)
+        return await self._chat(request, body, writer, keep_alive, record)
 
     async def _unauthorized(
         self, headers: dict[str, str], writer: asyncio.StreamWriter, keep_alive: bool
@@ -487,17 +500,33 @@ class OpenAIServer:
         await self._send_json(writer, 401, error, None, keep_alive)
         return 401
 
-    def _next_fault(self) -> _Fault | None:
+    def _next_fault(self, body: bytes) -> _Fault | None:
+        """The queued fault, else one of `fail_faults` drawn at `fail_rate`.
+
+        With `fail_seed`, the draw depends on the seed, the request body and how many times
+        that same body came before (a retry sends it again): not on the order in which
+        concurrent requests arrive, so that runs with many calls in flight meet the same
+        faults every time.
+        """
         with self._lock:
             if self._faults:
                 return self._faults.popleft()
-            if self.fail_rate and self._random.random() < self.fail_rate:
-                return _Fault("500", {})
-        return None
+            if not self.fail_rate:
+                return None
+            draw = self._random
+            if self.fail_seed is not None:
+                digest = hashlib.sha256(body).hexdigest()
+                draw = random.Random(f"{self.fail_seed}:{digest}:{self._seen[digest]}")
+                self._seen[digest] += 1
+            if draw.random() >= self.fail_rate:
+                return None
+            name = draw.choice(self.fail_faults)
+        return _Fault(name, {"retry_after": self.fail_retry_after} if name == "429" else {})
 
     async def _chat(
         self,
         request: dict[str, Any],
+        body: bytes,
         writer: asyncio.StreamWriter,
         keep_alive: bool,
         record: dict[str, Any],
@@ -521,7 +550,7 @@ class OpenAIServer:
             await self._send_json(writer, 400, error, None, keep_alive)
             return 400
 
-        fault = self._next_fault()
+        fault = self._next_fault(body)
         record["fault"] = fault.name if fault else None
         name = fault.name if fault else None
         options = fault.options if fault else {}
@@ -776,8 +805,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", action="append", help="a served model (repeatable)")
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     parser.add_argument("--no-n", action="store_true", help="ignore n, as llama.cpp does")
-    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random 500s")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of random faults")
     parser.add_argument("--fail-seed", type=int, default=None)
+    parser.add_argument("--fail-faults", default="500",
+                        help="comma-separated faults to draw from, e.g. 500,429,reset")
     args = parser.parse_args(argv)
 
     stopped = threading.Event()
@@ -790,6 +821,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         support_n=not args.no_n,
         fail_rate=args.fail_rate,
         fail_seed=args.fail_seed,
+        fail_faults=args.fail_faults.split(","),
         host=args.host,
         port=args.port,
     )

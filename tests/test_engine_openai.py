@@ -33,9 +33,9 @@ def test_round_one_drafts_share_one_request_where_n_is_honoured(support_n):
     assert trace.budget.calls == 5
 
 
-def test_a_failed_shared_request_fails_each_draft_node():
+def test_a_failed_shared_request_and_its_separate_calls_fail_each_draft_node():
     with OpenAIServer() as server:
-        server.inject("500")
+        server.inject("500", 1 + 3)  # the shared request, then each answer on its own
         provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
         trace = asyncio.run(run(QUESTION, RunConfig(method="vote", width=3), provider))
     assert trace.status == "failed"

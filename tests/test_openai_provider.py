@@ -283,7 +283,7 @@ def test_rate_limit_honours_retry_after_then_succeeds(server):
     server.inject("429", retry_after=1)
     start = time.monotonic()
     result, _ = complete(provider_for(server, max_retries=1))
-    # The SDK's own first backoff is at most 0.5 s, so a wait near 1 s is Retry-After's.
+    # The first backoff is at most 0.5 s, so a wait near 1 s is Retry-After's.
     assert time.monotonic() - start >= 0.9
     assert result.text == fake_reply(MESSAGES, 7)
     assert [r["status"] for r in server.chat_requests] == [429, 200]
@@ -307,7 +307,7 @@ def test_server_errors(server):
     assert error.kind == "server" and "HTTP 502" in str(error) and "proxy" in str(error)
 
 
-def test_server_error_retried_by_the_sdk(server):
+def test_server_error_retried(server):
     server.inject("500")
     result, _ = complete(provider_for(server, max_retries=1))
     assert result.text and [r["status"] for r in server.chat_requests] == [500, 200]

@@ -109,7 +109,7 @@ def test_library_runs_leak_no_key(tmp_path, monkeypatch, debug_logs):
                                               _sampling()))
             errors.append(caught.value)
 
-        flaky.inject("500", 2)
+        flaky.inject("500", 2 + 2 * 2)  # the drafts' shared request, then each on its own
         server_error = OpenAIProvider(flaky.base_url, ARG_KEY, "fake-model", max_retries=1)
         assert go("500", server_error).nodes[0].error_kind == "server"
         flaky.inject("500")

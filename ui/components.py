@@ -20,7 +20,7 @@ from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
 from pdr_core.replay import duration, trace_at
-from pdr_core.store import Store, default_db_path
+from pdr_core.store import Store, StoreError, default_db_path
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
@@ -64,7 +64,14 @@ def _store_at(path: str) -> Store:
 
 
 def get_store() -> Store:
-    return _store_at(str(default_db_path()))
+    """The run store; a page stops with one line saying what to do when it cannot be
+    opened (damaged, not a store, unreadable)."""
+    try:
+        return _store_at(str(default_db_path()))
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
+        raise  # st.stop() ends the script run; never reached
 
 
 # Traces are shared read-only between reruns and sessions; nothing on a page changes one.
@@ -366,7 +373,11 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
 
 def _start_job(job) -> None:
     """Start a job, keep it in this session, and watch it live on the Run page."""
-    job.start()
+    try:
+        job.start()
+    except StoreError as exc:  # a damaged or read-only store: nothing was called
+        st.error(str(exc))
+        return
     st.session_state.setdefault(JOBS, {})[job.run_id] = job
     st.session_state[ACTIVE_RUN] = job.run_id
     st.switch_page("pages/run.py")

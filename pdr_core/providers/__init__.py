@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
     Completion,
     DeltaCallback,
     Message,
@@ -42,6 +44,9 @@ __all__ = [
 def resolve_provider(settings: EndpointSettings) -> Provider:
     """The provider the settings name (see `choose_endpoint` for which key goes where); the
     bundled local model when none is configured."""
+    # Checked first, so that a mistyped value is named even when the local model is used.
+    timeout = _timeout(settings.timeout)
+    max_retries = _max_retries(settings.max_retries)
     if settings.uses_local:
         from pdr_core.providers.local import shared_local_provider
 
@@ -60,7 +65,45 @@ def resolve_provider(settings: EndpointSettings) -> Provider:
         api_key=settings.api_key or "not-needed",
         model=settings.model,
         max_in_flight=_max_in_flight(settings.max_in_flight),
+        timeout=timeout,
+        max_retries=max_retries,
     )
+
+
+# Past a day a timeout means "never"; past a hundred retries a call never ends either.
+_MAX_TIMEOUT = 86_400.0
+_MAX_RETRIES = 100
+
+
+def _timeout(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _MAX_TIMEOUT:  # also refuses nan and inf
+        raise ProviderError(
+            f"--timeout (or PDR_TIMEOUT) must be a number of seconds above 0 and at most "
+            f"{_MAX_TIMEOUT:g} (how long one try of a call may take; default "
+            f"{DEFAULT_TIMEOUT:g}), not {text!r}",
+            kind="bad_request",
+        )
+    return seconds
+
+
+def _max_retries(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_MAX_RETRIES
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > _MAX_RETRIES:
+        raise ProviderError(
+            f"--max-retries (or PDR_MAX_RETRIES) must be a whole number from 0 to "
+            f"{_MAX_RETRIES} (tries of a failed call after the first; default "
+            f"{DEFAULT_MAX_RETRIES}), not {text!r}",
+            kind="bad_request",
+        )
+    return int(digits)
 
 
 def _max_in_flight(text: str | None) -> int:

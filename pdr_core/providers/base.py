@@ -8,6 +8,10 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 Message = dict[str, str]
+# How long one try of a call may take, and how many more tries a failed call gets, unless
+# told otherwise: the OpenAI client's own defaults.
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_MAX_RETRIES = 2
 # Called with each piece of streamed text as it arrives.
 DeltaCallback = Callable[[str], None]
 
@@ -74,12 +78,18 @@ class ProviderError(Exception):
     """
 
     def __init__(self, message: str, kind: str = "other", retryable: bool = False,
-                 partial: list[Completion | None] | None = None):
+                 partial: list[Completion | None] | None = None,
+                 causes: dict[int, ProviderError] | None = None,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable
-        # For a multi-choice call: the choices that did come back (None where one failed).
+        # For a multi-choice call: the choices that did come back (None where one failed),
+        # and why each missing one failed, by choice index.
         self.partial = partial
+        self.causes = causes or {}
+        # Seconds the server asked to wait before trying again (Retry-After), if it said.
+        self.retry_after = retry_after
 
 
 def check_base_url(url: str) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from pdr_core.providers.base import ProviderError, check_base_url
@@ -59,6 +59,8 @@ class EndpointRequest:
     api_key: str | None = field(default=None, repr=False)  # a key given for base_url
     local: bool = False  # given: --local, the Settings page
     local_model: str | None = None  # the GGUF file given for it (else PDR_LOCAL_MODEL, bundled)
+    timeout: str | None = None  # given: --timeout (else PDR_TIMEOUT)
+    max_retries: str | None = None  # given: --max-retries (else PDR_MAX_RETRIES)
     recorded_url: str | None = None  # the run's config base_url (resume, fork, playground)
     recorded_model: str | None = None
     use_recorded: bool = True  # False: the given endpoint replaces the recorded one
@@ -84,6 +86,10 @@ class EndpointSettings:
     # PDR_MAX_IN_FLIGHT as given (requests open at once per event loop); resolve_provider
     # checks it, where every other setting is checked.
     max_in_flight: str | None = None
+    # Seconds one try of a call may take, and tries after the first (--timeout and
+    # --max-retries, else PDR_TIMEOUT and PDR_MAX_RETRIES), as given; checked likewise.
+    timeout: str | None = None
+    max_retries: str | None = None
     key_source: str = ""  # in words: whose key, or why none
     recorded: bool = False  # the run's recorded endpoint is called
 
@@ -126,9 +132,21 @@ def host_of(url: str) -> str:
 
 def choose_endpoint(request: EndpointRequest,
                     environ: Mapping[str, str] | None = None) -> EndpointSettings:
-    """The endpoint, model and key for `request` under the rule of this module's docstring.
+    """The endpoint, model and key for `request` under the rule of this module's docstring,
+    with the call limits given, else the environment's (PDR_TIMEOUT, PDR_MAX_RETRIES).
     Raises ProviderError (UntrustedEndpoint for a recorded endpoint awaiting trust)."""
     env = os.environ if environ is None else environ
+    return replace(_choose(request, env),
+                   timeout=_given(request.timeout, env.get("PDR_TIMEOUT")),
+                   max_retries=_given(request.max_retries, env.get("PDR_MAX_RETRIES")))
+
+
+def _given(flag: str | None, variable: str | None) -> str | None:
+    """A flag beats its environment variable (resolve_provider checks the value)."""
+    return flag if flag is not None else variable or None
+
+
+def _choose(request: EndpointRequest, env: Mapping[str, str]) -> EndpointSettings:
     env_url = _url(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
     env_key = env.get("OPENAI_API_KEY") or None
     given_url = _url(request.base_url, "the base URL")

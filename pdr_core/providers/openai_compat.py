@@ -5,7 +5,12 @@ OpenAI itself, vLLM, llama.cpp's server, Ollama, LM Studio, OpenRouter and frien
 the answer, reads token usage (or estimates it when the endpoint reports none), and turns
 every SDK error into a `ProviderError` whose message says what a person can do about it.
 
-Retries and timeouts are the SDK's own (`max_retries`, `timeout`; it honours Retry-After).
+Retries are the provider's own, not the SDK's: a 5xx, a 429 (honouring Retry-After), a
+dropped connection, and also a malformed or truncated 200 reply (which the SDK never sees
+as a failure) are each tried again up to `max_retries` times, with exponential backoff from
+`retry_backoff` seconds. A shared request for `n` answers that breaks after its answers began
+is not tried again as a whole: the answers it did finish are kept and only the missing ones
+are asked for, each as its own call with its own retries.
 One `AsyncOpenAI` client is kept per running event loop, because an httpx client created in
 one loop breaks when used from another (Streamlit runs each job in a fresh loop).
 """
@@ -13,15 +18,18 @@ one loop breaks when used from another (Streamlit runs each job in a fresh loop)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import random
 import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 
 import httpx2  # the transport of openai 3.x; its exceptions say whether a connection was made
 import openai
@@ -29,6 +37,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
     Completion,
     DeltaCallback,
     Message,
@@ -60,6 +70,11 @@ DEFAULT_MAX_IN_FLIGHT = 128
 _OPENED_PER_TURN = 4
 # Called with (choice index, text) for each streamed piece of a multi-choice request.
 IndexedDeltaCallback = Callable[[int, str], None]
+# Backoff between tries: doubles from retry_backoff up to this many seconds. A Retry-After
+# the server sends is waited for instead, up to _MAX_RETRY_AFTER (longer ones are backed off).
+_MAX_BACKOFF = 8.0
+_MAX_RETRY_AFTER = 60.0
+_T = TypeVar("_T")
 
 # Model families that take max_completion_tokens and refuse temperature / seed / top_p.
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -155,6 +170,7 @@ class _StreamState:
     """A streamed response as read so far."""
 
     on_delta: IndexedDeltaCallback | None
+    retries: int = 0  # tries before this one, for the messages
     choices: dict[int, _Choice] = field(default_factory=dict)
     usage: dict[str, Any] | None = None
     model: str | None = None
@@ -233,6 +249,10 @@ class OpenAIProvider:
     sharing the provider (an evaluation runs hundreds at once). Past what the process can
     stream, more calls in flight do not add throughput; they starve the event loop instead
     (BENCHMARKS.md, scale).
+
+    `max_retries` more tries follow a call that failed for a reason that may pass (5xx, 429,
+    a dropped or cut connection, a timeout, a malformed or truncated reply), after
+    `retry_backoff` seconds, doubling each time (or what Retry-After asks).
     """
 
     def __init__(
@@ -240,12 +260,13 @@ class OpenAIProvider:
         base_url: str | None,
         api_key: str | None,
         model: str,
-        timeout: float = 600,
-        max_retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         reasoning_effort: str | None = None,
         *,
         stream: bool = True,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        retry_backoff: float = 0.5,
     ):
         if timeout <= 0:
             raise ProviderError(
@@ -254,6 +275,11 @@ class OpenAIProvider:
         if max_retries < 0:
             raise ProviderError(
                 f"max_retries must be 0 or more, not {max_retries!r}.", kind="bad_request"
+            )
+        if not retry_backoff >= 0:
+            raise ProviderError(
+                f"retry_backoff must be 0 or more seconds, not {retry_backoff!r}.",
+                kind="bad_request",
             )
         if max_in_flight < 1:
             raise ProviderError(
@@ -270,6 +296,8 @@ class OpenAIProvider:
         self.reasoning_effort = reasoning_effort
         self.stream = stream
         self.max_in_flight = max_in_flight
+        self.retry_backoff = float(retry_backoff)
+        self._jitter = random.Random()
         # Per event loop: its client, the task that closes the client when the loop ends, and
         # the slots of its requests in flight.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
@@ -314,7 +342,7 @@ class OpenAIProvider:
                     api_key=self._api_key,
                     base_url=self._base_url,
                     timeout=self.timeout,
-                    max_retries=self.max_retries,
+                    max_retries=0,  # retried here, with the replies the SDK cannot judge
                 )
                 guard = loop.create_task(self._close_at_loop_end(loop, client))
                 slots = _Admission(loop, self.max_in_flight, _OPENED_PER_TURN)
@@ -374,16 +402,26 @@ class OpenAIProvider:
 
         Choice i uses seed `sampling.seed + i`. Endpoints that ignore `n` (llama.cpp, Ollama)
         are detected on the first try and served by concurrent single calls from then on, at
-        most `max_parallel` at once.
+        most `max_parallel` at once. A shared request that fails for a reason that may pass,
+        or comes back short, costs only its missing answers: each is asked for as a single
+        call. ProviderError, with `partial` and per-choice `causes`, if some still failed.
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, not {n}")
-        got: list[Completion] = []
+        got: dict[int, Completion] = {}
         if n > 1 and self._n_supported is not False:
-            got = (await self._request(messages, sampling, n, on_delta))[:n]
-            self._n_supported = len(got) >= n
-        if len(got) >= n:
-            return got
+            try:
+                shared = (await self._request(messages, sampling, n, on_delta))[:n]
+            except ProviderError as error:
+                if not error.retryable:
+                    raise  # auth, a bad request, a context too long: single calls fail alike
+                got = {i: c for i, c in enumerate(error.partial or []) if c is not None}
+            else:
+                self._n_supported = len(shared) >= n
+                got = dict(enumerate(shared))
+        missing = [i for i in range(n) if i not in got]
+        if not missing:
+            return [got[i] for i in range(n)]
 
         limit = asyncio.Semaphore(max_parallel or n)
 
@@ -393,27 +431,36 @@ class OpenAIProvider:
             async with limit:
                 return await self.complete(messages, replace(sampling, seed=seed), callback)
 
-        rest = await asyncio.gather(*(single(i) for i in range(len(got), n)),
-                                    return_exceptions=True)
-        failures = [r for r in rest if isinstance(r, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, ProviderError):
-                raise failure
-        if failures:
+        rest = await asyncio.gather(*(single(i) for i in missing), return_exceptions=True)
+        causes: dict[int, ProviderError] = {}
+        for index, result in zip(missing, rest, strict=True):
+            if isinstance(result, ProviderError):
+                causes[index] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                got[index] = result
+        if causes:
             # Separate calls fail separately: keep the choices that did come back.
-            first = failures[0]
-            partial = got + [None if isinstance(r, BaseException) else r for r in rest]
-            raise ProviderError(str(first), first.kind, first.retryable, partial=partial)
-        return got + list(rest)
+            first = causes[min(causes)]
+            partial = [got.get(i) for i in range(n)]
+            raise ProviderError(str(first), first.kind, first.retryable, partial=partial,
+                                causes=causes)
+        return [got[i] for i in range(n)]
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint serves (`GET /models`)."""
-        try:
-            page = await self._client().models.list()
-        except openai.OpenAIError as error:
-            raise await self._translate(error, listing=True) from error
-        except json.JSONDecodeError as error:
-            raise self._protocol("the model list is not valid JSON") from error
+        client = self._client()
+
+        async def attempt(retries: int) -> Any:
+            try:
+                return await client.models.list()
+            except openai.OpenAIError as error:
+                raise await self._translate(error, listing=True, retries=retries) from error
+            except json.JSONDecodeError as error:
+                raise self._protocol("the model list is not valid JSON") from error
+
+        page = await self._retrying(attempt)
         data = getattr(page, "data", None)
         if not isinstance(data, list):
             raise self._protocol(f"the model list has no 'data' array ({_preview(page)})")
@@ -494,8 +541,36 @@ class OpenAIProvider:
                 kind="bad_request",
             )
         entry = self._loop_client()
-        async with entry.slots:
-            return await self._send(entry.client, messages, sampling, n, on_delta)
+
+        async def attempt(retries: int) -> list[Completion]:
+            # The slot is held for the request only, never while waiting to retry.
+            async with entry.slots:
+                return await self._send(entry.client, messages, sampling, n, on_delta, retries)
+
+        return await self._retrying(attempt)
+
+    async def _retrying(self, attempt: Callable[[int], Awaitable[_T]]) -> _T:
+        """`attempt(retries so far)`, tried again while it fails for a reason that may pass.
+
+        A shared request whose answers had begun (its error carries `partial`) is not tried
+        again as a whole: `complete_n` asks for its missing answers one by one.
+        """
+        for retries in itertools.count():
+            try:
+                return await attempt(retries)
+            except ProviderError as error:
+                if not error.retryable or error.partial is not None or retries >= self.max_retries:
+                    raise
+                await asyncio.sleep(self._backoff(retries, error.retry_after))
+        raise AssertionError("unreachable")  # itertools.count() never ends
+
+    def _backoff(self, retries: int, retry_after: float | None) -> float:
+        """Seconds to wait before the next try: what the server asked, else a jittered
+        exponential backoff (jitter keeps many failed calls from retrying all at once)."""
+        if retry_after is not None and 0 <= retry_after <= _MAX_RETRY_AFTER:
+            return retry_after
+        delay = min(self.retry_backoff * 2**retries, _MAX_BACKOFF)
+        return delay * (1 - 0.25 * self._jitter.random())
 
     async def _send(
         self,
@@ -504,24 +579,48 @@ class OpenAIProvider:
         sampling: Sampling,
         n: int,
         on_delta: IndexedDeltaCallback | None,
+        retries: int,
     ) -> list[Completion]:
         params = self._params(sampling, n)
         chat = [dict(m) for m in messages]
+        stream = _StreamState(on_delta, retries)
+        try:
+            return await self._send_once(client, chat, params, stream)
+        except ProviderError as error:
+            if n > 1 and stream.events:
+                # A shared request broke after its answers began: keep those that finished.
+                error.partial = self._finished(chat, stream, n)
+            raise
+
+    async def _send_once(
+        self, client: AsyncOpenAI, chat: list[dict], params: dict[str, Any], stream: _StreamState
+    ) -> list[Completion]:
         try:
             if not self.stream:
-                return await self._create(client, chat, params, on_delta)
+                return await self._create(client, chat, params, stream.on_delta)
             try:
-                return await self._stream(client, chat, params, on_delta, self._stream_options_ok)
+                return await self._stream(client, chat, params, stream, self._stream_options_ok)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
                 if not (self._stream_options_ok and _mentions(error, "stream_options")):
                     raise
                 # This endpoint refuses stream_options; stop sending it and estimate usage.
                 self._stream_options_ok = False
-                return await self._stream(client, chat, params, on_delta, False)
+                return await self._stream(client, chat, params, stream, False)
         except openai.OpenAIError as error:
-            raise await self._translate(error) from error
+            raise await self._translate(error, retries=stream.retries) from error
         except json.JSONDecodeError as error:
-            raise self._protocol(f"the response is not valid JSON ({error})") from error
+            # A reply cut or garbled on the way: worth another try, like a 5xx.
+            raise self._protocol(f"the response is not valid JSON ({error})",
+                                 stream.retries) from error
+
+    def _finished(self, messages: list[dict], stream: _StreamState, n: int
+                  ) -> list[Completion | None]:
+        """The choices of a broken stream that did finish (None for the others)."""
+        done = {i: c for i, c in stream.choices.items()
+                if c.finish_reason not in (None, "content_filter") and 0 <= i < n}
+        completions = dict(zip(sorted(done), self._finish(messages, done, None, stream.model),
+                               strict=True))
+        return [completions.get(i) for i in range(n)]
 
     async def _create(
         self,
@@ -541,7 +640,8 @@ class OpenAIProvider:
                 # Some servers answer 200 with an error object instead of an error status.
                 said = " ".join(str(extra["error"].get("message", extra["error"])).split())
                 raise self._error(
-                    f"{self._base_url} returned an error: {said[:300]}", kind="server"
+                    f"{self._base_url} returned an error: {said[:300]}", kind="server",
+                    retryable=True,
                 )
             keys = sorted(response.model_fields_set | set(extra))
             raise self._protocol(f"the JSON has no 'choices' (it has: {', '.join(keys) or '-'})")
@@ -565,7 +665,7 @@ class OpenAIProvider:
         client: AsyncOpenAI,
         messages: list[dict],
         params: dict[str, Any],
-        on_delta: IndexedDeltaCallback | None,
+        stream: _StreamState,
         include_usage: bool,
     ) -> list[Completion]:
         extra = {"stream_options": {"include_usage": True}} if include_usage else {}
@@ -576,7 +676,6 @@ class OpenAIProvider:
         async with client.chat.completions.with_streaming_response.create(
             model=self._model, messages=messages, stream=True, **params, **extra
         ) as response:
-            stream = _StreamState(on_delta)
             try:
                 async for data in _sse_data(response.iter_bytes()):
                     if stream.done:
@@ -586,15 +685,16 @@ class OpenAIProvider:
                         continue
                     self._read_chunk(stream, data, response.http_response.request)
             except httpx2.TimeoutException as error:
-                raise ProviderError(
+                raise self._error(
                     f"The stream from {self._base_url} stalled: no data for {self.timeout:g} "
-                    f"s after {stream.events} chunk(s). The server may be overloaded; retry, or "
-                    "raise the timeout.",
+                    f"s, {stream.events} chunk(s) in{self._retries(stream.retries)}. The "
+                    "server may be overloaded; retry, or raise the timeout (PDR_TIMEOUT, or "
+                    "--timeout on the command line).",
                     kind="timeout",
                     retryable=True,
                 ) from error
             except httpx2.TransportError as error:
-                raise self._cut(stream.events, _cause(error)) from error
+                raise self._cut(stream, _cause(error)) from error
             content_type = response.headers.get("content-type", "")
         if not stream.choices:
             if "event-stream" not in content_type:
@@ -602,9 +702,10 @@ class OpenAIProvider:
                     f"asked for a stream, got {content_type or 'no content type'} "
                     f"instead of text/event-stream"
                 )
-            raise self._protocol("the stream carried no choices")
+            # A 200 with nothing in it: truncated on the way, worth another try.
+            raise self._protocol("the stream carried no choices", stream.retries)
         if any(state.finish_reason is None for state in stream.choices.values()):
-            raise self._cut(stream.events, "the stream ended without a finish_reason")
+            raise self._cut(stream, "the stream ended without a finish_reason")
         return self._finish(messages, stream.choices, stream.usage, stream.model)
 
     def _read_chunk(self, stream: _StreamState, data: bytes, request: httpx2.Request) -> None:
@@ -614,7 +715,8 @@ class OpenAIProvider:
         except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
             raise self._protocol(
                 f"stream event {stream.events + 1} is not valid JSON "
-                f"({getattr(error, 'msg', error)})"
+                f"({getattr(error, 'msg', error)})",
+                stream.retries,
             ) from error
         if not isinstance(chunk, dict):
             raise self._protocol(f"a stream event is not a chunk: {_preview(chunk)}")
@@ -691,8 +793,10 @@ class OpenAIProvider:
 
     # ----- errors -------------------------------------------------------------------------
 
-    def _error(self, message: str, kind: str, retryable: bool = False) -> ProviderError:
-        return ProviderError(self._redact(message), kind=kind, retryable=retryable)
+    def _error(self, message: str, kind: str, retryable: bool = False,
+               retry_after: float | None = None) -> ProviderError:
+        return ProviderError(self._redact(message), kind=kind, retryable=retryable,
+                             retry_after=retry_after)
 
     def _redact(self, text: str) -> str:
         """`text` without the API key or anything that looks like (part of) a key."""
@@ -700,70 +804,80 @@ class OpenAIProvider:
             text = text.replace(self._api_key, "[redacted]")
         return _KEYLIKE.sub("[redacted]", text)
 
-    def _protocol(self, detail: str) -> ProviderError:
+    def _protocol(self, detail: str, retries: int | None = None) -> ProviderError:
+        """Not the chat protocol. With `retries` (a garbled or truncated reply, which may
+        pass) it is tried again; without, it is a reply no retry would change."""
+        tried = "" if retries is None else self._retries(retries)
         return self._error(
-            f"{self._base_url} answered with something that is not the OpenAI chat protocol: "
-            f"{detail}. Check that the base URL points at an OpenAI-compatible API (usually "
-            "ending in /v1) and not at a web page or a proxy.",
+            f"{self._base_url} answered with something that is not the OpenAI chat protocol"
+            f"{tried}: {detail}. Check that the base URL points at an OpenAI-compatible API "
+            "(usually ending in /v1) and not at a web page or a proxy.",
             kind="protocol",
+            retryable=retries is not None,
         )
 
-    def _cut(self, events: int, cause: str) -> ProviderError:
+    def _cut(self, stream: _StreamState, cause: str) -> ProviderError:
         return self._error(
-            f"The stream from {self._base_url} was cut off mid-way after {events} chunk(s) "
-            f"({cause}). The server or a proxy closed the connection early; retry the call.",
+            f"The stream from {self._base_url} was cut off mid-way, {stream.events} chunk(s) "
+            f"in ({cause}){self._retries(stream.retries)}. The server or a proxy closed the "
+            "connection early; retry the call.",
             kind="connection",
             retryable=True,
         )
 
-    def _retries(self) -> str:
-        if not self.max_retries:
+    @staticmethod
+    def _retries(retries: int) -> str:
+        if not retries:
             return ""
-        return f" after {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'}"
+        return f" after {retries} retr{'y' if retries == 1 else 'ies'}"
 
-    async def _translate(self, error: openai.OpenAIError, listing: bool = False) -> ProviderError:
+    async def _translate(self, error: openai.OpenAIError, listing: bool = False,
+                         retries: int = 0) -> ProviderError:
         """A ProviderError saying what went wrong and what to do, for an SDK error."""
         url = self._base_url
         connecting = _failed_to_connect(error)
         if isinstance(error, openai.APITimeoutError):
             what = "Could not connect to" if connecting else "No answer from"
             return self._error(
-                f"{what} {url} within {self.timeout:g} s (the timeout){self._retries()}. "
+                f"{what} {url} within {self.timeout:g} s (the timeout)"
+                f"{self._retries(retries)}. "
                 "The server may be overloaded or the request too long; retry, or raise the "
-                "timeout.",
+                "timeout (PDR_TIMEOUT, or --timeout on the command line).",
                 kind="timeout",
                 retryable=True,
             )
         if isinstance(error, openai.APIConnectionError):
             if connecting:
                 return self._error(
-                    f"Cannot connect to {url}{self._retries()}: {_cause(error)}. Check that the "
-                    "server is running and that the URL (host and port) is right.",
+                    f"Cannot connect to {url}{self._retries(retries)}: {_cause(error)}. Check "
+                    "that the server is running and that the URL (host and port) is right.",
                     kind="connection",
                     retryable=True,
                 )
             return self._error(
                 f"The connection to {url} broke before the answer was complete"
-                f"{self._retries()}: {_cause(error)}. The server may have crashed or a proxy "
-                "dropped the connection; retry the call.",
+                f"{self._retries(retries)}: {_cause(error)}. The server may have crashed or a "
+                "proxy dropped the connection; retry the call.",
                 kind="connection",
                 retryable=True,
             )
         if isinstance(error, openai.APIResponseValidationError):
             return self._protocol(f"the response did not match the schema ({error.message})")
         if isinstance(error, openai.APIStatusError):
-            return await self._translate_status(error, listing)
+            return await self._translate_status(error, listing, retries)
         if isinstance(error, openai.APIError):
             # An error event inside a stream, after a 200.
             said = _server_message(error)
             if _is_context_error(error):
                 return self._context_error(said)
             return self._error(
-                f"{url} reported an error mid-stream: {said}", kind="server", retryable=True
+                f"{url} reported an error mid-stream{self._retries(retries)}: {said}",
+                kind="server", retryable=True,
             )
         return self._error(f"The OpenAI client failed: {error}", kind="other")
 
-    async def _translate_status(self, error: openai.APIStatusError, listing: bool) -> ProviderError:
+    async def _translate_status(self, error: openai.APIStatusError, listing: bool,
+                                retries: int) -> ProviderError:
         url = self._base_url
         status = error.status_code
         said = _server_message(error)
@@ -793,24 +907,26 @@ class OpenAIProvider:
             wait = error.response.headers.get("retry-after")
             asked = f"; it asked to wait {wait} s" if wait else ""
             return self._error(
-                f"Rate limited by {url} (HTTP 429){self._retries()}{asked}. Lower the number of "
-                f"parallel calls (width) or wait and try again. Server said: {said}",
+                f"Rate limited by {url} (HTTP 429){self._retries(retries)}{asked}. Lower the "
+                f"number of parallel calls (width) or wait and try again. Server said: {said}",
                 kind="rate_limited",
                 retryable=True,
+                retry_after=_retry_after(error.response.headers),
             )
         if _is_context_error(error) or status == 413:
             return self._context_error(said)
-        if status >= 500:
+        if status >= 500 or status in (408, 409):  # 408, 409: the SDK retries them too
             if isinstance(error.body, str) and "<" in error.body:
                 said = (
                     f"HTTP {status} with an HTML page instead of JSON: a proxy or gateway "
                     "answered, and the model server behind it may be down."
                 )
             return self._error(
-                f"Server error from {url} (HTTP {status}){self._retries()}: {said} Check the "
-                "server's logs, or retry later.",
+                f"Server error from {url} (HTTP {status}){self._retries(retries)}: {said} "
+                "Check the server's logs, or retry later.",
                 kind="server",
                 retryable=True,
+                retry_after=_retry_after(error.response.headers),
             )
         return self._error(
             f"{url} rejected the request to model {self._model!r} (HTTP {status}): {said}",
@@ -914,6 +1030,28 @@ def _apportion(total: int, weights: list[int]) -> list[int]:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds a response asks to wait (retry-after-ms, or Retry-After in seconds or as a
+    date), as the SDK reads them; None when it says nothing usable."""
+    millis = headers.get("retry-after-ms")
+    try:
+        if millis is not None:
+            return float(millis) / 1000
+    except ValueError:
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return None
 
 
 def _mentions(error: openai.APIStatusError, word: str) -> bool:
