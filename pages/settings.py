@@ -11,29 +11,28 @@ import os
 import streamlit as st
 
 from pdr_core.providers import EndpointSettings, ProviderError, check_base_url
+from pdr_core.user_settings import UserSettings, save_settings
 from ui.components import ENDPOINT, endpoint, run_async, secret_key
+from ui.state import SAVED_ERROR, kept, kept_value
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
 
 st.title("Settings")
 current = endpoint()
-st.session_state.setdefault("endpoint_mode", LOCAL if current.uses_local else REMOTE)
-st.session_state.setdefault("base_url", current.base_url or "")
-st.session_state.setdefault("model_name", current.model or "")
-
-mode = st.radio("Endpoint", [LOCAL, REMOTE], key="endpoint_mode", horizontal=True)
+mode = st.radio("Endpoint", [LOCAL, REMOTE], horizontal=True,
+                **kept("endpoint_mode", LOCAL if current.uses_local else REMOTE))
 if mode == LOCAL:
     st.info("SmolLM2-135M-Instruct runs in-process with llama.cpp: a small demo model, quick "
             "and not clever. Use an endpoint for real reasoning.")
     st.session_state[ENDPOINT] = EndpointSettings(local=True)
 else:
-    base_url = st.text_input("Base URL", key="base_url",
+    base_url = st.text_input("Base URL", **kept("base_url", current.base_url or ""),
                              placeholder="http://localhost:11434/v1 (Ollama), "
                                          "http://localhost:8000/v1 (vLLM), "
                                          "https://api.openai.com/v1")
     env_key = os.environ.get("OPENAI_API_KEY") or secret_key()
     typed = st.text_input(
-        "API key", type="password", key="api_key",
+        "API key", type="password", **kept("api_key"),
         help="Held only in this browser session's memory, never stored. Leave empty to use "
              "OPENAI_API_KEY from the environment or Streamlit secrets.",
     )
@@ -41,9 +40,9 @@ else:
         st.caption("Using the API key from the environment / secrets.")
     models = st.session_state.get("served_models", [])
     if models:
-        model = st.selectbox("Model", models, key="model_pick")
+        model = st.selectbox("Model", models, **kept("model_pick"))
     else:
-        model = st.text_input("Model", key="model_name",
+        model = st.text_input("Model", **kept("model_name", current.model or ""),
                               help="Test the connection to fill a picker from /v1/models.")
     settings = EndpointSettings(base_url=base_url.strip() or None,
                                 api_key=typed or env_key or None, model=model or None)
@@ -84,3 +83,20 @@ defaults["depth"] = d2.slider("Depth", 1, 8, defaults.get("depth", 2), key="defa
 defaults["max_tokens"] = d3.select_slider(
     "Max tokens per call", [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
     defaults.get("max_tokens", 1024), key="default_max_tokens")
+
+st.divider()
+if st.session_state.get(SAVED_ERROR):
+    st.warning(f"Your saved settings were not used: {st.session_state[SAVED_ERROR]}")
+if st.button("Save these settings for new sessions", key="save_settings",
+             help="The endpoint's URL and model and the defaults above, in your config "
+                  "folder. Never the API key."):
+    model = kept_value("model_pick") if st.session_state.get("served_models") else None
+    try:
+        path = save_settings(UserSettings(
+            local=mode == LOCAL, base_url=(kept_value("base_url") or "").strip() or None,
+            model=model or (kept_value("model_name") or "").strip() or None,
+            defaults=dict(defaults)))
+    except OSError as exc:
+        st.error(f"Not saved: {exc}")
+    else:
+        st.success(f"Saved to {path} (without the API key).")

@@ -10,6 +10,7 @@ from browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     click_node,
+    open_tab,
     require_browser,
     serving_app,
     set_slider,
@@ -20,21 +21,6 @@ from pdr_core.testing import default_answer
 
 require_browser()
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-
-def open_tab(page, name: str, shows) -> None:
-    """Open a tab and wait for what it shows; a rerun landing meanwhile resets the tabs."""
-    tab = page.get_by_role("tab", name=name)
-    for _ in range(3):
-        # While a rerun redraws the page, the old tab row and the new one are both there.
-        expect(tab).to_have_count(1, timeout=15_000)
-        tab.click()
-        try:
-            expect(shows).to_be_visible(timeout=5_000)
-            return
-        except AssertionError:
-            page.wait_for_timeout(1_000)
-    expect(shows).to_be_visible()
 
 
 def run_and_wait(page, question: str, timeout: float) -> None:

@@ -24,6 +24,7 @@ from pdr_core.store import Store, default_db_path
 from pdr_core.textfmt import model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+from ui.state import SAVED
 
 # Session-state keys that outlive the widgets of any one page.
 ENDPOINT = "endpoint_settings"
@@ -85,10 +86,15 @@ def secret_key() -> str | None:
 
 
 def endpoint() -> EndpointSettings:
-    """This browser session's endpoint: from the Settings page, else the environment."""
+    """This browser session's endpoint: from the Settings page, else the saved settings
+    (their key from the environment), else the environment."""
     chosen = st.session_state.get(ENDPOINT)
     if chosen is not None:
         return chosen
+    saved = st.session_state.get(SAVED)
+    if saved is not None:
+        return EndpointSettings.from_env(base_url=saved.base_url, model=saved.model,
+                                         local=saved.local, api_key=secret_key())
     return EndpointSettings.from_env(api_key=secret_key())
 
 
