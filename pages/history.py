@@ -7,6 +7,7 @@ import streamlit as st
 from pdr_core.config import METHODS
 from pdr_core.report import render_report
 from pdr_core.store import RunNotFound, StoreError
+from pdr_core.textfmt import model_markdown
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import (
     get_store,
@@ -16,6 +17,7 @@ from ui.components import (
     resume_controls,
     short,
 )
+from ui.state import run_key
 
 PAGE_SIZE = 50
 STATUSES = ("completed", "failed", "interrupted", "running")
@@ -105,8 +107,10 @@ table = st.dataframe(
     selection_mode="single-row",
 )
 rows = table.selection.rows if table is not None else []
+# The id makes each label unique: the browser sends back the label picked, and two runs of
+# one question in the same second would otherwise open the wrong one.
 labels = {r.id: f"{r.created_at[:19].replace('T', ' ')} · {r.method} · {r.status} · "
-                f"{short(r.name or r.question, 60)}" for r in runs}
+                f"{short(r.name or r.question, 60)} · {r.id}" for r in runs}
 if rows:
     st.session_state["history_open"] = runs[rows[0]].id
 if st.session_state.get("history_open") not in labels:
@@ -129,13 +133,19 @@ except TraceError as exc:
 
 summary = next(r for r in runs if r.id == run_id)
 with st.expander("Name, tags, export, delete"):
-    with st.form("history_edit"):
-        name = st.text_input("Name", value=summary.name or "", key="history_name")
+    # Keyed by the run: a form keyed alone would show run X's name on run Y and save it there.
+    with st.form(run_key(run_id, "history_edit")):
+        name = st.text_input("Name", value=summary.name or "",
+                             key=run_key(run_id, "history_name"))
         tags = st.text_input("Tags (comma-separated)", value=", ".join(summary.tags),
-                             key="history_tags")
+                             key=run_key(run_id, "history_tags"))
         if st.form_submit_button("Save"):
-            store.set_name(run_id, name.strip() or None, tuple(tags.split(",")))
-            st.rerun()
+            try:
+                store.set_name(run_id, name.strip() or None, tuple(tags.split(",")))
+            except RunNotFound:
+                st.error("That run was deleted meanwhile: nothing saved.")
+            else:
+                st.rerun()
     d1, d2 = st.columns(2)
     d1.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
                        mime="application/json", key="history_download_json")
@@ -161,6 +171,11 @@ with st.expander("Name, tags, export, delete"):
         st.session_state["history_confirm"] = run_id
         st.rerun()
 
+if summary.name or summary.tags:
+    # read afresh on every run of the page: a rename shows as soon as it is saved
+    st.markdown(f"**Name:** {model_markdown(summary.name or '—')}"
+                + (f" · **Tags:** {model_markdown(', '.join(summary.tags))}"
+                   if summary.tags else ""))
 st.markdown(f"**Question:** {trace.question}")
 if trace.reference_answer is not None:
     st.caption(f"Reference answer: {trace.reference_answer}")

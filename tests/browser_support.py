@@ -94,11 +94,12 @@ def _healthy(url: str) -> bool:
         return False
 
 
-# Marks every point of the plotly chart inside `.st-key-KEY` with its node id (customdata)
-# as `data-node`, so a test clicks a node by id, not by where plotly drew it: the points'
-# order follows the answer clusters, which follow what the model wrote.
+# Marks every point of the plotly chart whose key starts with KEY (widgets that show a run
+# end with its id) with its node id (customdata) as `data-node`, so a test clicks a node by
+# id, not by where plotly drew it: the points' order follows the answer clusters, which
+# follow what the model wrote.
 _MARK_POINTS = """(key) => {
-  const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const plot = document.querySelector(`[class*="st-key-${key}"] .js-plotly-plot`);
   let marked = 0;
   for (const group of plot.querySelectorAll('.scatterlayer .trace')) {
     const trace = group.__data__[0].trace;
@@ -111,11 +112,16 @@ _MARK_POINTS = """(key) => {
 }"""
 
 
+def keyed(key_start: str) -> str:
+    """A CSS selector for the element of the widget whose key starts with `key_start`."""
+    return f'[class*="st-key-{key_start}"]'
+
+
 def click_node(page, chart_key: str, node_id: str) -> None:
-    """Click the point of node `node_id` in the tree chart keyed `chart_key`."""
+    """Click the point of node `node_id` in the tree chart whose key starts `chart_key`."""
     marked = page.evaluate(_MARK_POINTS, chart_key)
     assert marked, f"no points with node ids in the chart {chart_key}"
-    page.locator(f'.st-key-{chart_key} path[data-node="{node_id}"]').click(force=True)
+    page.locator(f'{keyed(chart_key)} path[data-node="{node_id}"]').click(force=True)
 
 
 def set_slider(page, key: str, target: str, options: list[str]) -> None:
@@ -157,3 +163,14 @@ def go_to(page, name: str) -> None:
     page.get_by_role("link", name=re.compile(name)).first.click()
     expect(page.get_by_role("heading", name=re.compile(name)).first).to_be_visible(
         timeout=20_000)
+
+
+def settle(page, timeout: float = 20_000) -> None:
+    """Wait until the app has finished its rerun: no status widget running and no element
+    left over from the run before (Streamlit marks those stale until the rerun ends)."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(300)
+    expect(page.locator("[data-testid=stStatusWidgetRunningIcon]")).to_have_count(
+        0, timeout=timeout)
+    expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=timeout)

@@ -24,7 +24,7 @@ from pdr_core.store import Store, default_db_path
 from pdr_core.textfmt import model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
-from ui.state import SAVED
+from ui.state import SAVED, run_key
 
 # Session-state keys that outlive the widgets of any one page.
 ENDPOINT = "endpoint_settings"
@@ -147,7 +147,7 @@ def resume_controls(trace: Trace, prefix: str) -> None:
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     st.info(f"This run is {trace.status}. Resume it: its {done} finished call(s) are kept, "
             "the rest is called again.")
-    if st.button("Resume", key=f"{prefix}_resume"):
+    if st.button("Resume", key=run_key(trace.id, prefix, "resume")):
         from pdr_core.providers import ProviderError
         from pdr_core.runner import RunJob
 
@@ -194,14 +194,15 @@ REPLAY_SPEEDS = [1, 2, 5, 10, 20]
 
 def render_replay(trace: Trace, prefix: str) -> None:
     """Play a saved run back as it happened: nodes appear in timeline order, text streams."""
-    key = f"{prefix}_replay_started"
+    key = run_key(trace.id, prefix, "replay_started")
     with st.expander("Replay (demo mode: plays the saved run, no endpoint needed)"):
         c1, c2, c3 = st.columns([2, 1, 1])
-        speed = c1.select_slider("Speed", REPLAY_SPEEDS, value=5, key=f"{prefix}_replay_speed",
+        speed = c1.select_slider("Speed", REPLAY_SPEEDS, value=5,
+                                 key=run_key(trace.id, prefix, "replay_speed"),
                                  format_func=lambda v: f"{v}×")
-        if c2.button("Play", key=f"{prefix}_replay_play"):
+        if c2.button("Play", key=run_key(trace.id, prefix, "replay_play")):
             st.session_state[key] = time.time()
-        if c3.button("Stop", key=f"{prefix}_replay_stop"):
+        if c3.button("Stop", key=run_key(trace.id, prefix, "replay_stop")):
             st.session_state.pop(key, None)
         started = st.session_state.get(key)
         if started is None:
@@ -217,7 +218,7 @@ def render_replay(trace: Trace, prefix: str) -> None:
             past = trace_at(trace, at)
             st.progress(at / total if total else 1.0, text=f"{at:.1f} s of {total:.1f} s")
             render_header(past)
-            st.plotly_chart(tree_figure(past), key=f"{prefix}_replay_tree")
+            st.plotly_chart(tree_figure(past), key=run_key(trace.id, prefix, "replay_tree"))
             for node in past.nodes:
                 if node.status == "running":
                     st.caption(f"{node.id} · streaming")
@@ -263,7 +264,7 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     if trace.status != "running" and trace.nodes:
         render_replay(trace, prefix)
     ids = [n.id for n in trace.nodes]
-    picker_key = f"{prefix}_node"
+    picker_key = run_key(trace.id, prefix, "node")
     tree_fig, flow_fig, timeline_fig = run_figures(trace)
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
     with tree:
@@ -271,23 +272,24 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
         # whose figure changed since it was drawn, so a highlight ring would eat the next click.
         event = st.plotly_chart(
             tree_fig,
-            key=f"{prefix}_tree",
+            key=run_key(trace.id, prefix, "tree"),
             on_select="rerun",
             selection_mode="points",
             config={"displaylogo": False},
         )
         clicked = _clicked_node(event)
-        last_key = f"{prefix}_last_click"
+        last_key = run_key(trace.id, prefix, "last_click")
         if clicked in ids and clicked != st.session_state.get(last_key):
             # A click on the tree selects the node, the picker below follows it.
             st.session_state[last_key] = clicked
             st.session_state[picker_key] = clicked
     with flow:
-        st.plotly_chart(flow_fig, key=f"{prefix}_flow")
+        st.plotly_chart(flow_fig, key=run_key(trace.id, prefix, "flow"))
     with timeline:
-        st.plotly_chart(timeline_fig, key=f"{prefix}_timeline")
+        st.plotly_chart(timeline_fig, key=run_key(trace.id, prefix, "timeline"))
     with budget:
-        st.dataframe(budget_table(trace), hide_index=True, key=f"{prefix}_budget")
+        st.dataframe(budget_table(trace), hide_index=True,
+                     key=run_key(trace.id, prefix, "budget"))
     if not ids:
         st.info("No node yet.")
         return
@@ -402,7 +404,9 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
     from pdr_core.providers import ProviderError
     from pdr_core.runner import RunJob
 
-    key = f"{prefix}_{node.id}"
+    # Keyed by run and node: a box keyed by the node alone would carry what it showed for
+    # another run's node of the same id into this one.
+    key = run_key(trace.id, prefix, node.id)
     edited = None
     if node.messages:
         edited = st.text_area("Last message (edit to change what this node is sent)",
@@ -518,7 +522,8 @@ def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
         _diff_block(f"Against {after} (next round's workspace)", node.text,
                     trace.node(after).text)
     others = [n.id for n in trace.nodes if n.id != node.id]
-    other = st.selectbox("Compare with another node", ["—"] + others, key=f"{prefix}_diff_other")
+    other = st.selectbox("Compare with another node", ["—"] + others,
+                         key=run_key(trace.id, prefix, node.id, "diff_other"))
     if other != "—":
         _diff_block(f"Against {other}", trace.node(other).text, node.text)
     elif not before and not after:
