@@ -333,3 +333,19 @@ def test_replay_plays_a_saved_run_back(db):
     assert not at.exception
     assert any("Replay finished" in m.value for m in at.success)
     assert trace.status == "completed"
+
+
+def test_replay_elapsed_counts_replay_time_not_time_since_the_run_was_made(db):
+    import asyncio
+
+    from pdr_core.methods import run
+
+    trace = asyncio.run(run("What is 2 * 9?", RunConfig(method="vote", width=2),
+                            FakeProvider(), Store(db).writer(), reference="18"))
+    time.sleep(2.5)  # the run was made well before it is replayed
+    at = history()
+    at.select_slider(key=run_key(trace.id, "history", "replay_speed")).set_value(1)
+    at.button(key=run_key(trace.id, "history", "replay_play")).click().run()
+    assert not at.exception
+    shown = [m.value for m in at.metric if m.label == "Elapsed"][-1]  # the replay frame's
+    assert 0.0 <= float(shown.removesuffix(" s")) < 1.5, shown

@@ -159,8 +159,9 @@ def resume_controls(trace: Trace, prefix: str) -> None:
         _start_job(RunJob.resuming(get_store(), trace, provider))
 
 
-def render_header(trace: Trace) -> None:
-    """Status, progress, tokens and time of a run, live or saved."""
+def render_header(trace: Trace, seconds: float | None = None) -> None:
+    """Status, progress, tokens and time of a run, live or saved; `seconds` is the time
+    shown when it is not the run's own (a replay shows how far it has played)."""
     config = trace.config
     budget = trace.budget
     planned = _planned_calls(config)
@@ -169,7 +170,7 @@ def render_header(trace: Trace) -> None:
     cols[1].metric("Calls", f"{budget.calls} / {planned}")
     cols[2].metric("B_total", f"{budget.b_total:,}")
     cols[3].metric("B_seq", f"{budget.b_seq:,}")
-    cols[4].metric("Elapsed", f"{elapsed(trace):.1f} s")
+    cols[4].metric("Elapsed", f"{elapsed(trace) if seconds is None else seconds:.1f} s")
     if trace.status == "running":
         st.progress(min(budget.calls / max(planned, 1), 1.0))
     if trace.final_answer is not None or trace.status == "completed":
@@ -217,7 +218,7 @@ def render_replay(trace: Trace, prefix: str) -> None:
             at = min((time.time() - began) * speed, total)
             past = trace_at(trace, at)
             st.progress(at / total if total else 1.0, text=f"{at:.1f} s of {total:.1f} s")
-            render_header(past)
+            render_header(past, seconds=at)
             st.plotly_chart(tree_figure(past), key=run_key(trace.id, prefix, "replay_tree"))
             for node in past.nodes:
                 if node.status == "running":
