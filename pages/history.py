@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from pdr_core.config import METHODS
@@ -181,4 +183,10 @@ if trace.reference_answer is not None:
     st.caption(f"Reference answer: {trace.reference_answer}")
 render_fork_comparison(trace)
 resume_controls(trace, prefix="history")
-render_run_view(trace, prefix="history")
+render_run_view(trace, prefix="history", link=True)
+with st.expander("Copy link"):
+    st.caption("This address opens this run, node and tab; copy it with the button on the "
+               "right of the box.")
+    # the address without its query, as the browser sees it (none in a headless test)
+    here = (st.context.url or "").split("?")[0]
+    st.code(f"{here}?" + urlencode(dict(st.query_params.items())), language=None)

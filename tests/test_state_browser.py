@@ -180,3 +180,32 @@ def test_a_name_saved_on_one_run_stays_on_that_run_and_shows_at_once(tmp_path):
                     expect(page.get_by_text("Name: first-name")).to_have_count(0)
     stored = {r.id: (r.name, r.tags) for r in Store(db).list_runs()}
     assert stored == {first.id: ("first-name", ("demo",)), second.id: (None, ())}
+
+
+def test_a_deep_link_opens_its_run_node_and_tab_in_a_fresh_browser(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    with OpenAIServer() as server:
+        linked, _newer = stored_runs(db, server, ["What is 3*11?", "What is 4*12?"],
+                                     method="pdr", width=2, depth=2)
+        with serving_with(db, tmp_path, server) as url, sync_playwright() as playwright:
+            browser = launch(playwright)
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.goto(f"{url}/history?run={linked.id}&node=r1-draft-1&tab=diff")
+            expect(page.get_by_text(f"Question: {linked.question}")).to_be_visible(
+                timeout=30_000)
+            settle(page)
+            picker = page.locator(f".st-key-history_node_{linked.id} input")
+            expect(picker).to_have_value(re.compile(r"^r1-draft-1 "))
+            expect(page.get_by_role("tab", name="Diff", selected=True)).to_be_visible()
+            # clicking another node puts it in the address; a reload opens it again
+            picker.click()
+            page.get_by_role("option", name=re.compile(r"^r2-final-0 ")).click()
+            expect(page).to_have_url(re.compile(r"node=r2-final-0"), timeout=20_000)
+            settle(page)
+            page.reload()
+            expect(page.get_by_text(f"Question: {linked.question}")).to_be_visible(
+                timeout=30_000)
+            settle(page)
+            expect(picker).to_have_value(re.compile(r"^r2-final-0 "), timeout=20_000)
+            expect(page.get_by_role("tab", name="Diff", selected=True)).to_be_visible()
+            browser.close()

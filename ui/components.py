@@ -24,6 +24,7 @@ from pdr_core.store import Store, default_db_path
 from pdr_core.textfmt import model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+from ui.links import NODE_TABS, linked_tab, open_linked_node, publish
 from ui.state import SAVED, run_key
 
 # Session-state keys that outlive the widgets of any one page.
@@ -259,8 +260,9 @@ def run_figures(trace: Trace) -> tuple[go.Figure, go.Figure, go.Figure]:
     return _cached_figures(trace.id, trace_revision(trace), trace)
 
 
-def render_run_view(trace: Trace, prefix: str = "view") -> None:
-    """The run view: tree, answer flow, timeline, budget, node detail and diffs."""
+def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> None:
+    """The run view: tree, answer flow, timeline, budget, node detail and diffs. With
+    `link`, the address names the node and tab shown (see ui.links)."""
     render_header(trace)
     if trace.status != "running" and trace.nodes:
         render_replay(trace, prefix)
@@ -298,6 +300,8 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     # without the page setting the widget on every refresh (which races the browser).
     finished = [n.id for n in trace.nodes if n.status != "running"]
     latest = finished[-1] if finished else ids[0]
+    if link:
+        open_linked_node(picker_key, ids)
     if st.session_state.get(picker_key, LATEST) not in (LATEST, *ids):
         st.session_state[picker_key] = LATEST
     choice = st.selectbox(
@@ -310,7 +314,9 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     node_id = latest if choice == LATEST else choice
     if choice == LATEST:
         st.caption(f"Showing {_node_label(trace.node(node_id))}")
-    render_node(trace, trace.node(node_id), prefix)
+    tab = render_node(trace, trace.node(node_id), prefix, link)
+    if link:
+        publish(None if choice == LATEST else choice, tab)
 
 
 def _clicked_node(event) -> str | None:
@@ -333,8 +339,9 @@ def _node_label(node: Node) -> str:
     return f"{node.id} ({node.stage}, round {node.round}, branch {node.branch}){answer}{state}"
 
 
-def render_node(trace: Trace, node: Node, prefix: str) -> None:
-    """Everything about one node: messages, output, usage, timing, diffs."""
+def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> str | None:
+    """Everything about one node: messages, output, usage, timing, diffs. Returns the
+    label of the tab open, when the tabs follow the address (`link`)."""
     seconds = _seconds(node)
     usage = node.usage
     completion = int(usage.get("completion_tokens", 0))
@@ -364,8 +371,10 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         st.error(f"This call failed ({node.error_kind}): {node.error}")
     if node.parent_ids:
         st.caption("Conditioned on: " + ", ".join(node.parent_ids))
+    tab_key = run_key(trace.id, prefix, node.id, "tab")
     output, messages, diff, fork_tab = st.tabs(
-        ["Output", "Messages sent", "Diff", "Fork & playground"])
+        list(NODE_TABS.values()), key=tab_key, default=linked_tab() if link else None,
+        on_change="rerun" if link else "ignore")
     with output:
         if node.status == "running":
             st.caption("streaming…")
@@ -387,6 +396,7 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
             st.caption("Fork and playground open once the run has finished.")
         else:
             render_fork(trace, node, prefix)
+    return st.session_state.get(tab_key) if link else None
 
 
 def _start_job(job) -> None:
