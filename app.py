@@ -6,16 +6,16 @@ import streamlit as st
 
 from pdr_core.store import StoreError
 from ui.components import settle_process
+from ui.state import init_session
 
 st.set_page_config(page_title="PDR Inspector", page_icon=":material/account_tree:", layout="wide")
 
 # Streamlit forgets a widget's value when its page is not shown; re-assigning the value
 # keeps the question and settings when a person switches pages and comes back.
-KEPT = ("question", "reference", "example", "method", "distill", "width", "depth",
-        "max_tokens", "workspace_tokens", "k", "temperature", "total_budget", "price_in",
-        "price_out", "prompt_set", "endpoint_mode", "base_url", "api_key", "model_name",
-        "model_pick", "prompts_set", "prompts_name", "prompt_system", "prompt_draft",
-        "prompt_summary", "prompt_refine", "prompt_sr_refine")
+# (The Run and Settings pages keep theirs with ui.state.kept.)
+KEPT = ("prompts_set", "prompts_name", "prompt_system", "prompt_draft", "prompt_summary",
+        "prompt_refine", "prompt_sr_refine")
+init_session()
 for key in KEPT:
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]

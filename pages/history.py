@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from pdr_core.config import METHODS
@@ -17,6 +19,7 @@ from ui.components import (
     resume_controls,
     short,
 )
+from ui.state import run_key
 
 PAGE_SIZE = 50
 STATUSES = ("completed", "failed", "interrupted", "running")
@@ -106,8 +109,10 @@ table = st.dataframe(
     selection_mode="single-row",
 )
 rows = table.selection.rows if table is not None else []
+# The id makes each label unique: the browser sends back the label picked, and two runs of
+# one question in the same second would otherwise open the wrong one.
 labels = {r.id: f"{r.created_at[:19].replace('T', ' ')} · {r.method} · {r.status} · "
-                f"{short(r.name or r.question, 60)}" for r in runs}
+                f"{short(r.name or r.question, 60)} · {r.id}" for r in runs}
 if rows:
     st.session_state["history_open"] = runs[rows[0]].id
 if st.session_state.get("history_open") not in labels:
@@ -130,13 +135,19 @@ except TraceError as exc:
 
 summary = next(r for r in runs if r.id == run_id)
 with st.expander("Name, tags, export, delete"):
-    with st.form("history_edit"):
-        name = st.text_input("Name", value=summary.name or "", key="history_name")
+    # Keyed by the run: a form keyed alone would show run X's name on run Y and save it there.
+    with st.form(run_key(run_id, "history_edit")):
+        name = st.text_input("Name", value=summary.name or "",
+                             key=run_key(run_id, "history_name"))
         tags = st.text_input("Tags (comma-separated)", value=", ".join(summary.tags),
-                             key="history_tags")
+                             key=run_key(run_id, "history_tags"))
         if st.form_submit_button("Save"):
-            store.set_name(run_id, name.strip() or None, tuple(tags.split(",")))
-            st.rerun()
+            try:
+                store.set_name(run_id, name.strip() or None, tuple(tags.split(",")))
+            except RunNotFound:
+                st.error("That run was deleted meanwhile: nothing saved.")
+            else:
+                st.rerun()
     d1, d2 = st.columns(2)
     d1.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
                        mime="application/json", key="history_download_json")
@@ -162,9 +173,19 @@ with st.expander("Name, tags, export, delete"):
         st.session_state["history_confirm"] = run_id
         st.rerun()
 
+if summary.name or summary.tags:
+    # read afresh on every run of the page: a rename shows as soon as it is saved
+    st.markdown(f"**Name:** {inert(summary.name or '—')}"
+                + (f" · **Tags:** {inert(', '.join(summary.tags))}" if summary.tags else ""))
 st.markdown(f"**Question:** {model_markdown(trace.question)}")
 if trace.reference_answer is not None:
     st.caption(f"Reference answer: {inert(trace.reference_answer)}")
 render_fork_comparison(trace)
 resume_controls(trace, prefix="history")
-render_run_view(trace, prefix="history")
+render_run_view(trace, prefix="history", link=True)
+with st.expander("Copy link"):
+    st.caption("This address opens this run, node and tab; copy it with the button on the "
+               "right of the box.")
+    # the address without its query, as the browser sees it (none in a headless test)
+    here = (st.context.url or "").split("?")[0]
+    st.code(f"{here}?" + urlencode(dict(st.query_params.items())), language=None)

@@ -24,6 +24,7 @@ from ui.components import (
     render_run_view,
 )
 from ui.endpoints import on_bundled_model
+from ui.state import kept, set_kept
 
 METHOD_LABELS = {
     "pdr": "PDR (parallel-distill-refine)",
@@ -54,14 +55,13 @@ def use_example() -> None:
     title = st.session_state["example"]
     example = next((e for e in EXAMPLES if e.title == title), None)
     if example is not None:
-        st.session_state["question"] = example.question
-        st.session_state["reference"] = example.answer
+        set_kept("question", example.question)
+        set_kept("reference", example.answer)
 
 
-def init_defaults() -> None:
-    saved = st.session_state.get("slider_defaults", {})
-    for key, value in DEFAULTS.items():
-        st.session_state.setdefault(key, saved.get(key, value))
+def default(key: str) -> int | float:
+    """Slider `key`'s starting value: the Settings page's default, else the built-in one."""
+    return st.session_state.get("slider_defaults", {}).get(key, DEFAULTS[key])
 
 
 st.title("Run")
@@ -70,47 +70,49 @@ if on_bundled_model(settings) and st.session_state.get("provider") is None:
     st.info("Running on the bundled SmolLM2-135M model: a small demo model, quick and not "
             "clever. Point PDR Inspector at a real endpoint on the Settings page for real "
             "reasoning.", icon="ℹ️")
-init_defaults()
 
 left, right = st.columns([3, 2])
 with left:
-    st.selectbox("Example problem", ["—"] + [e.title for e in EXAMPLES], key="example",
-                 on_change=use_example)
-    question = st.text_area("Question", key="question", height=120,
+    st.selectbox("Example problem", ["—"] + [e.title for e in EXAMPLES],
+                 **kept("example", then=use_example))
+    question = st.text_area("Question", **kept("question"), height=120,
                             placeholder="A math problem with a checkable answer")
-    reference = st.text_input("Reference answer (optional)", key="reference",
+    reference = st.text_input("Reference answer (optional)", **kept("reference"),
                               help="Marks every node and the final answer right or wrong.")
 with right:
     method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
-                      key="method")
-    distill = st.selectbox("Distill operator", list(DISTILL_HELP), key="distill",
+                      **kept("method"))
+    distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
                            disabled=method in ("single", "vote"))
     st.caption(DISTILL_HELP[distill])
     prompt_sets = get_store().prompt_sets()
-    st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], key="prompt_set",
+    st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], **kept("prompt_set"),
                  format_func=lambda n: n if n == BUILT_IN else f"{n} (v{prompt_sets[n]})",
                  help="Edit templates on the Prompts page.")
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    width = st.slider("Width M (drafts per round)", 1, 16, key="width",
+    width = st.slider("Width M (drafts per round)", 1, 16,
+                      **kept("width", default("width")),
                       disabled=method in ("single", "sr"),
                       help="Parallel generations in every round but the last.")
-    depth = st.slider("Depth R (rounds)", 1, 8, key="depth",
+    depth = st.slider("Depth R (rounds)", 1, 8, **kept("depth", default("depth")),
                       disabled=method in ("single", "vote"),
                       help="Rounds of generation; the last has width 1.")
 with c2:
-    max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS, key="max_tokens",
+    max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS,
+                                  **kept("max_tokens", default("max_tokens")),
                                   help="Every call's output cap.")
     kappa = st.select_slider("Workspace bound κ (tokens)", WORKSPACE_STEPS,
-                             key="workspace_tokens",
+                             **kept("workspace_tokens", default("workspace_tokens")),
                              help="Each workspace is at most this long, whatever the depth.")
 with c3:
-    k = st.slider("k (drafts per workspace)", 1, 16, key="k",
+    k = st.slider("k (drafts per workspace)", 1, 16, **kept("k", default("k")),
                   help="Used by the top-k and random-k operators.")
-    temperature = st.slider("Temperature", 0.0, 2.0, step=0.1, key="temperature")
+    temperature = st.slider("Temperature", 0.0, 2.0, step=0.1,
+                            **kept("temperature", default("temperature")))
     total_cap = st.number_input("Total-token cap (0 = none)", min_value=0, step=1000,
-                                key="total_budget",
+                                **kept("total_budget"),
                                 help="No call is launched that could take B_total past it.")
 
 config_error = None
@@ -131,13 +133,11 @@ with st.expander("Budget preview", expanded=True):
         st.error(f"Fix the settings: {config_error}")
     else:
         price = known_price(config.model) if not settings.uses_local else None
-        st.session_state.setdefault("price_in", price[0] if price else 0.0)
-        st.session_state.setdefault("price_out", price[1] if price else 0.0)
         p1, p2 = st.columns(2)
         price_in = p1.number_input("Price per 1M input tokens ($)", min_value=0.0,
-                                   key="price_in")
+                                   **kept("price_in", price[0] if price else 0.0))
         price_out = p2.number_input("Price per 1M output tokens ($)", min_value=0.0,
-                                    key="price_out")
+                                    **kept("price_out", price[1] if price else 0.0))
         estimate = preview(config, question or "", (price_in, price_out))
         m = st.columns(4)
         m[0].metric("Calls", estimate.calls)

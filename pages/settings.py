@@ -20,8 +20,10 @@ from pdr_core.providers import (
     endpoint_locked,
 )
 from pdr_core.textfmt import inert
+from pdr_core.user_settings import UserSettings, save_settings
 from ui.components import run_async
 from ui.endpoints import ENDPOINT, app_environ, given, show_local_model
+from ui.state import SAVED_ERROR, kept, kept_value
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
 CHECK = "connection_check"  # (what was tested, ok, message): kept until the fields change
@@ -35,24 +37,22 @@ if current == EndpointSettings():  # nothing given here yet (or locked): the env
         current = choose_endpoint(EndpointRequest(), environ)
     except ProviderError as exc:
         st.error(f"The server's environment names an unusable endpoint: {exc}")
-st.session_state.setdefault("endpoint_mode", LOCAL if current.uses_local else REMOTE)
-st.session_state.setdefault("base_url", current.base_url or "")
-st.session_state.setdefault("model_name", current.model or "")
 if locked:
     st.info("This deployment fixed the endpoint (PDR_LOCK_ENDPOINT): it cannot be changed "
             "here.")
 
-mode = st.radio("Endpoint", [LOCAL, REMOTE], key="endpoint_mode", horizontal=True,
-                disabled=locked)
+mode = st.radio("Endpoint", [LOCAL, REMOTE], horizontal=True, disabled=locked,
+                **kept("endpoint_mode", LOCAL if current.uses_local else REMOTE))
 if mode == LOCAL:
-    show_local_model(locked)
+    show_local_model(locked, current.local_model)
 else:
-    base_url = st.text_input("Base URL", key="base_url", disabled=locked,
+    base_url = st.text_input("Base URL", disabled=locked,
+                             **kept("base_url", current.base_url or ""),
                              placeholder="http://localhost:11434/v1 (Ollama), "
                                          "http://localhost:8000/v1 (vLLM), "
                                          "https://api.openai.com/v1")
     typed = st.text_input(
-        "API key", type="password", key="api_key", disabled=locked,
+        "API key", type="password", disabled=locked, **kept("api_key"),
         help="Held only in this browser session's memory, never stored. It goes only to "
              "the base URL above.",
     )
@@ -62,9 +62,10 @@ else:
                    "URL, type its key here.")
     models = st.session_state.get("served_models", [])
     if models:
-        model = st.selectbox("Model", models, key="model_pick", disabled=locked)
+        model = st.selectbox("Model", models, disabled=locked, **kept("model_pick"))
     else:
-        model = st.text_input("Model", key="model_name", disabled=locked,
+        model = st.text_input("Model", disabled=locked,
+                              **kept("model_name", current.model or ""),
                               help="Test the connection to fill a picker from /v1/models.")
     given_now = EndpointSettings(base_url=base_url.strip() or None, api_key=typed or None,
                                  model=model or None)
@@ -119,3 +120,21 @@ defaults["depth"] = d2.slider("Depth", 1, 8, defaults.get("depth", 2), key="defa
 defaults["max_tokens"] = d3.select_slider(
     "Max tokens per call", [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
     defaults.get("max_tokens", 1024), key="default_max_tokens")
+
+st.divider()
+if st.session_state.get(SAVED_ERROR):
+    st.warning(inert(f"Your saved settings were not used: {st.session_state[SAVED_ERROR]}"))
+if st.button("Save these settings for new sessions", key="save_settings",
+             help="The endpoint's URL and model and the defaults above, in your config "
+                  "folder. Never the API key."):
+    model = kept_value("model_pick") if st.session_state.get("served_models") else None
+    try:
+        path = save_settings(UserSettings(
+            local=mode == LOCAL, base_url=(kept_value("base_url") or "").strip() or None,
+            model=model or (kept_value("model_name") or "").strip() or None,
+            defaults=dict(defaults),
+            local_model=(kept_value("local_model_path") or "").strip() or None))
+    except OSError as exc:
+        st.error(f"Not saved: {exc}")
+    else:
+        st.success(f"Saved to {path} (without the API key).")

@@ -8,6 +8,7 @@ the browser tests skip, unless PDR_REQUIRE_BROWSER=1 (CI) makes them required.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,10 +54,12 @@ def free_port() -> int:
 def serving_app(db: Path, log_path: Path, env_extra: dict[str, str] | None = None
                 ) -> Iterator[str]:
     """`streamlit run app.py` on a free loopback port with the store `db` (and `env_extra`,
-    e.g. an endpoint; else the bundled model); yields its URL."""
+    e.g. an endpoint; else the bundled model); yields its URL. Its config folder (saved
+    settings) is an empty folder beside `db`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_MODEL"))}
     env["PDR_DB"] = str(db)
+    env["XDG_CONFIG_HOME"] = str(db.parent / "config")
     env.update(env_extra or {})
     with log_path.open("wb") as log:
         # No file watcher: edits elsewhere in the working tree must not reload the app.
@@ -91,11 +94,12 @@ def _healthy(url: str) -> bool:
         return False
 
 
-# Marks every point of the plotly chart inside `.st-key-KEY` with its node id (customdata)
-# as `data-node`, so a test clicks a node by id, not by where plotly drew it: the points'
-# order follows the answer clusters, which follow what the model wrote.
+# Marks every point of the plotly chart whose key starts with KEY (widgets that show a run
+# end with its id) with its node id (customdata) as `data-node`, so a test clicks a node by
+# id, not by where plotly drew it: the points' order follows the answer clusters, which
+# follow what the model wrote.
 _MARK_POINTS = """(key) => {
-  const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const plot = document.querySelector(`[class*="st-key-${key}"] .js-plotly-plot`);
   let marked = 0;
   for (const group of plot.querySelectorAll('.scatterlayer .trace')) {
     const trace = group.__data__[0].trace;
@@ -108,11 +112,16 @@ _MARK_POINTS = """(key) => {
 }"""
 
 
+def keyed(key_start: str) -> str:
+    """A CSS selector for the element of the widget whose key starts with `key_start`."""
+    return f'[class*="st-key-{key_start}"]'
+
+
 def click_node(page, chart_key: str, node_id: str) -> None:
-    """Click the point of node `node_id` in the tree chart keyed `chart_key`."""
+    """Click the point of node `node_id` in the tree chart whose key starts `chart_key`."""
     marked = page.evaluate(_MARK_POINTS, chart_key)
     assert marked, f"no points with node ids in the chart {chart_key}"
-    page.locator(f'.st-key-{chart_key} path[data-node="{node_id}"]').click(force=True)
+    page.locator(f'{keyed(chart_key)} path[data-node="{node_id}"]').click(force=True)
 
 
 def set_slider(page, key: str, target: str, options: list[str]) -> None:
@@ -128,3 +137,40 @@ def set_slider(page, key: str, target: str, options: list[str]) -> None:
         thumb.press("ArrowLeft" if before else "ArrowRight")
         page.wait_for_timeout(300)  # each change reruns the page
     raise AssertionError(f"slider {key} stuck at {shown.inner_text()!r}, wanted {target}")
+
+
+def open_tab(page, name: str, shows) -> None:
+    """Open a tab and wait for what it shows; a rerun landing meanwhile resets the tabs."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=name)
+    for _ in range(3):
+        # While a rerun redraws the page, the old tab row and the new one are both there.
+        expect(tab).to_have_count(1, timeout=15_000)
+        tab.click()
+        try:
+            expect(shows).to_be_visible(timeout=5_000)
+            return
+        except AssertionError:
+            page.wait_for_timeout(1_000)
+    expect(shows).to_be_visible()
+
+
+def go_to(page, name: str) -> None:
+    """Change page through the sidebar, as a person would (a reload would end the session)."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name=re.compile(name)).first.click()
+    expect(page.get_by_role("heading", name=re.compile(name)).first).to_be_visible(
+        timeout=20_000)
+
+
+def settle(page, timeout: float = 20_000) -> None:
+    """Wait until the app has finished its rerun: no status widget running and no element
+    left over from the run before (Streamlit marks those stale until the rerun ends)."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(300)
+    expect(page.locator("[data-testid=stStatusWidgetRunningIcon]")).to_have_count(
+        0, timeout=timeout)
+    expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=timeout)

@@ -28,9 +28,11 @@ def store(tmp_path) -> Store:
 
 @pytest.fixture
 def db(tmp_path, monkeypatch) -> Path:
-    """A fresh store file for the app (through PDR_DB), and no endpoint configured."""
+    """A fresh store file for the app (through PDR_DB), no endpoint configured and no saved
+    settings (an empty config folder)."""
     path = tmp_path / "runs.sqlite"
     monkeypatch.setenv("PDR_DB", str(path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PDR_MODEL"):
         monkeypatch.delenv(name, raising=False)
     return path

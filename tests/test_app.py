@@ -13,6 +13,7 @@ from pdr_core.config import RunConfig
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, default_answer
 from pdr_core.textfmt import model_markdown
+from ui.state import run_key
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '<script>alert("x")</script><img src=x onerror="alert(1)">'
@@ -48,7 +49,7 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     stored = Store(db).list_runs()
     assert len(stored) == 1 and stored[0].status == "completed"
     assert any(m.value == "**Final answer:** 52 · :green[**correct**]" for m in at.markdown)
-    picker = at.selectbox(key="live_node")
+    picker = at.selectbox(key=run_key(stored[0].id, "live", "node"))
     # 3 drafts, a summary, 3 refinements, a summary, the final
     assert len(picker.options) == 1 + 9 and picker.options[4].startswith("r1-distill-0 (distill")
     assert picker.options[0].startswith("Latest finished node")
@@ -82,10 +83,11 @@ def test_a_node_without_an_answer_says_why_and_one_with_an_answer_names_its_rule
                             else default_answer(messages, seed))
     at = app(provider)
     start_run(at, "What is 2 + 2?", "4", width=2, depth=2)
-    at.selectbox(key="live_node").set_value("r1-draft-0").run()
+    picker = run_key(Store(db).list_runs()[0].id, "live", "node")
+    at.selectbox(key=picker).set_value("r1-draft-0").run()
     assert not at.exception
     assert [w.value for w in at.warning] == ["No answer: every \\boxed{} in it is empty."]
-    at.selectbox(key="live_node").set_value("r1-draft-1").run()
+    at.selectbox(key=picker).set_value("r1-draft-1").run()
     assert not at.warning
     assert any("answer found by the rule “boxed”" in c.value for c in at.caption)
 
@@ -122,8 +124,10 @@ def test_hostile_model_output_renders_inert(db):
         # st.markdown never renders raw HTML unless told to; model text must not be.
         if "alert" in element.value:
             assert not element.proto.allow_html
-    at.selectbox(key="live_node").set_value("r1-draft-0").run()
-    at.selectbox(key="live_diff_other").set_value("r1-draft-1").run()
+    run_id = Store(db).list_runs()[0].id
+    at.selectbox(key=run_key(run_id, "live", "node")).set_value("r1-draft-0").run()
+    at.selectbox(key=run_key(run_id, "live", "r1-draft-0", "diff_other")).set_value(
+        "r1-draft-1").run()
     bodies = [h.proto.body for h in at.get("html")]
     assert bodies
     for body in bodies:
@@ -156,7 +160,7 @@ def test_history_lists_filters_opens_and_deletes(db):
     assert not at.exception
     assert at.selectbox(key="history_open").value == single.id  # newest first
     def listed():
-        return [label.split(" · ")[1] + ":" + label.rsplit(" · ", 1)[1]
+        return [label.split(" · ")[1] + ":" + label.split(" · ")[3]
                 for label in at.selectbox(key="history_open").options]
 
     assert listed() == ["single:What is 0 * 7?", "vote:What is 1 * 7?", "vote:What is 0 * 7?"]
@@ -165,7 +169,8 @@ def test_history_lists_filters_opens_and_deletes(db):
     at.text_input(key="history_text").input("1 * 7").run()
     assert listed() == ["vote:What is 1 * 7?"]
     assert at.selectbox(key="history_open").value == vote_runs[1].id
-    assert at.selectbox(key="history_node").options  # the run view of the opened run
+    # the run view of the opened run
+    assert at.selectbox(key=run_key(vote_runs[1].id, "history", "node")).options
     at.text_input(key="history_text").input("").run()
     at.selectbox(key="history_method").set_value("any").run()
 
@@ -181,8 +186,8 @@ def test_history_lists_filters_opens_and_deletes(db):
 def test_history_renames_and_tags(db):
     [trace] = _stored(db)
     at = history()
-    at.text_input(key="history_name").input("baseline")
-    at.text_input(key="history_tags").input("demo, aime")
+    at.text_input(key=run_key(trace.id, "history_name")).input("baseline")
+    at.text_input(key=run_key(trace.id, "history_tags")).input("demo, aime")
     form_button = [b for b in at.button if b.label == "Save"][0]
     form_button.click().run()
     [summary] = Store(db).list_runs()
@@ -300,7 +305,7 @@ def test_history_resume_button_finishes_an_interrupted_run(db):
     at.run()
     at.switch_page("pages/history.py").run()
     assert any("interrupted" in i.value for i in at.info)
-    at.button(key="history_resume").click().run()
+    at.button(key=run_key(summary.id, "history", "resume")).click().run()
     [job] = at.session_state["jobs"].values()
     job.wait(timeout=30)
     at.run()
@@ -318,8 +323,8 @@ def test_replay_plays_a_saved_run_back(db):
     trace = asyncio.run(run("What is 2 * 9?", RunConfig(method="pdr", width=2, depth=2),
                             FakeProvider(delay=0.3), Store(db).writer(), reference="18"))
     at = history()
-    at.select_slider(key="history_replay_speed").set_value(1)
-    at.button(key="history_replay_play").click().run()
+    at.select_slider(key=run_key(trace.id, "history", "replay_speed")).set_value(1)
+    at.button(key=run_key(trace.id, "history", "replay_play")).click().run()
     assert not at.exception
     # the first frame: the run as it stood at its start, still running
     assert at.get("progress")
@@ -329,3 +334,19 @@ def test_replay_plays_a_saved_run_back(db):
     assert not at.exception
     assert any("Replay finished" in m.value for m in at.success)
     assert trace.status == "completed"
+
+
+def test_replay_elapsed_counts_replay_time_not_time_since_the_run_was_made(db):
+    import asyncio
+
+    from pdr_core.methods import run
+
+    trace = asyncio.run(run("What is 2 * 9?", RunConfig(method="vote", width=2),
+                            FakeProvider(), Store(db).writer(), reference="18"))
+    time.sleep(2.5)  # the run was made well before it is replayed
+    at = history()
+    at.select_slider(key=run_key(trace.id, "history", "replay_speed")).set_value(1)
+    at.button(key=run_key(trace.id, "history", "replay_play")).click().run()
+    assert not at.exception
+    shown = [m.value for m in at.metric if m.label == "Elapsed"][-1]  # the replay frame's
+    assert 0.0 <= float(shown.removesuffix(" s")) < 1.5, shown

@@ -10,9 +10,12 @@ from browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     click_node,
+    keyed,
+    open_tab,
     require_browser,
     serving_app,
     set_slider,
+    settle,
 )
 from openai_server import OpenAIServer
 
@@ -20,21 +23,6 @@ from pdr_core.testing import default_answer
 
 require_browser()
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-
-def open_tab(page, name: str, shows) -> None:
-    """Open a tab and wait for what it shows; a rerun landing meanwhile resets the tabs."""
-    tab = page.get_by_role("tab", name=name)
-    for _ in range(3):
-        # While a rerun redraws the page, the old tab row and the new one are both there.
-        expect(tab).to_have_count(1, timeout=15_000)
-        tab.click()
-        try:
-            expect(shows).to_be_visible(timeout=5_000)
-            return
-        except AssertionError:
-            page.wait_for_timeout(1_000)
-    expect(shows).to_be_visible()
 
 
 def run_and_wait(page, question: str, timeout: float) -> None:
@@ -51,11 +39,11 @@ def click_drafts_and_see_their_detail(page, question: str, drafts: list[str]) ->
     are found by node id, so neither the answers nor the order plotly drew the points in
     (they follow the answer clusters) matter."""
     open_tab(page, "Diff", page.get_by_text("Against r1-draft-0 (previous round)"))
-    picker = page.locator(".st-key-live_node input")
+    picker = page.locator(f"{keyed('live_node_')} input")
     expect(picker).to_have_value(re.compile(r"^Latest finished node"))
     expect(page.get_by_text("Showing r2-final-0 (final, round 2, branch 0)")).to_be_visible()
     for draft in drafts:
-        click_node(page, "live_tree", draft)
+        click_node(page, "live_tree_", draft)
         expect(picker).to_have_value(re.compile(rf"^{draft} \(draft, round 1"), timeout=20_000)
         expect(page.get_by_text("Conditioned on")).to_have_count(0)  # drafts see the question
     page.get_by_role("tab", name="Messages sent").click()
@@ -149,7 +137,8 @@ def test_hostile_model_text_stays_inert_in_the_run_view_and_compare(tmp_path):
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(f"{url}/history")
         expect(page.get_by_role("heading", name="History")).to_be_visible(timeout=30_000)
-        page.locator(".st-key-history_node input").click()
+        settle(page)
+        page.locator(f"{keyed('history_node_')} input").click()
         page.get_by_role("option", name=re.compile(r"^r1-draft-0 ")).click()
         expect(page.get_by_text('<script>alert("x")</script>', exact=False).first
                ).to_be_visible(timeout=20_000)

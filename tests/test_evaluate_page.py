@@ -11,6 +11,7 @@ from pdr_core.datasets import generate
 from pdr_core.evaluation import list_evaluations
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
+from ui.state import run_key
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "evaluate.py")
@@ -185,7 +186,8 @@ def test_each_problem_links_to_its_runs_and_history_hides_evaluation_runs(db):
     assert not history.exception
     assert not history.checkbox(key="history_evals").value
     assert history.selectbox(key="history_open").value == linked
-    assert history.selectbox(key="history_node").options  # its run view is drawn
+    # its run view is drawn
+    assert history.selectbox(key=run_key(linked, "history", "node")).options
     # picking another run puts that one in the address
     history.selectbox(key="history_open").set_value(own.id).run()
     assert history.query_params["run"] in (own.id, [own.id])

@@ -12,6 +12,7 @@ from pdr_core.methods import fork, resume
 from pdr_core.providers import Completion, Usage
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
+from ui.state import run_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,10 +66,11 @@ def test_fork_flow_in_the_app(db):
     at.session_state["provider"] = provider
     at.run()
     at.switch_page("pages/history.py").run()
-    at.selectbox(key="history_node").set_value("r2-distill-0").run()
-    message = at.text_area(key="history_r2-distill-0_message")
+    at.selectbox(key=run_key(parent.id, "history", "node")).set_value("r2-distill-0").run()
+    key = run_key(parent.id, "history", "r2-distill-0")
+    message = at.text_area(key=f"{key}_message")
     message.input(message.value.replace("Distill them", "Summarise them tersely")).run()
-    at.button(key="history_r2-distill-0_fork").click().run()
+    at.button(key=f"{key}_fork").click().run()
     assert not at.exception
     jobs = at.session_state["jobs"]
     [job] = jobs.values()
@@ -86,15 +88,16 @@ def test_fork_flow_in_the_app(db):
 
 def test_playground_sends_one_call_and_keeps_it(db):
     store = Store(db)
-    run_fake(RunConfig(method="vote", width=2), sink=store.writer())
+    parent = run_fake(RunConfig(method="vote", width=2), sink=store.writer())
     provider = FakeProvider(answer=lambda m, seed: "1000")
     at = AppTest.from_file(str(ROOT / "pages" / "history.py"), default_timeout=30)
     at.session_state["provider"] = provider
     at.run()
-    at.selectbox(key="history_node").set_value("r1-draft-1").run()
-    at.button(key="history_r1-draft-1_pg_send").click().run()
+    at.selectbox(key=run_key(parent.id, "history", "node")).set_value("r1-draft-1").run()
+    key = run_key(parent.id, "history", "r1-draft-1")
+    at.button(key=f"{key}_pg_send").click().run()
     assert not at.exception and len(provider.calls) == 1
     assert any("Before → after" in m.value for m in at.markdown)
-    at.button(key="history_r1-draft-1_pg_keep").click().run()
+    at.button(key=f"{key}_pg_keep").click().run()
     assert any("Kept as run" in s.value for s in at.success)
     assert len(store.list_runs()) == 2

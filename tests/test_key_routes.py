@@ -153,9 +153,12 @@ def test_a_wrong_key_fails_the_connection_test_and_the_result_stays(db, monkeypa
         assert "key works" in ok and "input +" in ok and "output tokens" in ok
 
 
-def history(monkeypatch, db: Path, session: EndpointSettings | None = None) -> AppTest:
+def history(monkeypatch, db: Path, session: EndpointSettings | None = None,
+            run_id: str | None = None) -> AppTest:
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
     at = AppTest.from_file(str(ROOT / "pages" / "history.py"), default_timeout=30)
+    if run_id is not None:  # else the newest run opens
+        at.query_params["run"] = run_id
     if session is not None:
         at.session_state["endpoint_settings"] = session
     return at.run()
@@ -167,25 +170,25 @@ def test_fork_and_playground_call_the_runs_recorded_endpoint(db, tmp_path, monke
         from pdr_core.trace import trace_from_json
 
         path = trace_file(tmp_path, recorded.base_url, failed=False)
-        store.import_trace(trace_from_json(path.read_bytes()))
+        run_id = store.import_trace(trace_from_json(path.read_bytes()))
         at = history(monkeypatch, db, EndpointSettings(base_url=session.base_url,
                                                        model="fake-model"))
-        at.selectbox(key="history_node").set_value("r1-draft-1").run()
+        at.selectbox(key=f"history_node_{run_id}").set_value("r1-draft-1").run()
         assert any(recorded.base_url in plain(c.value) and "fake-model" in plain(c.value)
                    for c in at.caption), [c.value for c in at.caption]
-        at.button(key="history_r1-draft-1_pg_send").click().run()
+        at.button(key=f"history_r1-draft-1_{run_id}_pg_send").click().run()
         assert not at.exception and len(recorded.chat_requests) == 1
-        at.button(key="history_r1-draft-1_fork").click().run()
+        at.button(key=f"history_r1-draft-1_{run_id}_fork").click().run()
         [job] = at.session_state["jobs"].values()
         assert job.wait(timeout=30).status == "completed"
         assert len(recorded.chat_requests) == 2 and session.requests == []
-        # the explicit override: this session's endpoint
+        # the explicit override: this session's endpoint (on the same run, not its fork)
         at = history(monkeypatch, db, EndpointSettings(base_url=session.base_url,
-                                                       model="fake-model"))
-        at.selectbox(key="history_node").set_value("r1-draft-1").run()
-        at.radio(key=f"history_{at.selectbox(key='history_open').value}_call_endpoint"
-                 ).set_value("This session's endpoint").run()
-        at.button(key="history_r1-draft-1_pg_send").click().run()
+                                                       model="fake-model"), run_id=run_id)
+        at.selectbox(key=f"history_node_{run_id}").set_value("r1-draft-1").run()
+        at.radio(key=f"history_call_{run_id}_endpoint").set_value(
+            "This session's endpoint").run()
+        at.button(key=f"history_r1-draft-1_{run_id}_pg_send").click().run()
         assert len(session.chat_requests) == 1
     assert_never_planted(recorded)
     assert_never_planted(session)
@@ -197,14 +200,14 @@ def test_a_remote_recorded_host_needs_a_confirmation_naming_it(db, tmp_path, mon
     path = trace_file(tmp_path, REMOTE, failed=False)
     run_id = Store(db).import_trace(trace_from_json(path.read_bytes()))
     at = history(monkeypatch, db)
-    at.selectbox(key="history_node").set_value("r1-draft-1").run()
+    at.selectbox(key=f"history_node_{run_id}").set_value("r1-draft-1").run()
     assert any("collector.example.com" in plain(w.value) for w in at.warning)
-    assert at.button(key="history_r1-draft-1_pg_send").disabled
-    assert at.button(key="history_r1-draft-1_fork").disabled
-    trust = at.checkbox(key=f"history_{run_id}_call_trust")
+    assert at.button(key=f"history_r1-draft-1_{run_id}_pg_send").disabled
+    assert at.button(key=f"history_r1-draft-1_{run_id}_fork").disabled
+    trust = at.checkbox(key=f"history_call_{run_id}_trust")
     assert "collector.example.com" in trust.label
     trust.check().run()
-    assert not at.button(key="history_r1-draft-1_pg_send").disabled
+    assert not at.button(key=f"history_r1-draft-1_{run_id}_pg_send").disabled
     assert any("trusted for collector.example.com" in plain(c.value) for c in at.caption)
 
 
@@ -213,10 +216,10 @@ def test_a_locked_deployment_offers_no_confirmation(db, tmp_path, monkeypatch):
 
     monkeypatch.setenv("PDR_LOCK_ENDPOINT", "1")
     path = trace_file(tmp_path, REMOTE, failed=False)
-    Store(db).import_trace(trace_from_json(path.read_bytes()))
+    run_id = Store(db).import_trace(trace_from_json(path.read_bytes()))
     at = history(monkeypatch, db, EndpointSettings(base_url=REMOTE, api_key="sk-typed",
                                                    model="m"))
-    at.selectbox(key="history_node").set_value("r1-draft-1").run()
+    at.selectbox(key=f"history_node_{run_id}").set_value("r1-draft-1").run()
     assert [c.key for c in at.checkbox] == ["history_evals"]  # no confirmation offered
     assert any("does not send its key" in plain(e.value) for e in at.error)
     settings = AppTest.from_file(str(ROOT / "pages" / "settings.py"), default_timeout=30)

@@ -12,7 +12,14 @@ import asyncio
 import re
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser, serving_app, set_slider
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    go_to,
+    require_browser,
+    serving_app,
+    set_slider,
+)
 
 from pdr_core.config import RunConfig
 from pdr_core.methods import run
@@ -36,13 +43,6 @@ def app(tmp_path):
     log_path = tmp_path / "streamlit.log"
     with serving_app(db, log_path) as url:
         yield url, db, log_path
-
-
-def go_to(page, name: str) -> None:
-    """Change page through the sidebar, as a person would (a reload would end the session)."""
-    page.get_by_role("link", name=re.compile(name)).first.click()
-    expect(page.get_by_role("heading", name=re.compile(name)).first).to_be_visible(
-        timeout=20_000)
 
 
 def test_two_sessions_keep_their_own_settings_and_a_run_survives_the_other_s_reruns(app):

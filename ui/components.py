@@ -33,6 +33,8 @@ from ui.endpoints import (  # noqa: F401  (pages import these from here)
     run_endpoint,
     secret_key,
 )
+from ui.links import NODE_TABS, linked_tab, open_linked_node, publish
+from ui.state import run_key
 
 # Session-state keys that outlive the widgets of any one page.
 JOBS = "jobs"
@@ -129,8 +131,8 @@ def resume_controls(trace: Trace, prefix: str) -> None:
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     st.info(f"This run is {trace.status}. Resume it: its {done} finished call(s) are kept, "
             "the rest is called again.")
-    settings = run_endpoint(trace, f"{prefix}_{trace.id}_resume")
-    if st.button("Resume", key=f"{prefix}_resume", disabled=settings is None):
+    settings = run_endpoint(trace, run_key(trace.id, prefix, "resume_call"))
+    if st.button("Resume", key=run_key(trace.id, prefix, "resume"), disabled=settings is None):
         from pdr_core.providers import ProviderError
         from pdr_core.runner import RunJob
 
@@ -142,8 +144,9 @@ def resume_controls(trace: Trace, prefix: str) -> None:
         _start_job(RunJob.resuming(get_store(), trace, provider))
 
 
-def render_header(trace: Trace) -> None:
-    """Status, progress, tokens and time of a run, live or saved."""
+def render_header(trace: Trace, seconds: float | None = None) -> None:
+    """Status, progress, tokens and time of a run, live or saved; `seconds` is the time
+    shown when it is not the run's own (a replay shows how far it has played)."""
     config = trace.config
     budget = trace.budget
     planned = _planned_calls(config)
@@ -152,7 +155,7 @@ def render_header(trace: Trace) -> None:
     cols[1].metric("Calls", f"{budget.calls} / {planned}")
     cols[2].metric("B_total", f"{budget.b_total:,}")
     cols[3].metric("B_seq", f"{budget.b_seq:,}")
-    cols[4].metric("Elapsed", f"{elapsed(trace):.1f} s")
+    cols[4].metric("Elapsed", f"{elapsed(trace) if seconds is None else seconds:.1f} s")
     if trace.status == "running":
         st.progress(min(budget.calls / max(planned, 1), 1.0))
     if trace.final_answer is not None or trace.status == "completed":
@@ -179,14 +182,15 @@ REPLAY_SPEEDS = [1, 2, 5, 10, 20]
 
 def render_replay(trace: Trace, prefix: str) -> None:
     """Play a saved run back as it happened: nodes appear in timeline order, text streams."""
-    key = f"{prefix}_replay_started"
+    key = run_key(trace.id, prefix, "replay_started")
     with st.expander("Replay (demo mode: plays the saved run, no endpoint needed)"):
         c1, c2, c3 = st.columns([2, 1, 1])
-        speed = c1.select_slider("Speed", REPLAY_SPEEDS, value=5, key=f"{prefix}_replay_speed",
+        speed = c1.select_slider("Speed", REPLAY_SPEEDS, value=5,
+                                 key=run_key(trace.id, prefix, "replay_speed"),
                                  format_func=lambda v: f"{v}×")
-        if c2.button("Play", key=f"{prefix}_replay_play"):
+        if c2.button("Play", key=run_key(trace.id, prefix, "replay_play")):
             st.session_state[key] = time.time()
-        if c3.button("Stop", key=f"{prefix}_replay_stop"):
+        if c3.button("Stop", key=run_key(trace.id, prefix, "replay_stop")):
             st.session_state.pop(key, None)
         started = st.session_state.get(key)
         if started is None:
@@ -201,8 +205,8 @@ def render_replay(trace: Trace, prefix: str) -> None:
             at = min((time.time() - began) * speed, total)
             past = trace_at(trace, at)
             st.progress(at / total if total else 1.0, text=f"{at:.1f} s of {total:.1f} s")
-            render_header(past)
-            st.plotly_chart(tree_figure(past), key=f"{prefix}_replay_tree")
+            render_header(past, seconds=at)
+            st.plotly_chart(tree_figure(past), key=run_key(trace.id, prefix, "replay_tree"))
             for node in past.nodes:
                 if node.status == "running":
                     st.caption(f"{inert(node.id)} · streaming")
@@ -242,13 +246,14 @@ def run_figures(trace: Trace) -> tuple[go.Figure, go.Figure, go.Figure]:
     return _cached_figures(trace.id, trace_revision(trace), trace)
 
 
-def render_run_view(trace: Trace, prefix: str = "view") -> None:
-    """The run view: tree, answer flow, timeline, budget, node detail and diffs."""
+def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> None:
+    """The run view: tree, answer flow, timeline, budget, node detail and diffs. With
+    `link`, the address names the node and tab shown (see ui.links)."""
     render_header(trace)
     if trace.status != "running" and trace.nodes:
         render_replay(trace, prefix)
     ids = [n.id for n in trace.nodes]
-    picker_key = f"{prefix}_node"
+    picker_key = run_key(trace.id, prefix, "node")
     tree_fig, flow_fig, timeline_fig = run_figures(trace)
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
     with tree:
@@ -256,23 +261,24 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
         # whose figure changed since it was drawn, so a highlight ring would eat the next click.
         event = st.plotly_chart(
             tree_fig,
-            key=f"{prefix}_tree",
+            key=run_key(trace.id, prefix, "tree"),
             on_select="rerun",
             selection_mode="points",
             config={"displaylogo": False},
         )
         clicked = _clicked_node(event)
-        last_key = f"{prefix}_last_click"
+        last_key = run_key(trace.id, prefix, "last_click")
         if clicked in ids and clicked != st.session_state.get(last_key):
             # A click on the tree selects the node, the picker below follows it.
             st.session_state[last_key] = clicked
             st.session_state[picker_key] = clicked
     with flow:
-        st.plotly_chart(flow_fig, key=f"{prefix}_flow")
+        st.plotly_chart(flow_fig, key=run_key(trace.id, prefix, "flow"))
     with timeline:
-        st.plotly_chart(timeline_fig, key=f"{prefix}_timeline")
+        st.plotly_chart(timeline_fig, key=run_key(trace.id, prefix, "timeline"))
     with budget:
-        st.dataframe(budget_table(trace), hide_index=True, key=f"{prefix}_budget")
+        st.dataframe(budget_table(trace), hide_index=True,
+                     key=run_key(trace.id, prefix, "budget"))
     if not ids:
         st.info("No node yet.")
         return
@@ -280,6 +286,8 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     # without the page setting the widget on every refresh (which races the browser).
     finished = [n.id for n in trace.nodes if n.status != "running"]
     latest = finished[-1] if finished else ids[0]
+    if link:
+        open_linked_node(picker_key, ids)
     if st.session_state.get(picker_key, LATEST) not in (LATEST, *ids):
         st.session_state[picker_key] = LATEST
     choice = st.selectbox(
@@ -292,7 +300,9 @@ def render_run_view(trace: Trace, prefix: str = "view") -> None:
     node_id = latest if choice == LATEST else choice
     if choice == LATEST:
         st.caption(f"Showing {inert(_node_label(trace.node(node_id)))}")
-    render_node(trace, trace.node(node_id), prefix)
+    tab = render_node(trace, trace.node(node_id), prefix, link)
+    if link:
+        publish(None if choice == LATEST else choice, tab)
 
 
 def _clicked_node(event) -> str | None:
@@ -315,8 +325,9 @@ def _node_label(node: Node) -> str:
     return f"{node.id} ({node.stage}, round {node.round}, branch {node.branch}){answer}{state}"
 
 
-def render_node(trace: Trace, node: Node, prefix: str) -> None:
-    """Everything about one node: messages, output, usage, timing, diffs."""
+def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> str | None:
+    """Everything about one node: messages, output, usage, timing, diffs. Returns the
+    label of the tab open, when the tabs follow the address (`link`)."""
     seconds = _seconds(node)
     usage = node.usage
     completion = int(usage.get("completion_tokens", 0))
@@ -346,8 +357,10 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         st.error(inert(f"This call failed ({node.error_kind}): {node.error}"))
     if node.parent_ids:
         st.caption(inert("Conditioned on: " + ", ".join(node.parent_ids)))
+    tab_key = run_key(trace.id, prefix, node.id, "tab")
     output, messages, diff, fork_tab = st.tabs(
-        ["Output", "Messages sent", "Diff", "Fork & playground"])
+        list(NODE_TABS.values()), key=tab_key, default=linked_tab() if link else None,
+        on_change="rerun" if link else "ignore")
     with output:
         if node.status == "running":
             st.caption("streaming…")
@@ -369,6 +382,7 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
             st.caption("Fork and playground open once the run has finished.")
         else:
             render_fork(trace, node, prefix)
+    return st.session_state.get(tab_key) if link else None
 
 
 def _start_job(job) -> None:
@@ -391,8 +405,10 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
     from pdr_core.providers import ProviderError
     from pdr_core.runner import RunJob
 
-    key = f"{prefix}_{node.id}"
-    settings = run_endpoint(trace, f"{prefix}_{trace.id}_call")
+    # Keyed by run and node: a box keyed by the node alone would carry what it showed for
+    # another run's node of the same id into this one.
+    key = run_key(trace.id, prefix, node.id)
+    settings = run_endpoint(trace, run_key(trace.id, prefix, "call"))
     edited = None
     if node.messages:
         edited = st.text_area("Last message (edit to change what this node is sent)",
@@ -510,7 +526,8 @@ def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
         _diff_block(f"Against {after} (next round's workspace)", node.text,
                     trace.node(after).text)
     others = [n.id for n in trace.nodes if n.id != node.id]
-    other = st.selectbox("Compare with another node", ["—"] + others, key=f"{prefix}_diff_other")
+    other = st.selectbox("Compare with another node", ["—"] + others,
+                         key=run_key(trace.id, prefix, node.id, "diff_other"))
     if other != "—":
         _diff_block(f"Against {other}", trace.node(other).text, node.text)
     elif not before and not after:

@@ -22,6 +22,7 @@ from pdr_core.providers import (
 from pdr_core.providers.local.files import LOCAL_MODEL_ENV, model_file
 from pdr_core.textfmt import inert
 from pdr_core.trace import Trace
+from ui.state import SAVED, kept
 
 # Session-state keys that outlive the widgets of any one page.
 ENDPOINT = "endpoint_settings"  # what the Settings page was given (EndpointSettings)
@@ -47,12 +48,19 @@ def app_environ() -> dict[str, str]:
 
 
 def given() -> EndpointSettings:
-    """What this session gave on the Settings page; nothing when the deployment locked
-    the endpoint (PDR_LOCK_ENDPOINT) or nothing was given."""
-    chosen = st.session_state.get(ENDPOINT)
-    if chosen is None or endpoint_locked():
+    """What this session gave on the Settings page, else what was saved for new sessions
+    (never a key); nothing when the deployment locked the endpoint (PDR_LOCK_ENDPOINT)."""
+    if endpoint_locked():
         return EndpointSettings()
-    return chosen
+    chosen = st.session_state.get(ENDPOINT)
+    if chosen is not None:
+        return chosen
+    saved = st.session_state.get(SAVED)
+    if saved is None:
+        return EndpointSettings()
+    return EndpointSettings(base_url=saved.base_url, model=saved.model,
+                            local=saved.local,
+                            local_model=saved.local_model)
 
 
 def endpoint() -> EndpointSettings:
@@ -133,11 +141,12 @@ def on_bundled_model(settings: EndpointSettings) -> bool:
                                         or app_environ().get(LOCAL_MODEL_ENV))
 
 
-def show_local_model(locked: bool) -> None:
+def show_local_model(locked: bool, current: str | None) -> None:
     """The Settings page's local model: the bundled one, or a GGUF chat model file on the
     machine that serves the app (checked here, before any run)."""
     path = st.text_input(
-        "GGUF model file (optional)", key="local_model_path", disabled=locked,
+        "GGUF model file (optional)", disabled=locked,
+        **kept("local_model_path", current or ""),
         placeholder="empty: the bundled SmolLM2-135M-Instruct",
         help="The path of a GGUF chat model on the machine that serves this app (a Qwen or "
              "Llama GGUF downloaded elsewhere); it runs in a worker process with llama.cpp.",
