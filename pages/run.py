@@ -83,8 +83,12 @@ with right:
     method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
                       key="method")
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), key="distill",
-                           disabled=method in ("single", "vote"))
+                           disabled=method in ("single", "vote", "sr"))
     st.caption(DISTILL_HELP[distill])
+    sr_summary = st.checkbox("SR: notes on the previous solution", key="sr_summary",
+                             disabled=method != "sr",
+                             help="SR refines one answer with no distill call; this adds a "
+                                  "summary call per round whose notes follow the solution.")
     prompt_sets = get_store().prompt_sets()
     st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], key="prompt_set",
                  format_func=lambda n: n if n == BUILT_IN else f"{n} (v{prompt_sets[n]})",
@@ -118,6 +122,7 @@ try:
     config = RunConfig(
         method=method, width=width, depth=depth, distill=distill, k=k,
         max_tokens=max_tokens, workspace_tokens=kappa,
+        sr_summary=bool(sr_summary) and method == "sr",
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",
         prompts=chosen_prompts("prompt_set"),

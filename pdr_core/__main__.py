@@ -63,6 +63,7 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         concurrency=args.concurrency,
         model=model,
         base_url=base_url,
+        sr_summary=args.sr_summary,
     )
 
 
@@ -376,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=2, help="rounds (R)")
     p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
     p.add_argument("--distill", choices=DISTILLS, default="summary")
+    p.add_argument("--sr-summary", action="store_true",
+                   help="sr: a summary call writes notes on the previous solution each round")
     p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
     p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")

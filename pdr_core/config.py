@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from pdr_core.prompts import PromptSet
+from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
 
 METHODS = ("pdr", "sr", "single", "vote")
 DISTILLS = ("summary", "topk", "per-sample-topk", "random-k")
@@ -45,6 +45,10 @@ class RunConfig:
     Width and depth are used as the method needs them: `single` is one call, `vote` is one
     round of `width` samples, `sr` is `depth` rounds of width 1, and `pdr` follows
     `width_schedule` or, without one, `width` for rounds 1..R-1 and 1 for round R.
+
+    SR refines one answer and takes no distill operator: round r sees the question and the
+    previous solution. With `sr_summary` a summary call writes notes on the previous
+    solution first (one more call a round).
     """
 
     method: str = "pdr"
@@ -61,6 +65,7 @@ class RunConfig:
     concurrency: int = 8
     model: str = ""
     base_url: str = ""
+    sr_summary: bool = False
     prompts: PromptSet = field(default_factory=PromptSet)
     schedule: tuple[int, ...] = field(init=False)
 
@@ -87,6 +92,9 @@ class RunConfig:
             raise ConfigError("temperature", self.temperature, "a number from 0 to 2")
         if not isinstance(self.prompts, PromptSet):
             raise ConfigError("prompts", self.prompts, "a PromptSet")
+        if not isinstance(self.sr_summary, bool):
+            raise ConfigError("sr_summary", self.sr_summary, "true or false")
+        self._check_sr_notes()
         object.__setattr__(self, "schedule", self._resolve_schedule())
         self._check_k()
 
@@ -115,9 +123,22 @@ class RunConfig:
             _check_int("width_schedule", width, 1, MAX_WIDTH)
         return schedule
 
+    def _check_sr_notes(self) -> None:
+        """SR's summary notes need a place in its template: the built-in one gets its notes
+        section; an edited one without {workspace} is refused rather than drop the notes."""
+        if self.method != "sr" or not self.sr_summary:
+            return
+        if "workspace" in template_fields(self.prompts.sr_refine):
+            return
+        if self.prompts.sr_refine == SR_REFINE:
+            object.__setattr__(self, "prompts", replace(self.prompts, sr_refine=SR_REFINE_NOTES))
+            return
+        raise ConfigError("sr_summary", True,
+                          "false, or an sr_refine template that uses {workspace} (the notes)")
+
     def _check_k(self) -> None:
         # k selects from every round but the last; it cannot take more drafts than exist.
-        if self.distill not in EXTRACTIVE or len(self.schedule) < 2:
+        if self.method == "sr" or self.distill not in EXTRACTIVE or len(self.schedule) < 2:
             return
         narrowest = min(self.schedule[:-1])
         if self.k > narrowest:
@@ -133,9 +154,17 @@ class RunConfig:
         return len(self.schedule)
 
     @property
+    def summary_calls(self) -> bool:
+        """Whether a summary call runs between rounds (PDR's summary operator, or SR's
+        optional notes)."""
+        if self.method == "sr":
+            return self.sr_summary
+        return self.method == "pdr" and self.distill == "summary"
+
+    @property
     def calls(self) -> int:
         """Number of model calls a complete run makes."""
-        distill_calls = self.rounds - 1 if self.distill == "summary" else 0
+        distill_calls = self.rounds - 1 if self.summary_calls else 0
         return sum(self.schedule) + distill_calls
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +184,7 @@ class RunConfig:
             "concurrency": self.concurrency,
             "model": self.model,
             "base_url": self.base_url,
+            "sr_summary": self.sr_summary,
             "prompts": self.prompts.to_dict(),
         }
 
@@ -167,6 +197,9 @@ class RunConfig:
             kwargs["width_schedule"] = tuple(kwargs["width_schedule"])
         if kwargs.get("method", "pdr") != "pdr":
             kwargs.pop("width_schedule", None)
+        if kwargs.get("method") == "sr" and "sr_summary" not in kwargs:
+            # Runs saved before SR took no distill call made a summary call every round.
+            kwargs["sr_summary"] = kwargs.get("distill", "summary") == "summary"
         if isinstance(kwargs.get("prompts"), dict):
             kwargs["prompts"] = PromptSet.from_dict(kwargs["prompts"])
         return cls(**kwargs)

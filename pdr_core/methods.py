@@ -53,6 +53,21 @@ async def draft_round(ctx: RunContext) -> list[Draft]:
     return await ctx.call_round(specs)
 
 
+async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[str, str]:
+    """One summary call over `drafts`: (its node id, the workspace it wrote)."""
+    config = ctx.config
+    user = config.prompts.summary.format(
+        question=ctx.question,
+        drafts=format_drafts(drafts),
+        answer_tally=answer_tally(drafts),
+        workspace_tokens=config.workspace_tokens,
+    )
+    spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
+                    _messages(ctx, user), config.workspace_tokens)
+    [summary] = await ctx.call_round([spec])
+    return summary.node_id, summary.text
+
+
 async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
                   generations: int) -> list[tuple[str, str]]:
     """Workspaces for the next round's generations: (distill node id, workspace text).
@@ -62,16 +77,7 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
     config = ctx.config
     kappa = config.workspace_tokens
     if config.distill == "summary":
-        user = config.prompts.summary.format(
-            question=ctx.question,
-            drafts=format_drafts(drafts),
-            answer_tally=answer_tally(drafts),
-            workspace_tokens=kappa,
-        )
-        spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
-                        _messages(ctx, user), kappa)
-        [summary] = await ctx.call_round([spec])
-        return [(summary.node_id, summary.text)]
+        return [await summarize(ctx, drafts, round_)]
     if config.distill == "topk":
         selections = [select_topk(drafts, config.k)]
     elif config.distill == "per-sample-topk":
@@ -104,16 +110,21 @@ async def pdr(ctx: RunContext) -> str | None:
 
 
 async def sr(ctx: RunContext) -> str | None:
+    """Refine one answer: round r sees the question and the previous solution (once), plus,
+    with `sr_summary`, a summary call's notes on it."""
     config = ctx.config
     [candidate] = await draft_round(ctx)
     for round_ in range(2, config.rounds + 1):
         if ctx.stopped_on_budget:
             break
-        [(distill_id, workspace)] = (await distill(ctx, [candidate], round_ - 1, 1))[:1]
+        parents, notes = [candidate.node_id], ""
+        if config.sr_summary:
+            distill_id, notes = await summarize(ctx, [candidate], round_ - 1)
+            parents = [distill_id, candidate.node_id]
         user = config.prompts.sr_refine.format(
-            question=ctx.question, draft=candidate.text, workspace=workspace
+            question=ctx.question, draft=candidate.text, workspace=notes
         )
-        spec = CallSpec(_stage(config, round_), round_, 0, [distill_id, candidate.node_id],
+        spec = CallSpec(_stage(config, round_), round_, 0, parents,
                         _messages(ctx, user), config.max_tokens)
         [candidate] = await ctx.call_round([spec])
     return candidate.answer

@@ -35,13 +35,15 @@ REFINE = (
     "Workspace:\n{workspace}"
 )
 
+# SR refines one answer: round r sees the question and the previous solution, once.
 SR_REFINE = (
     "Improve the solution below. Check each step, correct any mistake, and give a "
     "complete solution.\n\n"
     "Problem:\n{question}\n\n"
-    "Previous solution:\n{draft}\n\n"
-    "Notes on it:\n{workspace}"
+    "Previous solution:\n{draft}"
 )
+# With SR's optional summary call, its notes on the previous solution follow it.
+SR_REFINE_NOTES = SR_REFINE + "\n\nNotes on it:\n{workspace}"
 
 # One draft as it appears inside a summary prompt or an extractive workspace.
 DRAFT_ITEM = "### Attempt {index} (answer: {answer})\n{text}"

@@ -44,6 +44,10 @@ def stage_counts(trace):
         ({"method": "pdr", "width": 5, "depth": 1}, {("draft", 1): 5}),
         (
             {"method": "sr", "depth": 3},
+            {("draft", 1): 1, ("refine", 2): 1, ("final", 3): 1},
+        ),
+        (
+            {"method": "sr", "depth": 3, "sr_summary": True},
             {("draft", 1): 1, ("distill", 1): 1, ("refine", 2): 1, ("distill", 2): 1,
              ("final", 3): 1},
         ),

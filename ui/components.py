@@ -162,9 +162,14 @@ def render_header(trace: Trace) -> None:
 
 
 def _planned_calls(config: dict) -> int:
-    schedule = config.get("width_schedule") or [1]
-    distills = len(schedule) - 1 if config.get("distill") == "summary" else 0
-    return sum(schedule) + distills
+    from pdr_core.config import ConfigError, RunConfig
+    from pdr_core.prompts import TemplateError
+
+    try:
+        return RunConfig.from_dict(config).calls
+    except (ConfigError, TemplateError, TypeError):  # an imported trace's odd settings
+        schedule = config.get("width_schedule") or [1]
+        return sum(schedule) if isinstance(schedule, list) else 1
 
 
 REPLAY_SPEEDS = [1, 2, 5, 10, 20]
