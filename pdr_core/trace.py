@@ -121,22 +121,40 @@ class Trace:
 
 
 def compute_budget(nodes: Iterable[Node]) -> Budget:
-    """B_total sums every call; B_seq sums the largest call of each parallel stage plus
-    every distill call (the critical path)."""
-    stage_max: dict[tuple[str, int], int] = {}
-    b_seq = b_total = calls = 0
+    """B_total sums every settled call; B_seq is the token-weighted longest path through
+    the call graph (see `longest_token_path`)."""
+    nodes = list(nodes)
+    calls = [n for n in nodes if n.call and n.status != "running"]
+    b_seq, _ = longest_token_path(nodes)
+    return Budget(b_seq=b_seq, b_total=sum(n.tokens for n in calls), calls=len(calls))
+
+
+def longest_token_path(nodes: Iterable[Node]) -> tuple[int, list[str]]:
+    """B_seq and the ids of the path that sets it, root first.
+
+    The call graph has an edge from each parent id to its node; a node weighs its prompt
+    plus completion tokens when it is a settled call and nothing otherwise (an extractive
+    workspace, a call still running), so the heaviest path passes through extractive nodes
+    without cost and through every distill or other call it depends on. One rule for every
+    method and shape: forks, resumed runs and irregular schedules included. Parents precede
+    their node in a trace (the engine emits them so, and imports are checked for it); a
+    parent id that does not is ignored, so nothing can loop.
+    """
+    best: dict[str, tuple[int, str | None]] = {}
     for node in nodes:
-        if not node.call or node.status == "running":
-            continue
-        calls += 1
-        tokens = node.tokens
-        b_total += tokens
-        if node.stage == "distill":
-            b_seq += tokens
-        else:
-            key = (node.stage, node.round)
-            stage_max[key] = max(stage_max.get(key, 0), tokens)
-    return Budget(b_seq=b_seq + sum(stage_max.values()), b_total=b_total, calls=calls)
+        weight = node.tokens if node.call and node.status != "running" else 0
+        before = [p for p in node.parent_ids if p in best]
+        previous = max(before, key=lambda p: best[p][0], default=None)
+        best[node.id] = (weight + (best[previous][0] if previous else 0), previous)
+    if not best:
+        return 0, []
+    end: str | None = max(best, key=lambda i: best[i][0])
+    total = best[end][0]
+    path = []
+    while end is not None:
+        path.append(end)
+        end = best[end][1]
+    return total, path[::-1]
 
 
 class TraceBuilder:

@@ -17,7 +17,7 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from pdr_core.answers import answer_clusters, is_correct, normalize_answer
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, longest_token_path
 
 GENERATIONS = ("draft", "refine", "final")
 
@@ -739,7 +739,7 @@ def budget_table(trace: Trace) -> list[dict[str, Any]]:
 
     budget = trace.budget
     settled = [n for nodes in rounds.values() for n in nodes]
-    path = set(_token_critical_path(settled))
+    path = set(longest_token_path(trace.nodes)[1])
     seq_nodes = [n for n in settled if n.id in path]
     rows.append(_row("B_seq", None, seq_nodes, cap=None, share=None, within=None,
                      tokens=budget.b_seq))
@@ -752,20 +752,6 @@ def budget_table(trace: Trace) -> list[dict[str, Any]]:
         tokens=budget.b_total,
     ))
     return rows
-
-
-def _token_critical_path(nodes: list[Node]) -> list[str]:
-    """B_seq's calls: the largest call of each parallel stage, plus every distill call."""
-    largest: dict[tuple[str, int], Node] = {}
-    path = []
-    for node in nodes:
-        if node.stage == "distill":
-            path.append(node.id)
-            continue
-        key = (node.stage, node.round)
-        if key not in largest or node.tokens > largest[key].tokens:
-            largest[key] = node
-    return path + [n.id for n in largest.values()]
 
 
 def _row(

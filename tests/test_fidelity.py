@@ -4,11 +4,14 @@ matters, with the fake provider at the project's own seam elsewhere."""
 
 import asyncio
 
+from conftest import run_fake
 from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.methods import fork, resume, run
 from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.testing import FakeProvider
+from pdr_core.trace import Node, compute_budget, longest_token_path
 
 QUESTION = "What is 17 * 3 + 1?"
 
@@ -73,3 +76,67 @@ def test_an_sr_run_saved_before_the_change_keeps_its_summary_calls():
     del old["sr_summary"]
     assert RunConfig.from_dict(old).sr_summary is True
     assert RunConfig.from_dict({**old, "distill": "topk"}).sr_summary is False
+
+
+# --- B_seq is the token-weighted longest path through the call graph ---------------------
+
+
+def node(id_, stage, round_, branch, parents, tokens, call=True, status="ok"):
+    return Node(id_, stage, round_, branch, list(parents), [], "2025-01-01T00:00:00+00:00",
+                usage={"prompt_tokens": tokens // 2, "completion_tokens": tokens - tokens // 2},
+                status=status, call=call)
+
+
+def test_b_seq_is_the_longest_path_on_an_irregular_graph():
+    nodes = [
+        node("a", "draft", 1, 0, [], 100),
+        node("b", "draft", 1, 1, [], 40),
+        node("c", "draft", 1, 2, [], 60),
+        node("x", "distill", 1, 0, ["a"], 0, call=False),  # extractive: a free connector
+        node("y", "distill", 1, 1, ["b", "c"], 30),
+        node("d", "refine", 2, 0, ["x"], 50),
+        node("e", "refine", 2, 1, ["y"], 80),
+        node("g", "refine", 2, 2, ["y"], 500, status="running"),  # not settled: weighs 0
+        node("f", "final", 3, 0, ["d", "e"], 20),
+    ]
+    # a-x-d-f = 170, b-y-e-f = 170, c-y-e-f = 60 + 30 + 80 + 20 = 190; the largest call of
+    # each stage plus every distill call would say 100 + 30 + 80 + 20 = 230.
+    assert longest_token_path(nodes) == (190, ["c", "y", "e", "f"])
+    budget = compute_budget(nodes)
+    assert (budget.b_seq, budget.b_total, budget.calls) == (190, 380, 7)
+
+
+def heaviest_path_by_enumeration(trace) -> int:
+    """Every root-to-node path's weight, enumerated; the largest."""
+    by_id = {n.id: n for n in trace.nodes}
+
+    def weight(n):
+        return n.tokens if n.call and n.status != "running" else 0
+
+    def heaviest_to(node_id):
+        n = by_id[node_id]
+        return weight(n) + max((heaviest_to(p) for p in n.parent_ids), default=0)
+
+    return max((heaviest_to(n.id) for n in trace.nodes), default=0)
+
+
+def test_b_seq_follows_the_graph_for_runs_forks_and_resumed_runs(store):
+    answers = {0: "3", 1: "5", 2: "5", 3: "7"}
+    provider = FakeProvider(answer=lambda messages, seed: answers.get(seed % 1000, "5") * (
+        1 + seed % 5))
+    config = RunConfig(method="pdr", depth=3, width_schedule=(4, 3, 1),
+                       distill="per-sample-topk", k=2)
+    base = run_fake(config, provider, sink=store.writer())
+    forked = asyncio.run(fork(base, "r2-refine-1", provider, store.writer()))
+
+    events = []
+    failing = FakeProvider(fail=lambda messages, seed: "down" if seed >= 2000 else None)
+    failed = run_fake(RunConfig(method="pdr", width=3, depth=3), failing, sink=events.append)
+    assert failed.status == "failed"
+    resumed = asyncio.run(resume(failed, events, FakeProvider()))
+
+    for trace in (base, forked, resumed):
+        assert trace.status == "completed"
+        assert trace.budget.b_seq == heaviest_path_by_enumeration(trace) > 0
+    saved = {r.id: r.b_seq for r in store.list_runs()}
+    assert saved[base.id] == base.budget.b_seq and saved[forked.id] == forked.budget.b_seq
