@@ -108,6 +108,10 @@ with c2:
     kappa = st.select_slider("Workspace bound κ (tokens)", WORKSPACE_STEPS,
                              key="workspace_tokens",
                              help="Each workspace is at most this long, whatever the depth.")
+    distill_tokens = st.select_slider(
+        "Summary call's max tokens", ["per-call", *TOKEN_STEPS], key="distill_max_tokens",
+        help="The summary call's own output budget (reasoning models think in it too); its "
+             "text is then cut to κ.")
 with c3:
     k = st.slider("k (drafts per workspace)", 1, 16, key="k",
                   help="Used by the top-k and random-k operators.")
@@ -123,6 +127,7 @@ try:
         method=method, width=width, depth=depth, distill=distill, k=k,
         max_tokens=max_tokens, workspace_tokens=kappa,
         sr_summary=bool(sr_summary) and method == "sr",
+        distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",
         prompts=chosen_prompts("prompt_set"),

@@ -57,6 +57,7 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         k=args.k,
         max_tokens=args.max_tokens,
         workspace_tokens=args.workspace_tokens,
+        distill_max_tokens=args.distill_max_tokens,
         total_budget=args.total_budget,
         temperature=args.temperature,
         seed=args.seed,
@@ -382,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
     p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
+    p.add_argument("--distill-max-tokens", type=int,
+                   help="output budget of a summary call (default: --max-tokens); its text "
+                        "is then cut to kappa")
     p.add_argument("--total-budget", type=int, help="cap on B_total")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)

@@ -59,6 +59,9 @@ class RunConfig:
     k: int = 2
     max_tokens: int = 1024
     workspace_tokens: int = 512
+    # The summary call's own output budget (None: the per-call budget). kappa bounds the
+    # workspace text it leaves, not the tokens it may think in.
+    distill_max_tokens: int | None = None
     total_budget: int | None = None
     temperature: float = 0.8
     seed: int = 0
@@ -80,6 +83,8 @@ class RunConfig:
         _check_int("max_tokens", self.max_tokens, 1, 10_000_000)
         _check_int("workspace_tokens", self.workspace_tokens, MIN_WORKSPACE_TOKENS, 10_000_000)
         _check_int("concurrency", self.concurrency, 1, 4096)
+        if self.distill_max_tokens is not None:
+            _check_int("distill_max_tokens", self.distill_max_tokens, 1, 10_000_000)
         if self.total_budget is not None:
             _check_int("total_budget", self.total_budget, 1, 10**12)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -154,6 +159,11 @@ class RunConfig:
         return len(self.schedule)
 
     @property
+    def distill_budget(self) -> int:
+        """Output budget of a summary call."""
+        return self.distill_max_tokens or self.max_tokens
+
+    @property
     def summary_calls(self) -> bool:
         """Whether a summary call runs between rounds (PDR's summary operator, or SR's
         optional notes)."""
@@ -178,6 +188,7 @@ class RunConfig:
             "k": self.k,
             "max_tokens": self.max_tokens,
             "workspace_tokens": self.workspace_tokens,
+            "distill_max_tokens": self.distill_max_tokens,
             "total_budget": self.total_budget,
             "temperature": self.temperature,
             "seed": self.seed,

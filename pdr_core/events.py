@@ -64,6 +64,9 @@ class NodeFinished:
     call: bool = True
     # A fork's node copied from its parent run: no call was made for it in this run.
     reused: bool = False
+    # A distill node's workspace record: kappa, tokens passed on, tokens dropped, how they
+    # were counted (see pdr_core.workspace); None on other nodes.
+    workspace: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[
         workspace_tokens=config.workspace_tokens,
     )
     spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
-                    _messages(ctx, user), config.workspace_tokens)
+                    _messages(ctx, user), config.distill_budget, config.workspace_tokens)
     [summary] = await ctx.call_round([spec])
     return summary.node_id, summary.text
 

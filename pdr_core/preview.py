@@ -71,10 +71,11 @@ def preview(
         last = index == len(config.schedule) - 1
         if not last and config.summary_calls:
             distill_prompt = prompt(prompts.summary, width * (config.max_tokens + 16))
-            seq += distill_prompt + kappa
-            total += distill_prompt + kappa
+            distill_out = config.distill_budget
+            seq += distill_prompt + distill_out
+            total += distill_prompt + distill_out
             prompt_sum += distill_prompt
-            completion_sum += kappa
+            completion_sum += distill_out
     if config.total_budget is not None:
         total = min(total, config.total_budget)
         seq = min(seq, total)

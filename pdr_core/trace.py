@@ -53,6 +53,8 @@ class Node:
     finish_reason: str | None = None
     call: bool = True
     reused: bool = False
+    # Distill nodes: how the workspace passed on was bounded (pdr_core.workspace).
+    workspace: dict[str, Any] | None = None
 
     @property
     def tokens(self) -> int:
@@ -216,6 +218,7 @@ class TraceBuilder:
             node.finished_at = event.finished_at
             node.call = event.call
             node.reused = event.reused
+            node.workspace = event.workspace
             node.status = "ok"
             self.partial.pop(event.node_id, None)
         elif isinstance(event, NodeFailed):
@@ -266,7 +269,8 @@ def trace_to_events(trace: Trace) -> list[Event]:
         if n.status == "ok":
             events.append(
                 NodeFinished(trace.id, n.id, n.text, n.answer, n.usage, n.reasoning,
-                             n.finish_reason, n.finished_at or n.started_at, n.call, n.reused)
+                             n.finish_reason, n.finished_at or n.started_at, n.call, n.reused,
+                             n.workspace)
             )
         elif n.status == "failed":
             events.append(
@@ -302,6 +306,7 @@ def _node_to_dict(n: Node) -> dict[str, Any]:
         "finish_reason": n.finish_reason,
         "call": n.call,
         "reused": n.reused,
+        "workspace": n.workspace,
     }
 
 
@@ -350,6 +355,7 @@ _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "finish_reason": (str, type(None)),
     "call": (bool,),
     "reused": (bool,),
+    "workspace": (dict, type(None)),
 }
 _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "method": (str,),
@@ -363,6 +369,8 @@ _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "max_tokens": (int,),
     "workspace_tokens": (int,),
     "total_budget": (int, type(None)),
+    "distill_max_tokens": (int, type(None)),
+    "sr_summary": (bool,),
     "temperature": (int, float),
     "seed": (int,),
     "concurrency": (int,),
@@ -433,7 +441,7 @@ def trace_from_dict(data: Any) -> Trace:
                 status=raw["status"], error=raw["error"], error_kind=raw.get("error_kind"),
                 reasoning=str(raw.get("reasoning") or ""),
                 finish_reason=raw.get("finish_reason"), call=bool(raw.get("call", True)),
-                reused=bool(raw.get("reused", False)),
+                reused=bool(raw.get("reused", False)), workspace=raw.get("workspace"),
             )
         )
     return Trace(

@@ -11,7 +11,9 @@ from pdr_core.config import RunConfig
 from pdr_core.methods import fork, resume, run
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import Node, compute_budget, longest_token_path
+from pdr_core.tokens import estimate_tokens
+from pdr_core.trace import Node, compute_budget, longest_token_path, trace_from_json
+from pdr_core.workspace import workspace_flags, workspace_summary, workspace_text
 
 QUESTION = "What is 17 * 3 + 1?"
 
@@ -140,3 +142,80 @@ def test_b_seq_follows_the_graph_for_runs_forks_and_resumed_runs(store):
         assert trace.budget.b_seq == heaviest_path_by_enumeration(trace) > 0
     saved = {r.id: r.b_seq for r in store.list_runs()}
     assert saved[base.id] == base.budget.b_seq and saved[forked.id] == forked.budget.b_seq
+
+
+# --- the distiller gets its own budget; the workspace is what is bounded ------------------
+
+
+def request_for(server_requests, node):
+    """The chat request that made `node` (by the messages it was sent)."""
+    matches = [r for r in server_requests if r["body"]["messages"] == node.messages]
+    assert len(matches) == 1, node.id
+    return matches[0]["body"]
+
+
+def output_cap(body: dict) -> int:
+    return body.get("max_completion_tokens") or body["max_tokens"]
+
+
+def workspace_in(prompt: str) -> str:
+    return prompt.split("Workspace:\n", 1)[1]
+
+
+def test_the_summary_call_gets_the_distill_budget_and_the_next_round_at_most_kappa():
+    for distill_max_tokens, expected in ((None, 300), (200, 200)):
+        config = RunConfig(method="pdr", width=2, depth=2, max_tokens=300, workspace_tokens=16,
+                           distill_max_tokens=distill_max_tokens)
+        with OpenAIServer() as server:
+            trace = run_on_server(config, server)
+            requests = server.chat_requests
+        summary = trace.node("r1-distill-0")
+        assert output_cap(request_for(requests, summary)) == expected != 16
+        # the summary kept all it wrote; what went on was cut to kappa (estimated tokens)
+        assert estimate_tokens(summary.text) > 16
+        final = request_for(requests, trace.node("r2-final-0"))
+        passed = workspace_in(final["messages"][-1]["content"])
+        assert estimate_tokens(passed) <= 16
+        info = summary.workspace
+        assert info["kappa"] == 16 and info["counted"] == "estimate"
+        assert info["tokens"] == estimate_tokens(passed)
+        assert info["dropped"] == estimate_tokens(summary.text) - info["tokens"] > 0
+        assert f"cut at kappa: {info['dropped']} tokens dropped (estimated)" in \
+            workspace_flags(summary)
+
+
+def test_the_models_own_tokenizer_bounds_the_workspace_where_the_provider_has_one():
+    def three_chars_a_token(text):  # LaTeX-like density: more tokens than the estimate
+        return -(-len(text) // 3)
+
+    provider = FakeProvider(tokenizer=three_chars_a_token)
+    trace = run_fake(RunConfig(method="pdr", width=2, depth=2, workspace_tokens=20), provider)
+    summary = trace.node("r1-distill-0")
+    assert summary.workspace["counted"] == "exact"
+    passed = workspace_in(trace.node("r2-final-0").messages[-1]["content"])
+    assert three_chars_a_token(passed) <= 20 < estimate_tokens(summary.text)
+    assert summary.workspace["tokens"] == three_chars_a_token(passed)
+    assert summary.workspace["dropped"] == three_chars_a_token(summary.text) - \
+        three_chars_a_token(passed)
+
+
+def test_an_empty_summary_from_a_reasoning_reply_is_flagged():
+    with OpenAIServer() as server:
+        server.inject("reasoning")  # the drafts (one shared request)
+        server.inject("reasoning_only")  # the summary: all budget spent thinking
+        trace = run_on_server(RunConfig(method="pdr", width=2, depth=2), server)
+    summary = trace.node("r1-distill-0")
+    assert summary.text == "" and summary.reasoning and summary.finish_reason == "length"
+    flags = workspace_flags(summary)
+    assert any(f.startswith("the summary is empty: the model spent its budget on reasoning")
+               for f in flags)
+    assert any("stopped at its max-tokens limit" in f for f in flags)
+    assert "the summary is empty" in workspace_summary(summary)
+
+
+def test_the_workspace_record_survives_export_and_import():
+    trace = run_fake(RunConfig(method="pdr", width=2, depth=2, workspace_tokens=16))
+    again = trace_from_json(trace.to_json())
+    assert again.node("r1-distill-0").workspace == trace.node("r1-distill-0").workspace
+    assert workspace_text(again.node("r1-distill-0")) in \
+        again.node("r2-final-0").messages[-1]["content"]

@@ -24,6 +24,7 @@ from pdr_core.store import Store, default_db_path
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+from pdr_core.workspace import workspace_flags, workspace_summary
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,
     PROVIDER,
@@ -338,6 +339,11 @@ def render_node(trace: Trace, node: Node, prefix: str) -> None:
         notes.append(f"answer found by the rule “{found.rule}”")
     if notes:
         st.caption(" · ".join(notes))
+    if node.stage == "distill" and node.status == "ok":
+        st.caption(inert("Workspace: " + workspace_summary(node)))
+        for flag in workspace_flags(node):
+            if not flag.startswith("cut at kappa"):
+                st.warning(inert(flag[:1].upper() + flag[1:] + "."))
     if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
@@ -434,7 +440,7 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str,
                             key=f"{key}_pg_temperature")
     default_tokens = int(trace.config.get("max_tokens", 1024))
     if node.stage == "distill":
-        default_tokens = int(trace.config.get("workspace_tokens", 512))
+        default_tokens = int(trace.config.get("distill_max_tokens") or default_tokens)
     max_tokens = c2.number_input("Max tokens", 1, 32768, default_tokens, key=f"{key}_pg_tokens")
     result_key = f"{key}_pg_result"
     if c3.button("Send", key=f"{key}_pg_send", disabled=settings is None):
