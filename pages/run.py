@@ -31,12 +31,13 @@ METHOD_LABELS = {
     "vote": "Majority vote (self-consistency)",
 }
 DISTILL_HELP = {
-    "summary": "One model call writes a bounded summary: agreements, contradictions, "
-               "derived facts, candidate answers with counts, open sub-goals.",
-    "topk": "The k best drafts (largest answer cluster first, then shorter) form one "
-            "workspace shared by every next-round generation. No model call.",
+    "summary": "One model call writes a summary, cut to κ: agreements, contradictions, "
+               "derived facts, unresolved sub-goals, next actions.",
+    "topk": "The k best drafts by the consensus ranking (largest answer cluster first, then "
+            "shorter: this tool's heuristic) form one workspace shared by every next-round "
+            "generation, each draft cut to its share of κ. No model call.",
     "per-sample-topk": "Each next-round generation gets its own k drafts from the top "
-                       "candidates. No model call.",
+                       "candidates by consensus. No model call.",
     "random-k": "Each next-round generation gets k drafts drawn at random (seeded). "
                 "No model call; the paper's weakest operator.",
 }

@@ -307,7 +307,7 @@ class RunContext:
         return survivors
 
     def record_extract(self, round_: int, branch: int, selected: Sequence[Draft],
-                       workspace: str) -> str:
+                       workspace: str, info: dict | None = None) -> str:
         """An extractive workspace as a distill node: no call, parents = its drafts."""
         node_id = self.node_id("distill", round_, branch)
         if self.reused(node_id, [], workspace) is not None:
@@ -315,5 +315,6 @@ class RunContext:
         self.emit(NodeStarted(self.run_id, node_id, "distill", round_, branch,
                               [d.node_id for d in selected], []))
         self.emit(NodeFinished(self.run_id, node_id, workspace, None,
-                               {"prompt_tokens": 0, "completion_tokens": 0}, call=False))
+                               {"prompt_tokens": 0, "completion_tokens": 0}, call=False,
+                               workspace=info))
         return node_id

@@ -28,6 +28,7 @@ from pdr_core.prompts import PromptSet
 from pdr_core.providers.base import Message, Provider
 from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder
+from pdr_core.workspace import counter_of, extract
 
 
 def _messages(ctx: RunContext, user: str) -> list[Message]:
@@ -58,7 +59,7 @@ async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[
     config = ctx.config
     user = config.prompts.summary.format(
         question=ctx.question,
-        drafts=format_drafts(drafts),
+        drafts=format_drafts(drafts, labelled=False),
         answer_tally=answer_tally(drafts),
         workspace_tokens=config.workspace_tokens,
     )
@@ -86,8 +87,8 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
         selections = select_random(drafts, config.k, generations, config.seed, round_)
     workspaces = []
     for branch, selected in enumerate(selections):
-        text = format_drafts(selected, kappa)
-        workspaces.append((ctx.record_extract(round_, branch, selected, text), text))
+        text, info = await extract(selected, kappa, counter_of(ctx.provider))
+        workspaces.append((ctx.record_extract(round_, branch, selected, text, info), text))
     return workspaces
 
 

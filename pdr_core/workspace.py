@@ -7,10 +7,11 @@ output budget, and its text is cut to kappa afterwards, the cut recorded on its 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pdr_core.operators import Draft, draft_item
 from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens, truncate_to_chars
 from pdr_core.trace import Node
 
@@ -83,6 +84,26 @@ async def bound(text: str, kappa: int, counter: Counter | None) -> Bounded:
     return Bounded(cut, counted, max(tokens - counted, 0), exact)
 
 
+async def extract(drafts: Sequence[Draft], kappa: int, counter: Counter | None
+                  ) -> tuple[str, dict[str, Any]]:
+    """An extractive workspace of `drafts` within kappa tokens, and its record.
+
+    Each draft gets an equal share of kappa (after the labels) and is cut to it, head and
+    tail kept; the record lists, per draft, the tokens kept and cut.
+    """
+    labels = [(await count_tokens(draft_item(i, d, ""), counter))[0]
+              for i, d in enumerate(drafts)]
+    share = max(1, (kappa - sum(labels)) // max(len(drafts), 1))
+    items, rows = [], []
+    for index, draft in enumerate(drafts):
+        kept = await bound(draft.text, share, counter)
+        items.append(draft_item(index, draft, kept.text))
+        rows.append({"node_id": draft.node_id, "kept": kept.tokens, "cut": kept.dropped})
+    # The shares and the joins between items are counted apart: bound the whole as well.
+    whole = await bound("\n\n".join(items), kappa, counter)
+    return whole.text, {**whole.info(kappa, keep_text=False), "drafts": rows}
+
+
 def workspace_text(node: Node) -> str:
     """The workspace a distill node passed on: its bounded text where it was cut."""
     info = node.workspace or {}
@@ -100,6 +121,10 @@ def workspace_summary(node: Node) -> str:
             else "estimated at 4 characters a token"
         parts.append(f"{info['tokens']:,} of kappa {info.get('kappa', '?')} tokens "
                      f"({counted})")
+    cut = [f"{row['node_id']} kept {row['kept']:,}, cut {row['cut']:,}"
+           for row in info.get("drafts") or [] if isinstance(row, dict)]
+    if cut:
+        parts.append("per draft: " + "; ".join(cut))
     parts.extend(workspace_flags(node))
     return "; ".join(parts) or "no record of its bound (a run saved before it was kept)"
 

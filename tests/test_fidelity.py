@@ -9,6 +9,7 @@ from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
 from pdr_core.methods import fork, resume, run
+from pdr_core.prompts import PromptSet
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.testing import FakeProvider
 from pdr_core.tokens import estimate_tokens
@@ -219,3 +220,40 @@ def test_the_workspace_record_survives_export_and_import():
     assert again.node("r1-distill-0").workspace == trace.node("r1-distill-0").workspace
     assert workspace_text(again.node("r1-distill-0")) in \
         again.node("r2-final-0").messages[-1]["content"]
+
+
+# --- selection is a named, visible operator ---------------------------------------------
+
+
+def test_the_default_summary_asks_for_the_papers_contents_and_leaves_the_tally_out():
+    with OpenAIServer() as server:
+        trace = run_on_server(RunConfig(method="pdr", width=4, depth=2), server)
+        [summary_request] = [r for r in server.chat_requests
+                             if r["body"]["messages"] == trace.node("r1-distill-0").messages]
+    prompt = user_prompt(summary_request)
+    for asked in ("agree", "contradict", "derived", "unresolved", "next actions"):
+        assert asked in prompt
+    assert "attempts)" not in prompt and "(answer:" not in prompt
+    # a person can add the tally back with its template variable
+    prompts = PromptSet(summary=PromptSet().summary + "\n\nAnswers: {answer_tally}")
+    trace = run_fake(RunConfig(method="pdr", width=4, depth=2, prompts=prompts))
+    assert "52 (3 attempts), 53 (1 attempt)" in trace.node("r1-distill-0").messages[-1]["content"]
+
+
+def test_an_extractive_workspace_records_what_it_kept_and_cut_per_draft():
+    config = RunConfig(method="pdr", width=4, depth=2, distill="topk", k=2, workspace_tokens=40)
+    trace = run_fake(config)
+    workspace = trace.node("r1-distill-0")
+    rows = workspace.workspace["drafts"]
+    assert [r["node_id"] for r in rows] == workspace.parent_ids
+    for row in rows:
+        draft = trace.node(row["node_id"])
+        assert row["kept"] + row["cut"] == estimate_tokens(draft.text)
+        assert row["cut"] > 0 and row["kept"] > 0
+    assert estimate_tokens(workspace.text) <= 40 and workspace.workspace["tokens"] <= 40
+    summary = workspace_summary(workspace)
+    for row in rows:
+        assert f"{row['node_id']} kept {row['kept']}, cut {row['cut']}" in summary
+    # room for them whole: nothing cut
+    roomy = run_fake(RunConfig(method="pdr", width=4, depth=2, distill="topk", k=2))
+    assert all(r["cut"] == 0 for r in roomy.node("r1-distill-0").workspace["drafts"])
