@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.config import ConfigError, RunConfig
+from pdr_core.config import PRESETS, ConfigError, RunConfig
 from pdr_core.examples import examples
 from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
@@ -97,11 +97,18 @@ with right:
 
 c1, c2, c3 = st.columns(3)
 with c1:
+    preset = st.radio("Preset", list(PRESETS), key="preset", horizontal=True,
+                      disabled=method != "pdr",
+                      format_func={"small": "small (this page's widths)",
+                                   "paper": "paper (8, 4, 1)"}.get,
+                      help="paper: the paper's example schedule, 8 drafts, 4 refinements, 1 "
+                           "final; small: width M for every round but the last.")
+    paper = method == "pdr" and preset == "paper"
     width = st.slider("Width M (drafts per round)", 1, 16, key="width",
-                      disabled=method in ("single", "sr"),
+                      disabled=method in ("single", "sr") or paper,
                       help="Parallel generations in every round but the last.")
     depth = st.slider("Depth R (rounds)", 1, 8, key="depth",
-                      disabled=method in ("single", "vote"),
+                      disabled=method in ("single", "vote") or paper,
                       help="Rounds of generation; the last has width 1.")
 with c2:
     max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS, key="max_tokens",
@@ -125,7 +132,8 @@ config_error = None
 config = None
 try:
     config = RunConfig(
-        method=method, width=width, depth=depth, distill=distill, k=k,
+        method=method, width=width, depth=3 if paper else depth, distill=distill, k=k,
+        width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
         sr_summary=bool(sr_summary) and method == "sr",
         distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
@@ -154,7 +162,9 @@ with st.expander("Budget preview", expanded=True):
         m[1].metric("Worst-case B_seq", f"{estimate.worst_b_seq:,}")
         m[2].metric("Worst-case B_total", f"{estimate.worst_b_total:,}")
         m[3].metric("Cost estimate", f"${estimate.cost_usd:,.4f}")
-        st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round.")
+        st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round."
+                   + (f" The last round is {config.schedule[-1]} wide: its answer is chosen by "
+                      f"{config.final_select}." if config.schedule[-1] > 1 else ""))
 
 store = get_store()
 jobs: dict[str, RunJob] = st.session_state.setdefault(JOBS, {})

@@ -16,7 +16,15 @@ from pathlib import Path
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
 from pdr_core.cli_output import safe_output
 from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
-from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
+from pdr_core.config import (
+    DISTILLS,
+    FINAL_SELECTS,
+    METHODS,
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    parse_schedule,
+)
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
@@ -48,6 +56,9 @@ def _both(*sinks):
 
 
 def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
+    if args.preset == "paper":  # the paper's example schedule, 8, 4, 1
+        args.method, args.depth = "pdr", 3
+        args.schedule = args.schedule or ",".join(map(str, PRESETS["paper"]["width_schedule"]))
     return RunConfig(
         method=args.method,
         width=args.width,
@@ -65,6 +76,7 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         model=model,
         base_url=base_url,
         sr_summary=args.sr_summary,
+        final_select=args.final_select,
     )
 
 
@@ -104,6 +116,8 @@ def _print_result(trace: Trace) -> None:
         lines.append(f"correct: {str(trace.correct).lower()}")
     if trace.stop_reason:
         lines.append(f"stopped: {trace.stop_reason}")
+    if trace.final_selection:
+        lines.append(f"selection: {trace.final_selection}")
     lines += [f"b_seq: {budget.b_seq}", f"b_total: {budget.b_total}",
               f"calls: {budget.calls}", f"run: {trace.id}"]
     print("\n".join(lines))
@@ -377,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=4, help="drafts per round (M)")
     p.add_argument("--depth", type=int, default=2, help="rounds (R)")
     p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="small",
+                   help="paper: pdr with the paper's schedule 8,4,1; small (default): the "
+                        "flags as given, sized for the bundled model")
+    p.add_argument("--final-select", choices=FINAL_SELECTS, default="vote",
+                   help="how a last round wider than 1 gives the answer (recorded on the run)")
     p.add_argument("--distill", choices=DISTILLS, default="summary")
     p.add_argument("--sr-summary", action="store_true",
                    help="sr: a summary call writes notes on the previous solution each round")

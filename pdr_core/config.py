@@ -9,6 +9,13 @@ from typing import Any
 from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
 
 METHODS = ("pdr", "sr", "single", "vote")
+# How a last round wider than 1 yields the final answer; recorded on the run.
+FINAL_SELECTS = ("vote",)
+# Named starting points: the paper's example schedule, and a small one for the bundled model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"method": "pdr", "width": 4, "depth": 2},
+    "paper": {"method": "pdr", "width_schedule": (8, 4, 1), "depth": 3},
+}
 DISTILLS = ("summary", "topk", "per-sample-topk", "random-k")
 EXTRACTIVE = ("topk", "per-sample-topk", "random-k")
 
@@ -69,12 +76,16 @@ class RunConfig:
     model: str = ""
     base_url: str = ""
     sr_summary: bool = False
+    final_select: str = "vote"
     prompts: PromptSet = field(default_factory=PromptSet)
     schedule: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError("method", self.method, f"one of {', '.join(METHODS)}")
+        if self.final_select not in FINAL_SELECTS:
+            raise ConfigError("final_select", self.final_select,
+                              f"one of {', '.join(FINAL_SELECTS)}")
         if self.distill not in DISTILLS:
             raise ConfigError("distill", self.distill, f"one of {', '.join(DISTILLS)}")
         _check_int("width", self.width, 1, MAX_WIDTH)
@@ -196,6 +207,7 @@ class RunConfig:
             "model": self.model,
             "base_url": self.base_url,
             "sr_summary": self.sr_summary,
+            "final_select": self.final_select,
             "prompts": self.prompts.to_dict(),
         }
 

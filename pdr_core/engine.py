@@ -99,6 +99,8 @@ class RunContext:
         self._spent = 0
         self._reserved = 0
         self.stopped_on_budget = False
+        # How the final answer was selected from a last round wider than 1 (the trace keeps it).
+        self.selection: str | None = None
 
     def emit(self, event: Event) -> None:
         self.builder.apply(event)

@@ -88,6 +88,8 @@ class RunFinished:
     error: str | None = None
     stop_reason: str | None = None  # e.g. "budget" when the total budget ended the run
     finished_at: str = field(default_factory=now_iso)
+    # How the final answer was selected from a last round wider than 1 (e.g. the vote).
+    selection: str | None = None
 
 
 Event = (RunStarted | RunResumed | NodeStarted | NodeDelta | NodeFinished | NodeFailed

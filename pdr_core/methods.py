@@ -18,11 +18,11 @@ from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.operators import (
     Draft,
     answer_tally,
+    final_vote,
     format_drafts,
     select_per_sample,
     select_random,
     select_topk,
-    vote,
 )
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.base import Message, Provider
@@ -107,7 +107,7 @@ async def pdr(ctx: RunContext) -> str | None:
             specs.append(CallSpec(_stage(config, round_), round_, branch, [distill_id],
                                   _messages(ctx, user), config.max_tokens))
         drafts = await ctx.call_round(specs)
-    return vote(drafts)
+    return _select_final(ctx, drafts)
 
 
 async def sr(ctx: RunContext) -> str | None:
@@ -137,7 +137,15 @@ async def single(ctx: RunContext) -> str | None:
 
 
 async def majority(ctx: RunContext) -> str | None:
-    return vote(await draft_round(ctx))
+    return _select_final(ctx, await draft_round(ctx))
+
+
+def _select_final(ctx: RunContext, drafts: list[Draft]) -> str | None:
+    """The final answer from the last round's drafts, by the configured final selection,
+    recorded for the trace when there was more than one draft to choose from."""
+    round_ = max((ctx.builder.trace.node(d.node_id).round for d in drafts), default=1)
+    answer, ctx.selection = final_vote(drafts, round_)
+    return answer
 
 
 METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
@@ -306,7 +314,8 @@ async def _execute(ctx: RunContext) -> Trace:
         ctx.emit(RunFinished(ctx.run_id, "failed", error=str(exc)))
     else:
         stop = "budget" if ctx.stopped_on_budget else None
-        ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop))
+        ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop,
+                             selection=ctx.selection))
     assert ctx.builder.trace is not None
     return ctx.builder.trace
 
@@ -320,4 +329,6 @@ def _budget_finish(ctx: RunContext, reason: str) -> RunFinished:
                            stop_reason="budget")
     last = max(n.round for n in generated)
     drafts = [Draft(n.id, n.branch, n.text, n.answer) for n in generated if n.round == last]
-    return RunFinished(ctx.run_id, "completed", final_answer=vote(drafts), stop_reason="budget")
+    answer, selection = final_vote(drafts, last)
+    return RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason="budget",
+                       selection=selection)

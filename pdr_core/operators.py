@@ -108,3 +108,15 @@ def vote(drafts: Sequence[Draft]) -> str | None:
     """Majority answer, ties to the earliest draft."""
     answer, _ = majority_vote([d.answer for d in drafts])
     return answer
+
+
+def final_vote(drafts: Sequence[Draft], round_: int) -> tuple[str | None, str | None]:
+    """The final answer of a last round, and the record of how it was selected: None for a
+    single draft (nothing to select), else the vote and its count."""
+    answer, count = majority_vote([d.answer for d in drafts])
+    if len(drafts) <= 1:
+        return answer, None
+    ids = ", ".join(d.node_id for d in drafts)
+    return answer, (f"majority vote over the {len(drafts)} drafts of round {round_} ({ids}): "
+                    f"{answer if answer is not None else 'no answer'} with {count} of "
+                    f"{len(drafts)}")

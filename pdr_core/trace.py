@@ -86,6 +86,8 @@ class Trace:
     finished_at: str | None = None
     parent_run_id: str | None = None
     parent_node_id: str | None = None
+    # How the final answer was selected when the last round left several (RunFinished).
+    final_selection: str | None = None
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -116,6 +118,7 @@ class Trace:
             "finished_at": self.finished_at,
             "parent_run_id": self.parent_run_id,
             "parent_node_id": self.parent_node_id,
+            "final_selection": self.final_selection,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -186,7 +189,7 @@ class TraceBuilder:
         if isinstance(event, RunResumed):
             trace.status = "running"
             trace.final_answer = trace.correct = trace.error = None
-            trace.stop_reason = trace.finished_at = None
+            trace.stop_reason = trace.finished_at = trace.final_selection = None
         elif isinstance(event, NodeStarted):
             node = Node(
                 id=event.node_id,
@@ -236,6 +239,7 @@ class TraceBuilder:
             trace.error = event.error
             trace.stop_reason = event.stop_reason
             trace.finished_at = event.finished_at
+            trace.final_selection = event.selection
 
 
 def fold(events: Iterable[Event]) -> Trace:
@@ -280,7 +284,8 @@ def trace_to_events(trace: Trace) -> list[Event]:
     if trace.status != "running":
         events.append(
             RunFinished(trace.id, trace.status, trace.final_answer, trace.error,
-                        trace.stop_reason, trace.finished_at or trace.created_at)
+                        trace.stop_reason, trace.finished_at or trace.created_at,
+                        trace.final_selection)
         )
     return events
 
@@ -348,6 +353,7 @@ _OPTIONAL_TOP_KEYS: dict[str, tuple[type, ...]] = {
     "finished_at": (str, type(None)),
     "parent_run_id": (str, type(None)),
     "parent_node_id": (str, type(None)),
+    "final_selection": (str, type(None)),
 }
 _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "error_kind": (str, type(None)),
@@ -451,6 +457,7 @@ def trace_from_dict(data: Any) -> Trace:
         error=data.get("error"), stop_reason=data.get("stop_reason"),
         finished_at=data.get("finished_at"), parent_run_id=data.get("parent_run_id"),
         parent_node_id=data.get("parent_node_id"),
+        final_selection=data.get("final_selection"),
     )
 
 

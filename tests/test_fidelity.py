@@ -3,16 +3,23 @@ explicit selection. Through the real openai client and the loopback server where
 matters, with the fake provider at the project's own seam elsewhere."""
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from conftest import run_fake
 from openai_server import OpenAIServer
+from streamlit.testing.v1 import AppTest
 
-from pdr_core.config import RunConfig
+from pdr_core.config import FINAL_SELECTS, PRESETS, RunConfig
 from pdr_core.methods import fork, resume, run
+from pdr_core.operators import rank_drafts
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.tokens import estimate_tokens
+from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens
 from pdr_core.trace import Node, compute_budget, longest_token_path, trace_from_json
 from pdr_core.workspace import workspace_flags, workspace_summary, workspace_text
 
@@ -257,3 +264,66 @@ def test_an_extractive_workspace_records_what_it_kept_and_cut_per_draft():
     # room for them whole: nothing cut
     roomy = run_fake(RunConfig(method="pdr", width=4, depth=2, distill="topk", k=2))
     assert all(r["cut"] == 0 for r in roomy.node("r1-distill-0").workspace["drafts"])
+
+
+# --- presets and the final selection ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_cli_preset_paper_runs_the_8_4_1_schedule(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    with OpenAIServer() as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "pdr_core", "run", QUESTION, "--preset", "paper",
+             "--distill", "topk", "--base-url", server.base_url, "--model", "fake-model",
+             "--db", str(db)],
+            capture_output=True, text=True, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+            timeout=120)
+    assert result.returncode == 0, result.stderr
+    fields = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    trace = Store(db).get_trace(fields["run"])
+    assert trace.config["width_schedule"] == [8, 4, 1] and trace.config["method"] == "pdr"
+    assert fields["calls"] == "13" and "selection" not in fields  # width 1: nothing to select
+
+
+def test_a_last_round_wider_than_1_records_its_final_selection():
+    answers = {0: "7", 1: "9", 2: "9"}
+    provider = FakeProvider(answer=lambda messages, seed: answers.get(seed % 1000, "7"))
+    config = RunConfig(method="pdr", depth=2, width_schedule=(2, 3), distill="topk", k=1)
+    trace = run_fake(config, provider, reference="9")
+    assert trace.final_answer == "9"
+    assert trace.final_selection == (
+        "majority vote over the 3 drafts of round 2 (r2-final-0, r2-final-1, r2-final-2): "
+        "9 with 2 of 3")
+    assert trace_from_json(trace.to_json()).final_selection == trace.final_selection
+    assert trace.config["final_select"] == "vote"
+    # a last round of width 1 has nothing to select
+    assert run_fake(RunConfig(method="pdr", width=2, depth=2)).final_selection is None
+
+
+def test_run_page_paper_preset(db):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.session_state["provider"] = FakeProvider()
+    at.run()
+    at.radio(key="preset").set_value("paper").run()
+    assert at.slider(key="width").disabled and at.slider(key="depth").disabled
+    assert any("Schedule 8, 4, 1" in c.value for c in at.caption)
+    calls = [m for m in at.metric if m.label == "Calls"]
+    assert calls[0].value == str(RunConfig(method="pdr", depth=3,
+                                           width_schedule=(8, 4, 1)).calls)
+
+
+def test_the_readme_fidelity_table_matches_the_code():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Fidelity", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) >= 10
+    schedule = ", ".join(map(str, PRESETS["paper"]["width_schedule"]))
+    assert f"Example schedule {schedule}" in section and "`--preset paper`" in section
+    assert f"{CHARS_PER_TOKEN} characters a token" in section
+    assert all(f"`{name}`" in section for name in FINAL_SELECTS)
+    assert "`consensus`" in section and "consensus" in rank_drafts.__doc__
+    assert "`--distill-max-tokens`" in section and "`--sr-summary`" in section
+    assert "longest path" in section and "longest_token_path" in readme

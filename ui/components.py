@@ -156,6 +156,8 @@ def render_header(trace: Trace) -> None:
         # that leaks to its host, a link) would be live
         shown = inert(trace.final_answer) if trace.final_answer is not None else "no answer"
         st.markdown(f"**Final answer:** {shown}{verdict}")
+        if trace.final_selection:
+            st.caption(inert(f"Selected by {trace.final_selection}"))
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
     if trace.error and trace.status != "completed":
