@@ -266,6 +266,21 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     return _finish(trace, args)
 
 
+def cmd_baseline(args: argparse.Namespace, store: Store) -> int:
+    """A single pass at the run's B_seq, on the run's own endpoint; prints the new run."""
+    from pdr_core.baseline import baseline_config
+
+    source = store.get_trace(store.resolve_id(args.run_id))
+    config, note = baseline_config(source, args.context_tokens)
+    provider = _provider_for(args, source.config)
+    print(f"single pass at B_seq {source.budget.b_seq:,} of run {source.id}"
+          + (f"; {note}" if note else ""), file=sys.stderr)
+    writer = store.writer(name=f"baseline of {source.id}", tags=("baseline",))
+    trace = asyncio.run(run(source.question, config, provider, writer,
+                            reference=source.reference_answer))
+    return _finish(trace, args)
+
+
 def cmd_fork(args: argparse.Namespace, store: Store) -> int:
     parent = store.get_trace(store.resolve_id(args.run_id))
     if args.node not in {n.id for n in parent.nodes}:
@@ -457,6 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, help="per-call budget of the new calls")
     _endpoint_flags(p)
     p.set_defaults(func=cmd_fork)
+
+    p = sub.add_parser("baseline", parents=[common],
+                       help="a single pass whose output budget is a run's B_seq (matched "
+                            "budget); prints the new run's id")
+    p.add_argument("run_id")
+    p.add_argument("--context-tokens", type=int,
+                   help="the model's context size: the budget is capped to fit it, noted")
+    _endpoint_flags(p)
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("eval", parents=[common],
                        help="run methods x settings over a problem set; resumable")

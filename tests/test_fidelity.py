@@ -327,3 +327,36 @@ def test_the_readme_fidelity_table_matches_the_code():
     assert "`consensus`" in section and "consensus" in rank_drafts.__doc__
     assert "`--distill-max-tokens`" in section and "`--sr-summary`" in section
     assert "longest path" in section and "longest_token_path" in readme
+
+
+# --- the matched-budget baseline ----------------------------------------------------------
+
+
+def cli(*args, db):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    return subprocess.run([sys.executable, "-m", "pdr_core", *args, "--db", str(db)],
+                          capture_output=True, text=True, env={**env, "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT, timeout=120)
+
+
+def test_baseline_runs_a_single_pass_whose_max_tokens_is_the_runs_b_seq(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    with OpenAIServer() as server:
+        source = cli("run", QUESTION, "--answer", "52", "--width", "3", "--depth", "3",
+                     "--base-url", server.base_url, "--model", "fake-model", db=db)
+        assert source.returncode == 0, source.stderr
+        fields = dict(line.split(": ", 1) for line in source.stdout.strip().splitlines())
+        server.clear()
+        result = cli("baseline", fields["run"], db=db)
+        assert result.returncode == 0, result.stderr
+        [request] = server.chat_requests
+        capped = cli("baseline", fields["run"], "--context-tokens", "300", db=db)
+        assert capped.returncode == 0, capped.stderr
+    b_seq = int(fields["b_seq"])
+    assert output_cap(request["body"]) == b_seq
+    new = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    trace = Store(db).get_trace(new["run"])
+    assert trace.config["method"] == "single" and trace.config["max_tokens"] == b_seq
+    assert trace.reference_answer == "52" and trace.question == QUESTION
+    assert "capped at" in capped.stderr and f"B_seq of {b_seq:,}" in capped.stderr
+    assert [r.name for r in Store(db).list_runs()].count(f"baseline of {fields['run']}") == 2
