@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.config import ConfigError, RunConfig
+from pdr_core.config import PRESETS, ConfigError, RunConfig
 from pdr_core.examples import examples
 from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
@@ -33,12 +33,13 @@ METHOD_LABELS = {
     "vote": "Majority vote (self-consistency)",
 }
 DISTILL_HELP = {
-    "summary": "One model call writes a bounded summary: agreements, contradictions, "
-               "derived facts, candidate answers with counts, open sub-goals.",
-    "topk": "The k best drafts (largest answer cluster first, then shorter) form one "
-            "workspace shared by every next-round generation. No model call.",
+    "summary": "One model call writes a summary, cut to κ: agreements, contradictions, "
+               "derived facts, unresolved sub-goals, next actions.",
+    "topk": "The k best drafts by the consensus ranking (largest answer cluster first, then "
+            "shorter: this tool's heuristic) form one workspace shared by every next-round "
+            "generation, each draft cut to its share of κ. No model call.",
     "per-sample-topk": "Each next-round generation gets its own k drafts from the top "
-                       "candidates. No model call.",
+                       "candidates by consensus. No model call.",
     "random-k": "Each next-round generation gets k drafts drawn at random (seeded). "
                 "No model call; the paper's weakest operator.",
 }
@@ -83,8 +84,12 @@ with right:
     method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
                       **kept("method"))
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
-                           disabled=method in ("single", "vote"))
+                           disabled=method in ("single", "vote", "sr"))
     st.caption(DISTILL_HELP[distill])
+    sr_summary = st.checkbox("SR: notes on the previous solution", **kept("sr_summary"),
+                             disabled=method != "sr",
+                             help="SR refines one answer with no distill call; this adds a "
+                                  "summary call per round whose notes follow the solution.")
     prompt_sets = get_store().prompt_sets()
     st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], **kept("prompt_set"),
                  format_func=lambda n: n if n == BUILT_IN else f"{n} (v{prompt_sets[n]})",
@@ -92,12 +97,19 @@ with right:
 
 c1, c2, c3 = st.columns(3)
 with c1:
+    preset = st.radio("Preset", list(PRESETS), horizontal=True, **kept("preset", "small"),
+                      disabled=method != "pdr",
+                      format_func={"small": "small (this page's widths)",
+                                   "paper": "paper (8, 4, 1)"}.get,
+                      help="paper: the paper's example schedule, 8 drafts, 4 refinements, 1 "
+                           "final; small: width M for every round but the last.")
+    paper = method == "pdr" and preset == "paper"
     width = st.slider("Width M (drafts per round)", 1, 16,
                       **kept("width", default("width")),
-                      disabled=method in ("single", "sr"),
+                      disabled=method in ("single", "sr") or paper,
                       help="Parallel generations in every round but the last.")
     depth = st.slider("Depth R (rounds)", 1, 8, **kept("depth", default("depth")),
-                      disabled=method in ("single", "vote"),
+                      disabled=method in ("single", "vote") or paper,
                       help="Rounds of generation; the last has width 1.")
 with c2:
     max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS,
@@ -106,6 +118,11 @@ with c2:
     kappa = st.select_slider("Workspace bound κ (tokens)", WORKSPACE_STEPS,
                              **kept("workspace_tokens", default("workspace_tokens")),
                              help="Each workspace is at most this long, whatever the depth.")
+    distill_tokens = st.select_slider(
+        "Summary call's max tokens", ["per-call", *TOKEN_STEPS],
+        **kept("distill_max_tokens", "per-call"),
+        help="The summary call's own output budget (reasoning models think in it too); its "
+             "text is then cut to κ.")
 with c3:
     k = st.slider("k (drafts per workspace)", 1, 16, **kept("k", default("k")),
                   help="Used by the top-k and random-k operators.")
@@ -119,8 +136,11 @@ config_error = None
 config = None
 try:
     config = RunConfig(
-        method=method, width=width, depth=depth, distill=distill, k=k,
+        method=method, width=width, depth=3 if paper else depth, distill=distill, k=k,
+        width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
+        sr_summary=bool(sr_summary) and method == "sr",
+        distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",
         prompts=chosen_prompts("prompt_set"),
@@ -144,7 +164,9 @@ with st.expander("Budget preview", expanded=True):
         m[1].metric("Worst-case B_seq", f"{estimate.worst_b_seq:,}")
         m[2].metric("Worst-case B_total", f"{estimate.worst_b_total:,}")
         m[3].metric("Cost estimate", f"${estimate.cost_usd:,.4f}")
-        st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round.")
+        st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round."
+                   + (f" The last round is {config.schedule[-1]} wide: its answer is chosen by "
+                      f"{config.final_select}." if config.schedule[-1] > 1 else ""))
 
 store = get_store()
 jobs: dict[str, RunJob] = st.session_state.setdefault(JOBS, {})

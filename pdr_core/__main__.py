@@ -17,7 +17,15 @@ from pathlib import Path
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
 from pdr_core.cli_output import safe_output
 from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
-from pdr_core.config import DISTILLS, METHODS, ConfigError, RunConfig, parse_schedule
+from pdr_core.config import (
+    DISTILLS,
+    FINAL_SELECTS,
+    METHODS,
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    parse_schedule,
+)
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
@@ -49,6 +57,9 @@ def _both(*sinks):
 
 
 def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
+    if args.preset == "paper":  # the paper's example schedule, 8, 4, 1
+        args.method, args.depth = "pdr", 3
+        args.schedule = args.schedule or ",".join(map(str, PRESETS["paper"]["width_schedule"]))
     return RunConfig(
         method=args.method,
         width=args.width,
@@ -58,12 +69,15 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         k=args.k,
         max_tokens=args.max_tokens,
         workspace_tokens=args.workspace_tokens,
+        distill_max_tokens=args.distill_max_tokens,
         total_budget=args.total_budget,
         temperature=args.temperature,
         seed=args.seed,
         concurrency=args.concurrency,
         model=model,
         base_url=base_url,
+        sr_summary=args.sr_summary,
+        final_select=args.final_select,
     )
 
 
@@ -129,6 +143,8 @@ def _print_result(trace: Trace) -> None:
         lines.append(f"correct: {str(trace.correct).lower()}")
     if trace.stop_reason:
         lines.append(f"stopped: {trace.stop_reason}")
+    if trace.final_selection:
+        lines.append(f"selection: {trace.final_selection}")
     lines += [f"b_seq: {budget.b_seq}", f"b_total: {budget.b_total}",
               f"calls: {budget.calls}", f"run: {trace.id}"]
     print("\n".join(lines))
@@ -280,6 +296,21 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     return _finish(trace, args)
 
 
+def cmd_baseline(args: argparse.Namespace, store: Store) -> int:
+    """A single pass at the run's B_seq, on the run's own endpoint; prints the new run."""
+    from pdr_core.baseline import baseline_config
+
+    source = store.get_trace(store.resolve_id(args.run_id))
+    config, note = baseline_config(source, args.context_tokens)
+    provider = _provider_for(args, source.config)
+    print(f"single pass at B_seq {source.budget.b_seq:,} of run {source.id}"
+          + (f"; {note}" if note else ""), file=sys.stderr)
+    writer = store.writer(name=f"baseline of {source.id}", tags=("baseline",))
+    trace = asyncio.run(run(source.question, config, provider, writer,
+                            reference=source.reference_answer))
+    return _finish(trace, args)
+
+
 def cmd_fork(args: argparse.Namespace, store: Store) -> int:
     parent = store.get_trace(store.resolve_id(args.run_id))
     if args.node not in {n.id for n in parent.nodes}:
@@ -424,10 +455,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=4, help="drafts per round (M)")
     p.add_argument("--depth", type=int, default=2, help="rounds (R)")
     p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="small",
+                   help="paper: pdr with the paper's schedule 8,4,1; small (default): the "
+                        "flags as given, sized for the bundled model")
+    p.add_argument("--final-select", choices=FINAL_SELECTS, default="vote",
+                   help="how a last round wider than 1 gives the answer (recorded on the run)")
     p.add_argument("--distill", choices=DISTILLS, default="summary")
+    p.add_argument("--sr-summary", action="store_true",
+                   help="sr: a summary call writes notes on the previous solution each round")
     p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
     p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
+    p.add_argument("--distill-max-tokens", type=int,
+                   help="output budget of a summary call (default: --max-tokens); its text "
+                        "is then cut to kappa")
     p.add_argument("--total-budget", type=int, help="cap on B_total")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
@@ -481,6 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, help="per-call budget of the new calls")
     _endpoint_flags(p)
     p.set_defaults(func=cmd_fork)
+
+    p = sub.add_parser("baseline", parents=[common],
+                       help="a single pass whose output budget is a run's B_seq (matched "
+                            "budget); prints the new run's id")
+    p.add_argument("run_id")
+    p.add_argument("--context-tokens", type=int,
+                   help="the model's context size: the budget is capped to fit it, noted")
+    _endpoint_flags(p)
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("eval", parents=[common],
                        help="run methods x settings over a problem set; resumable")

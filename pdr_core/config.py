@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from pdr_core.prompts import PromptSet
+from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
 
 METHODS = ("pdr", "sr", "single", "vote")
+# How a last round wider than 1 yields the final answer; recorded on the run.
+FINAL_SELECTS = ("vote",)
+# Named starting points: the paper's example schedule, and a small one for the bundled model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"method": "pdr", "width": 4, "depth": 2},
+    "paper": {"method": "pdr", "width_schedule": (8, 4, 1), "depth": 3},
+}
 DISTILLS = ("summary", "topk", "per-sample-topk", "random-k")
 EXTRACTIVE = ("topk", "per-sample-topk", "random-k")
 
@@ -45,6 +52,10 @@ class RunConfig:
     Width and depth are used as the method needs them: `single` is one call, `vote` is one
     round of `width` samples, `sr` is `depth` rounds of width 1, and `pdr` follows
     `width_schedule` or, without one, `width` for rounds 1..R-1 and 1 for round R.
+
+    SR refines one answer and takes no distill operator: round r sees the question and the
+    previous solution. With `sr_summary` a summary call writes notes on the previous
+    solution first (one more call a round).
     """
 
     method: str = "pdr"
@@ -55,18 +66,26 @@ class RunConfig:
     k: int = 2
     max_tokens: int = 1024
     workspace_tokens: int = 512
+    # The summary call's own output budget (None: the per-call budget). kappa bounds the
+    # workspace text it leaves, not the tokens it may think in.
+    distill_max_tokens: int | None = None
     total_budget: int | None = None
     temperature: float = 0.8
     seed: int = 0
     concurrency: int = 8
     model: str = ""
     base_url: str = ""
+    sr_summary: bool = False
+    final_select: str = "vote"
     prompts: PromptSet = field(default_factory=PromptSet)
     schedule: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError("method", self.method, f"one of {', '.join(METHODS)}")
+        if self.final_select not in FINAL_SELECTS:
+            raise ConfigError("final_select", self.final_select,
+                              f"one of {', '.join(FINAL_SELECTS)}")
         if self.distill not in DISTILLS:
             raise ConfigError("distill", self.distill, f"one of {', '.join(DISTILLS)}")
         _check_int("width", self.width, 1, MAX_WIDTH)
@@ -75,6 +94,8 @@ class RunConfig:
         _check_int("max_tokens", self.max_tokens, 1, 10_000_000)
         _check_int("workspace_tokens", self.workspace_tokens, MIN_WORKSPACE_TOKENS, 10_000_000)
         _check_int("concurrency", self.concurrency, 1, 4096)
+        if self.distill_max_tokens is not None:
+            _check_int("distill_max_tokens", self.distill_max_tokens, 1, 10_000_000)
         if self.total_budget is not None:
             _check_int("total_budget", self.total_budget, 1, 10**12)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -87,6 +108,9 @@ class RunConfig:
             raise ConfigError("temperature", self.temperature, "a number from 0 to 2")
         if not isinstance(self.prompts, PromptSet):
             raise ConfigError("prompts", self.prompts, "a PromptSet")
+        if not isinstance(self.sr_summary, bool):
+            raise ConfigError("sr_summary", self.sr_summary, "true or false")
+        self._check_sr_notes()
         object.__setattr__(self, "schedule", self._resolve_schedule())
         self._check_k()
 
@@ -115,9 +139,22 @@ class RunConfig:
             _check_int("width_schedule", width, 1, MAX_WIDTH)
         return schedule
 
+    def _check_sr_notes(self) -> None:
+        """SR's summary notes need a place in its template: the built-in one gets its notes
+        section; an edited one without {workspace} is refused rather than drop the notes."""
+        if self.method != "sr" or not self.sr_summary:
+            return
+        if "workspace" in template_fields(self.prompts.sr_refine):
+            return
+        if self.prompts.sr_refine == SR_REFINE:
+            object.__setattr__(self, "prompts", replace(self.prompts, sr_refine=SR_REFINE_NOTES))
+            return
+        raise ConfigError("sr_summary", True,
+                          "false, or an sr_refine template that uses {workspace} (the notes)")
+
     def _check_k(self) -> None:
         # k selects from every round but the last; it cannot take more drafts than exist.
-        if self.distill not in EXTRACTIVE or len(self.schedule) < 2:
+        if self.method == "sr" or self.distill not in EXTRACTIVE or len(self.schedule) < 2:
             return
         narrowest = min(self.schedule[:-1])
         if self.k > narrowest:
@@ -133,9 +170,22 @@ class RunConfig:
         return len(self.schedule)
 
     @property
+    def distill_budget(self) -> int:
+        """Output budget of a summary call."""
+        return self.distill_max_tokens or self.max_tokens
+
+    @property
+    def summary_calls(self) -> bool:
+        """Whether a summary call runs between rounds (PDR's summary operator, or SR's
+        optional notes)."""
+        if self.method == "sr":
+            return self.sr_summary
+        return self.method == "pdr" and self.distill == "summary"
+
+    @property
     def calls(self) -> int:
         """Number of model calls a complete run makes."""
-        distill_calls = self.rounds - 1 if self.distill == "summary" else 0
+        distill_calls = self.rounds - 1 if self.summary_calls else 0
         return sum(self.schedule) + distill_calls
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,12 +199,15 @@ class RunConfig:
             "k": self.k,
             "max_tokens": self.max_tokens,
             "workspace_tokens": self.workspace_tokens,
+            "distill_max_tokens": self.distill_max_tokens,
             "total_budget": self.total_budget,
             "temperature": self.temperature,
             "seed": self.seed,
             "concurrency": self.concurrency,
             "model": self.model,
             "base_url": self.base_url,
+            "sr_summary": self.sr_summary,
+            "final_select": self.final_select,
             "prompts": self.prompts.to_dict(),
         }
 
@@ -167,6 +220,9 @@ class RunConfig:
             kwargs["width_schedule"] = tuple(kwargs["width_schedule"])
         if kwargs.get("method", "pdr") != "pdr":
             kwargs.pop("width_schedule", None)
+        if kwargs.get("method") == "sr" and "sr_summary" not in kwargs:
+            # Runs saved before SR took no distill call made a summary call every round.
+            kwargs["sr_summary"] = kwargs.get("distill", "summary") == "summary"
         if isinstance(kwargs.get("prompts"), dict):
             kwargs["prompts"] = PromptSet.from_dict(kwargs["prompts"])
         return cls(**kwargs)

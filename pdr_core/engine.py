@@ -17,6 +17,7 @@ from pdr_core.operators import Draft
 from pdr_core.providers.base import Message, Provider, ProviderError, Sampling
 from pdr_core.tokens import estimate_prompt_tokens
 from pdr_core.trace import Node, TraceBuilder
+from pdr_core.workspace import bound, counter_of, workspace_text
 
 EventSink = Callable[[Event], None]
 
@@ -36,7 +37,7 @@ def reused_events(run_id: str, node: Node) -> tuple[NodeStarted, NodeFinished]:
                     list(node.parent_ids), [dict(m) for m in node.messages], node.started_at),
         NodeFinished(run_id, node.id, node.text, node.answer, dict(node.usage), node.reasoning,
                      node.finish_reason, node.finished_at or node.started_at, node.call,
-                     reused=True),
+                     reused=True, workspace=node.workspace),
     )
 
 
@@ -69,6 +70,8 @@ class CallSpec:
     parent_ids: list[str]
     messages: list[Message]
     max_tokens: int
+    # A summary call's output is a workspace: cut to this many tokens before it is passed on.
+    workspace_tokens: int | None = None
 
 
 class RunContext:
@@ -96,6 +99,8 @@ class RunContext:
         self._spent = 0
         self._reserved = 0
         self.stopped_on_budget = False
+        # How the final answer was selected from a last round wider than 1 (the trace keeps it).
+        self.selection: str | None = None
 
     def emit(self, event: Event) -> None:
         self.builder.apply(event)
@@ -126,7 +131,7 @@ class RunContext:
         edits = self.reuse.messages if self.reuse else None
         if edits and node_id in edits:
             return CallSpec(spec.stage, spec.round, spec.branch, spec.parent_ids,
-                            edits[node_id], spec.max_tokens)
+                            edits[node_id], spec.max_tokens, spec.workspace_tokens)
         return spec
 
     def reused(self, node_id: str, messages: Sequence[Message], text: str | None = None
@@ -146,7 +151,7 @@ class RunContext:
                 self.emit(event)
         if node.call:
             self._spent += node.tokens
-        return Draft(node.id, node.branch, node.text, node.answer)
+        return Draft(node.id, node.branch, workspace_text(node), node.answer)
 
     async def call(self, spec: CallSpec) -> Draft | None:
         """Make one call as a node; None when it failed or the budget forbade it."""
@@ -186,10 +191,15 @@ class RunContext:
             self._reserved -= worst
             self._spent += completion.usage.total
             answer = extract_answer(completion.text) if spec.stage != "distill" else None
+            text, info = completion.text, None
+            if spec.workspace_tokens is not None:
+                kappa = spec.workspace_tokens
+                bounded = await bound(text, kappa, counter_of(self.provider))
+                text, info = bounded.text, bounded.info(kappa, keep_text=True)
             self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,
                                    completion.usage.to_dict(), completion.reasoning,
-                                   completion.finish_reason))
-            return Draft(node_id, spec.branch, completion.text, answer)
+                                   completion.finish_reason, workspace=info))
+            return Draft(node_id, spec.branch, text, answer)
 
     def _shares_request(self, specs: Sequence[CallSpec]) -> bool:
         """Identical prompts (round-1 drafts) can be one request with `n` choices, one
@@ -301,7 +311,7 @@ class RunContext:
         return survivors
 
     def record_extract(self, round_: int, branch: int, selected: Sequence[Draft],
-                       workspace: str) -> str:
+                       workspace: str, info: dict | None = None) -> str:
         """An extractive workspace as a distill node: no call, parents = its drafts."""
         node_id = self.node_id("distill", round_, branch)
         if self.reused(node_id, [], workspace) is not None:
@@ -309,5 +319,6 @@ class RunContext:
         self.emit(NodeStarted(self.run_id, node_id, "distill", round_, branch,
                               [d.node_id for d in selected], []))
         self.emit(NodeFinished(self.run_id, node_id, workspace, None,
-                               {"prompt_tokens": 0, "completion_tokens": 0}, call=False))
+                               {"prompt_tokens": 0, "completion_tokens": 0}, call=False,
+                               workspace=info))
         return node_id

@@ -64,6 +64,9 @@ class NodeFinished:
     call: bool = True
     # A fork's node copied from its parent run: no call was made for it in this run.
     reused: bool = False
+    # A distill node's workspace record: kappa, tokens passed on, tokens dropped, how they
+    # were counted (see pdr_core.workspace); None on other nodes.
+    workspace: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class RunFinished:
     error: str | None = None
     stop_reason: str | None = None  # e.g. "budget" when the total budget ended the run
     finished_at: str = field(default_factory=now_iso)
+    # How the final answer was selected from a last round wider than 1 (e.g. the vote).
+    selection: str | None = None
 
 
 Event = (RunStarted | RunResumed | NodeStarted | NodeDelta | NodeFinished | NodeFailed

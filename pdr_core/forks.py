@@ -10,7 +10,7 @@ from pdr_core.config import RunConfig
 from pdr_core.engine import EventSink, reused_events
 from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
 from pdr_core.methods import descendants, new_run_id
-from pdr_core.operators import Draft, vote
+from pdr_core.operators import Draft, final_vote
 from pdr_core.providers.base import Completion, Message
 from pdr_core.trace import Trace, TraceBuilder
 
@@ -118,5 +118,6 @@ def keep_call(
     else:
         last = [Draft(n.id, n.branch, n.text, n.answer) for n in trace.nodes
                 if n.round == last_round and n.stage != "distill" and n.status == "ok"]
-        emit(RunFinished(run_id, "completed", final_answer=vote(last)))
+        answer, selection = final_vote(last, last_round)
+        emit(RunFinished(run_id, "completed", final_answer=answer, selection=selection))
     return builder.trace

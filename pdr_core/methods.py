@@ -18,16 +18,17 @@ from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.operators import (
     Draft,
     answer_tally,
+    final_vote,
     format_drafts,
     select_per_sample,
     select_random,
     select_topk,
-    vote,
 )
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.base import Message, Provider
 from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder
+from pdr_core.workspace import counter_of, extract
 
 
 def _messages(ctx: RunContext, user: str) -> list[Message]:
@@ -53,6 +54,21 @@ async def draft_round(ctx: RunContext) -> list[Draft]:
     return await ctx.call_round(specs)
 
 
+async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[str, str]:
+    """One summary call over `drafts`: (its node id, the workspace it wrote)."""
+    config = ctx.config
+    user = config.prompts.summary.format(
+        question=ctx.question,
+        drafts=format_drafts(drafts, labelled=False),
+        answer_tally=answer_tally(drafts),
+        workspace_tokens=config.workspace_tokens,
+    )
+    spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
+                    _messages(ctx, user), config.distill_budget, config.workspace_tokens)
+    [summary] = await ctx.call_round([spec])
+    return summary.node_id, summary.text
+
+
 async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
                   generations: int) -> list[tuple[str, str]]:
     """Workspaces for the next round's generations: (distill node id, workspace text).
@@ -62,16 +78,7 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
     config = ctx.config
     kappa = config.workspace_tokens
     if config.distill == "summary":
-        user = config.prompts.summary.format(
-            question=ctx.question,
-            drafts=format_drafts(drafts),
-            answer_tally=answer_tally(drafts),
-            workspace_tokens=kappa,
-        )
-        spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
-                        _messages(ctx, user), kappa)
-        [summary] = await ctx.call_round([spec])
-        return [(summary.node_id, summary.text)]
+        return [await summarize(ctx, drafts, round_)]
     if config.distill == "topk":
         selections = [select_topk(drafts, config.k)]
     elif config.distill == "per-sample-topk":
@@ -80,8 +87,8 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
         selections = select_random(drafts, config.k, generations, config.seed, round_)
     workspaces = []
     for branch, selected in enumerate(selections):
-        text = format_drafts(selected, kappa)
-        workspaces.append((ctx.record_extract(round_, branch, selected, text), text))
+        text, info = await extract(selected, kappa, counter_of(ctx.provider))
+        workspaces.append((ctx.record_extract(round_, branch, selected, text, info), text))
     return workspaces
 
 
@@ -100,20 +107,25 @@ async def pdr(ctx: RunContext) -> str | None:
             specs.append(CallSpec(_stage(config, round_), round_, branch, [distill_id],
                                   _messages(ctx, user), config.max_tokens))
         drafts = await ctx.call_round(specs)
-    return vote(drafts)
+    return _select_final(ctx, drafts)
 
 
 async def sr(ctx: RunContext) -> str | None:
+    """Refine one answer: round r sees the question and the previous solution (once), plus,
+    with `sr_summary`, a summary call's notes on it."""
     config = ctx.config
     [candidate] = await draft_round(ctx)
     for round_ in range(2, config.rounds + 1):
         if ctx.stopped_on_budget:
             break
-        [(distill_id, workspace)] = (await distill(ctx, [candidate], round_ - 1, 1))[:1]
+        parents, notes = [candidate.node_id], ""
+        if config.sr_summary:
+            distill_id, notes = await summarize(ctx, [candidate], round_ - 1)
+            parents = [distill_id, candidate.node_id]
         user = config.prompts.sr_refine.format(
-            question=ctx.question, draft=candidate.text, workspace=workspace
+            question=ctx.question, draft=candidate.text, workspace=notes
         )
-        spec = CallSpec(_stage(config, round_), round_, 0, [distill_id, candidate.node_id],
+        spec = CallSpec(_stage(config, round_), round_, 0, parents,
                         _messages(ctx, user), config.max_tokens)
         [candidate] = await ctx.call_round([spec])
     return candidate.answer
@@ -125,7 +137,15 @@ async def single(ctx: RunContext) -> str | None:
 
 
 async def majority(ctx: RunContext) -> str | None:
-    return vote(await draft_round(ctx))
+    return _select_final(ctx, await draft_round(ctx))
+
+
+def _select_final(ctx: RunContext, drafts: list[Draft]) -> str | None:
+    """The final answer from the last round's drafts, by the configured final selection,
+    recorded for the trace when there was more than one draft to choose from."""
+    round_ = max((ctx.builder.trace.node(d.node_id).round for d in drafts), default=1)
+    answer, ctx.selection = final_vote(drafts, round_)
+    return answer
 
 
 METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
@@ -294,7 +314,8 @@ async def _execute(ctx: RunContext) -> Trace:
         ctx.emit(RunFinished(ctx.run_id, "failed", error=str(exc)))
     else:
         stop = "budget" if ctx.stopped_on_budget else None
-        ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop))
+        ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop,
+                             selection=ctx.selection))
     assert ctx.builder.trace is not None
     return ctx.builder.trace
 
@@ -308,4 +329,6 @@ def _budget_finish(ctx: RunContext, reason: str) -> RunFinished:
                            stop_reason="budget")
     last = max(n.round for n in generated)
     drafts = [Draft(n.id, n.branch, n.text, n.answer) for n in generated if n.round == last]
-    return RunFinished(ctx.run_id, "completed", final_answer=vote(drafts), stop_reason="budget")
+    answer, selection = final_vote(drafts, last)
+    return RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason="budget",
+                       selection=selection)

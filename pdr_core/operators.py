@@ -1,15 +1,20 @@
 """Distill operators: which drafts feed each next-round workspace, and how it is written.
 
 Selection rules (extractive operators make no model call):
-- topk: one shared workspace of k drafts. Drafts are ranked by the size of their answer
-  cluster (largest first), then drafts with an answer before drafts without, then shorter
-  text first (a concise correct derivation is cheaper to read), then branch order.
+- topk: one shared workspace of k drafts, the first k by the `consensus` ranking, a heuristic
+  of this tool, not the paper's: drafts are ranked by the size of their answer cluster
+  (largest first), then drafts with an answer before drafts without, then shorter text first
+  (a concise correct derivation is cheaper to read), then branch order.
 - per-sample-topk: generation j of the next round gets its own k drafts, a window of the
   ranking rotated by j over the top min(2k, M) candidates, so the generations see
   different but strong evidence.
 - random-k: generation j gets k drafts drawn without replacement by a generator seeded
   from the run seed, the round and j (bootstrapped workspaces, reproducible).
 - summary: one model call writes the workspace (see prompts.SUMMARY).
+
+An extractive workspace gives each of its k drafts an equal share of kappa and cuts each
+draft to its share, head and tail kept; what was kept and cut per draft is recorded on the
+distill node (see `pdr_core.workspace.extract`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pdr_core.answers import answer_clusters, majority_vote
-from pdr_core.prompts import DRAFT_ITEM
-from pdr_core.tokens import estimate_tokens, truncate_to_tokens
+from pdr_core.prompts import DRAFT_ITEM, SUMMARY_ITEM
+from pdr_core.tokens import estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class Draft:
 
 
 def rank_drafts(drafts: Sequence[Draft]) -> list[Draft]:
-    """Drafts in topk preference order (see module docstring)."""
+    """Drafts in `consensus` order, topk's preference (see module docstring)."""
     size = {}
     for _, members in answer_clusters([d.answer for d in drafts]):
         for index in members:
@@ -87,22 +92,15 @@ def answer_tally(drafts: Sequence[Draft]) -> str:
     return ", ".join(parts) or "none"
 
 
-def format_drafts(drafts: Sequence[Draft], token_budget: int | None = None) -> str:
-    """Drafts laid out for a prompt; with a budget, each is shortened to its share of it."""
-    share = None
-    if token_budget is not None and drafts:
-        overhead = sum(estimate_tokens(_item(i, d, "")) for i, d in enumerate(drafts))
-        share = max(1, (token_budget - overhead) // len(drafts))
-    items = []
-    for index, draft in enumerate(drafts):
-        text = draft.text if share is None else truncate_to_tokens(draft.text, share)
-        items.append(_item(index, draft, text))
-    text = "\n\n".join(items)
-    # The per-draft shares are estimates; the bound itself is a hard guarantee.
-    return text if token_budget is None else truncate_to_tokens(text, token_budget)
+def format_drafts(drafts: Sequence[Draft], labelled: bool = True) -> str:
+    """Drafts laid out whole for a prompt; `labelled` adds each one's extracted answer."""
+    return "\n\n".join(draft_item(i, d, d.text, labelled) for i, d in enumerate(drafts))
 
 
-def _item(index: int, draft: Draft, text: str) -> str:
+def draft_item(index: int, draft: Draft, text: str, labelled: bool = True) -> str:
+    """Draft `index` (from 0) with `text` standing for its text."""
+    if not labelled:
+        return SUMMARY_ITEM.format(index=index + 1, text=text)
     return DRAFT_ITEM.format(index=index + 1, answer=draft.answer or "none", text=text)
 
 
@@ -110,3 +108,15 @@ def vote(drafts: Sequence[Draft]) -> str | None:
     """Majority answer, ties to the earliest draft."""
     answer, _ = majority_vote([d.answer for d in drafts])
     return answer
+
+
+def final_vote(drafts: Sequence[Draft], round_: int) -> tuple[str | None, str | None]:
+    """The final answer of a last round, and the record of how it was selected: None for a
+    single draft (nothing to select), else the vote and its count."""
+    answer, count = majority_vote([d.answer for d in drafts])
+    if len(drafts) <= 1:
+        return answer, None
+    ids = ", ".join(d.node_id for d in drafts)
+    return answer, (f"majority vote over the {len(drafts)} drafts of round {round_} ({ids}): "
+                    f"{answer if answer is not None else 'no answer'} with {count} of "
+                    f"{len(drafts)}")

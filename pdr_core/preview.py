@@ -60,7 +60,8 @@ def preview(
         if index == 0:
             call_prompt = draft_prompt
         elif config.method == "sr":
-            call_prompt = prompt(prompts.sr_refine, config.max_tokens, kappa)
+            call_prompt = prompt(prompts.sr_refine, config.max_tokens,
+                                 kappa if config.sr_summary else 0)
         else:
             call_prompt = prompt(prompts.refine, kappa)
         seq += call_prompt + config.max_tokens
@@ -68,12 +69,13 @@ def preview(
         prompt_sum += width * call_prompt
         completion_sum += width * config.max_tokens
         last = index == len(config.schedule) - 1
-        if not last and config.distill == "summary":
+        if not last and config.summary_calls:
             distill_prompt = prompt(prompts.summary, width * (config.max_tokens + 16))
-            seq += distill_prompt + kappa
-            total += distill_prompt + kappa
+            distill_out = config.distill_budget
+            seq += distill_prompt + distill_out
+            total += distill_prompt + distill_out
             prompt_sum += distill_prompt
-            completion_sum += kappa
+            completion_sum += distill_out
     if config.total_budget is not None:
         total = min(total, config.total_budget)
         seq = min(seq, total)

@@ -16,14 +16,16 @@ SYSTEM = (
 
 DRAFT = "Solve the following problem.\n\nProblem:\n{question}"
 
+# The paper's summary: agreements, contradictions, derived facts, unresolved sub-goals and
+# next actions. The answer tally ({answer_tally}, vote counts) is left out on purpose: it
+# anchors the summariser on the majority. A template may add it.
 SUMMARY = (
-    "Several independent attempts were made at the problem below. Distill them into a "
-    "short workspace for the next round of solvers. Write, in at most {workspace_tokens} "
-    "tokens: the points the attempts agree on; where they contradict each other; facts "
-    "and intermediate results they derived; every candidate answer with how many attempts "
-    "gave it; and the open sub-goals still to check. Do not solve the problem anew.\n\n"
+    "Below are attempts at the problem. Distill them into a short workspace for the next "
+    "round of solvers. Write, in at most {workspace_tokens} tokens: what the attempts agree "
+    "on; where they contradict each other; the facts and intermediate results they derived; "
+    "the sub-goals still unresolved; and the next actions to take. Do not solve the "
+    "problem anew.\n\n"
     "Problem:\n{question}\n\n"
-    "Answers extracted from the attempts: {answer_tally}\n\n"
     "{drafts}"
 )
 
@@ -35,16 +37,20 @@ REFINE = (
     "Workspace:\n{workspace}"
 )
 
+# SR refines one answer: round r sees the question and the previous solution, once.
 SR_REFINE = (
     "Improve the solution below. Check each step, correct any mistake, and give a "
     "complete solution.\n\n"
     "Problem:\n{question}\n\n"
-    "Previous solution:\n{draft}\n\n"
-    "Notes on it:\n{workspace}"
+    "Previous solution:\n{draft}"
 )
+# With SR's optional summary call, its notes on the previous solution follow it.
+SR_REFINE_NOTES = SR_REFINE + "\n\nNotes on it:\n{workspace}"
 
-# One draft as it appears inside a summary prompt or an extractive workspace.
+# One draft as it appears inside an extractive workspace, and inside a summary prompt (there
+# without its extracted answer, which would anchor the summariser).
 DRAFT_ITEM = "### Attempt {index} (answer: {answer})\n{text}"
+SUMMARY_ITEM = "### Attempt {index}\n{text}"
 
 # Which fields each template may use, and which it must use.
 FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {

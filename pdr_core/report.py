@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 from pdr_core import viz
 from pdr_core.diffs import diff_html, next_workspace, predecessor
 from pdr_core.trace import Node, Trace
+from pdr_core.workspace import workspace_summary
 
 # C0 controls (NUL shows as U+2400 "␀") and DEL become their visible Unicode pictures;
 # tab, newline and carriage return stay. Lone surrogates cannot be written as UTF-8.
@@ -28,7 +29,8 @@ _VISIBLE[0x7F] = 0x2421
 _VISIBLE.update({c: 0xFFFD for c in range(0xD800, 0xE000)})
 
 CONFIG_KEYS = ("method", "width_schedule", "depth", "distill", "k", "max_tokens",
-               "workspace_tokens", "total_budget", "temperature", "seed", "model", "base_url")
+               "workspace_tokens", "distill_max_tokens", "total_budget", "temperature", "seed",
+               "model", "base_url")
 SPEEDS = (1, 2, 5, 10, 20)
 SUMMARY_ANSWER_CHARS = 40
 
@@ -189,6 +191,8 @@ def _node_section(trace: Trace, node: Node, index: dict[str, int]) -> str:
         ("Finished", _e(node.finished_at)),
         ("Duration", f"{seconds:.2f} s" if seconds is not None else "–"),
     ]
+    if node.stage == "distill":
+        rows.append(("Workspace", _e(workspace_summary(node))))
     parts = [_kv(rows)]
     if node.status == "failed" or node.error:
         kind = f" ({_e(node.error_kind)})" if node.error_kind else ""

@@ -110,6 +110,8 @@ class FakeProvider:
     delay: float = 0.0
     chunks: int = 3
     model_name: str = "fake-model"
+    # An exact tokenizer to offer as `count_tokens`; None counts nothing (the estimate is used).
+    tokenizer: Callable[[str], int] | None = None
     calls: list[tuple[list[Message], Sampling]] = field(default_factory=list)
 
     @property
@@ -119,6 +121,10 @@ class FakeProvider:
     @property
     def base_url(self) -> str:
         return "fake://"
+
+    async def count_tokens(self, text: str) -> int | None:
+        """The optional provider method: `text`'s token count by the model's tokenizer."""
+        return self.tokenizer(text) if self.tokenizer is not None else None
 
     async def complete(
         self,

@@ -1,4 +1,10 @@
-"""Token estimates for budgets and bounds, used where no tokenizer is at hand."""
+"""Token estimates for budgets and bounds, used where no tokenizer is at hand.
+
+An estimate, not a count: four characters a token holds for English prose and code, while
+LaTeX-heavy text runs nearer three, so a real tokenizer may count a third more. Where a bound
+matters (the workspace), `pdr_core.workspace` counts with the provider's tokenizer when it has
+one and labels the estimate otherwise.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +28,20 @@ def estimate_prompt_tokens(messages: Iterable[Mapping[str, str]]) -> int:
 
 
 def truncate_to_tokens(text: str, max_tokens: int, marker: str = "\n[...]\n") -> str:
-    """Shorten `text` to about `max_tokens`, keeping its head and its tail.
+    """Shorten `text` to at most `max_tokens` estimated tokens, keeping its head and tail."""
+    return truncate_to_chars(text, max_tokens * CHARS_PER_TOKEN, marker)
+
+
+def truncate_to_chars(text: str, limit: int, marker: str = "\n[...]\n") -> str:
+    """Shorten `text` to at most `limit` characters, keeping its head and its tail.
 
     The tail is kept because reasoning drafts state their answer at the end.
     """
-    limit = max_tokens * CHARS_PER_TOKEN
     if len(text) <= limit:
         return text
-    room = max(limit - len(marker), 0)
+    if limit <= len(marker):
+        return text[:limit]
+    room = limit - len(marker)
     head = room // 3
     tail = room - head
     return text[:head] + marker + (text[-tail:] if tail else "")

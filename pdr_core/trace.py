@@ -57,6 +57,8 @@ class Node:
     finish_reason: str | None = None
     call: bool = True
     reused: bool = False
+    # Distill nodes: how the workspace passed on was bounded (pdr_core.workspace).
+    workspace: dict[str, Any] | None = None
 
     @property
     def tokens(self) -> int:
@@ -88,6 +90,8 @@ class Trace:
     finished_at: str | None = None
     parent_run_id: str | None = None
     parent_node_id: str | None = None
+    # How the final answer was selected when the last round left several (RunFinished).
+    final_selection: str | None = None
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -118,6 +122,7 @@ class Trace:
             "finished_at": self.finished_at,
             "parent_run_id": self.parent_run_id,
             "parent_node_id": self.parent_node_id,
+            "final_selection": self.final_selection,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -125,22 +130,40 @@ class Trace:
 
 
 def compute_budget(nodes: Iterable[Node]) -> Budget:
-    """B_total sums every call; B_seq sums the largest call of each parallel stage plus
-    every distill call (the critical path)."""
-    stage_max: dict[tuple[str, int], int] = {}
-    b_seq = b_total = calls = 0
+    """B_total sums every settled call; B_seq is the token-weighted longest path through
+    the call graph (see `longest_token_path`)."""
+    nodes = list(nodes)
+    calls = [n for n in nodes if n.call and n.status != "running"]
+    b_seq, _ = longest_token_path(nodes)
+    return Budget(b_seq=b_seq, b_total=sum(n.tokens for n in calls), calls=len(calls))
+
+
+def longest_token_path(nodes: Iterable[Node]) -> tuple[int, list[str]]:
+    """B_seq and the ids of the path that sets it, root first.
+
+    The call graph has an edge from each parent id to its node; a node weighs its prompt
+    plus completion tokens when it is a settled call and nothing otherwise (an extractive
+    workspace, a call still running), so the heaviest path passes through extractive nodes
+    without cost and through every distill or other call it depends on. One rule for every
+    method and shape: forks, resumed runs and irregular schedules included. Parents precede
+    their node in a trace (the engine emits them so, and imports are checked for it); a
+    parent id that does not is ignored, so nothing can loop.
+    """
+    best: dict[str, tuple[int, str | None]] = {}
     for node in nodes:
-        if not node.call or node.status == "running":
-            continue
-        calls += 1
-        tokens = node.tokens
-        b_total += tokens
-        if node.stage == "distill":
-            b_seq += tokens
-        else:
-            key = (node.stage, node.round)
-            stage_max[key] = max(stage_max.get(key, 0), tokens)
-    return Budget(b_seq=b_seq + sum(stage_max.values()), b_total=b_total, calls=calls)
+        weight = node.tokens if node.call and node.status != "running" else 0
+        before = [p for p in node.parent_ids if p in best]
+        previous = max(before, key=lambda p: best[p][0], default=None)
+        best[node.id] = (weight + (best[previous][0] if previous else 0), previous)
+    if not best:
+        return 0, []
+    end: str | None = max(best, key=lambda i: best[i][0])
+    total = best[end][0]
+    path = []
+    while end is not None:
+        path.append(end)
+        end = best[end][1]
+    return total, path[::-1]
 
 
 class TraceBuilder:
@@ -170,7 +193,7 @@ class TraceBuilder:
         if isinstance(event, RunResumed):
             trace.status = "running"
             trace.final_answer = trace.correct = trace.error = None
-            trace.stop_reason = trace.finished_at = None
+            trace.stop_reason = trace.finished_at = trace.final_selection = None
         elif isinstance(event, NodeStarted):
             node = Node(
                 id=event.node_id,
@@ -202,6 +225,7 @@ class TraceBuilder:
             node.finished_at = event.finished_at
             node.call = event.call
             node.reused = event.reused
+            node.workspace = event.workspace
             node.status = "ok"
             self.partial.pop(event.node_id, None)
         elif isinstance(event, NodeFailed):
@@ -219,6 +243,7 @@ class TraceBuilder:
             trace.error = event.error
             trace.stop_reason = event.stop_reason
             trace.finished_at = event.finished_at
+            trace.final_selection = event.selection
 
 
 def fold(events: Iterable[Event]) -> Trace:
@@ -252,7 +277,8 @@ def trace_to_events(trace: Trace) -> list[Event]:
         if n.status == "ok":
             events.append(
                 NodeFinished(trace.id, n.id, n.text, n.answer, n.usage, n.reasoning,
-                             n.finish_reason, n.finished_at or n.started_at, n.call, n.reused)
+                             n.finish_reason, n.finished_at or n.started_at, n.call, n.reused,
+                             n.workspace)
             )
         elif n.status == "failed":
             events.append(
@@ -262,7 +288,8 @@ def trace_to_events(trace: Trace) -> list[Event]:
     if trace.status != "running":
         events.append(
             RunFinished(trace.id, trace.status, trace.final_answer, trace.error,
-                        trace.stop_reason, trace.finished_at or trace.created_at)
+                        trace.stop_reason, trace.finished_at or trace.created_at,
+                        trace.final_selection)
         )
     return events
 
@@ -288,6 +315,7 @@ def _node_to_dict(n: Node) -> dict[str, Any]:
         "finish_reason": n.finish_reason,
         "call": n.call,
         "reused": n.reused,
+        "workspace": n.workspace,
     }
 
 
@@ -329,6 +357,7 @@ _OPTIONAL_TOP_KEYS: dict[str, tuple[type, ...]] = {
     "finished_at": (str, type(None)),
     "parent_run_id": (str, type(None)),
     "parent_node_id": (str, type(None)),
+    "final_selection": (str, type(None)),
 }
 _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "error_kind": (str, type(None)),
@@ -336,6 +365,7 @@ _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "finish_reason": (str, type(None)),
     "call": (bool,),
     "reused": (bool,),
+    "workspace": (dict, type(None)),
 }
 _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "method": (str,),
@@ -349,6 +379,8 @@ _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "max_tokens": (int,),
     "workspace_tokens": (int,),
     "total_budget": (int, type(None)),
+    "distill_max_tokens": (int, type(None)),
+    "sr_summary": (bool,),
     "temperature": (int, float),
     "seed": (int,),
     "concurrency": (int,),
@@ -424,7 +456,7 @@ def trace_from_dict(data: Any) -> Trace:
                 status=raw["status"], error=raw["error"], error_kind=raw.get("error_kind"),
                 reasoning=str(raw.get("reasoning") or ""),
                 finish_reason=raw.get("finish_reason"), call=bool(raw.get("call", True)),
-                reused=bool(raw.get("reused", False)),
+                reused=bool(raw.get("reused", False)), workspace=raw.get("workspace"),
             )
         )
     return Trace(
@@ -434,6 +466,7 @@ def trace_from_dict(data: Any) -> Trace:
         error=data.get("error"), stop_reason=data.get("stop_reason"),
         finished_at=data.get("finished_at"), parent_run_id=data.get("parent_run_id"),
         parent_node_id=data.get("parent_node_id"),
+        final_selection=data.get("final_selection"),
     )
 
 

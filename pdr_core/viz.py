@@ -17,7 +17,8 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from pdr_core.answers import answer_clusters, is_correct, normalize_answer
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, longest_token_path
+from pdr_core.workspace import workspace_flags
 
 GENERATIONS = ("draft", "refine", "final")
 
@@ -219,6 +220,7 @@ def _hover(node: Node) -> str:
     if node.stage == "distill":
         kind = "summary call" if node.call else "extractive (no call)"
         lines.append(f"workspace from {len(node.parent_ids)} draft(s) · {kind}")
+        lines.extend(_esc(flag, HOVER_ERROR_CHARS) for flag in workspace_flags(node))
     else:
         answer = _esc(node.answer, HOVER_ANSWER_CHARS) if node.answer is not None else "none"
         mark = {True: " ✓ correct", False: " ✗ incorrect"}.get(node.correct, "")
@@ -714,7 +716,11 @@ def budget_table(trace: Trace) -> list[dict[str, Any]]:
     Counts follow `compute_budget`: finished calls only, extractive distills excluded.
     """
     max_tokens = trace.config.get("max_tokens")
-    workspace_tokens = trace.config.get("workspace_tokens")
+    # A summary call's cap: its own budget, the per-call budget by default; kappa for runs
+    # saved before the distill budget existed.
+    distill_cap = (trace.config.get("distill_max_tokens") or max_tokens
+                   if "distill_max_tokens" in trace.config
+                   else trace.config.get("workspace_tokens"))
     total_budget = trace.config.get("total_budget")
     rounds: dict[int, list[Node]] = {}
     for node in trace.nodes:
@@ -726,7 +732,7 @@ def budget_table(trace: Trace) -> list[dict[str, Any]]:
         largest_completion = max(int(n.usage.get("completion_tokens", 0)) for n in nodes)
         within = True
         for n in nodes:
-            cap = workspace_tokens if n.stage == "distill" else max_tokens
+            cap = distill_cap if n.stage == "distill" else max_tokens
             if isinstance(cap, int) and int(n.usage.get("completion_tokens", 0)) > cap:
                 within = False
         rows.append(_row(
@@ -739,7 +745,7 @@ def budget_table(trace: Trace) -> list[dict[str, Any]]:
 
     budget = trace.budget
     settled = [n for nodes in rounds.values() for n in nodes]
-    path = set(_token_critical_path(settled))
+    path = set(longest_token_path(trace.nodes)[1])
     seq_nodes = [n for n in settled if n.id in path]
     rows.append(_row("B_seq", None, seq_nodes, cap=None, share=None, within=None,
                      tokens=budget.b_seq))
@@ -752,20 +758,6 @@ def budget_table(trace: Trace) -> list[dict[str, Any]]:
         tokens=budget.b_total,
     ))
     return rows
-
-
-def _token_critical_path(nodes: list[Node]) -> list[str]:
-    """B_seq's calls: the largest call of each parallel stage, plus every distill call."""
-    largest: dict[tuple[str, int], Node] = {}
-    path = []
-    for node in nodes:
-        if node.stage == "distill":
-            path.append(node.id)
-            continue
-        key = (node.stage, node.round)
-        if key not in largest or node.tokens > largest[key].tokens:
-            largest[key] = node
-    return path + [n.id for n in largest.values()]
 
 
 def _row(

@@ -63,6 +63,7 @@ FAULTS = (
     "content_filter",
     "no_usage",
     "reasoning",
+    "reasoning_only",
     "context_length",
 )
 
@@ -254,7 +255,8 @@ class OpenAIServer:
         mid-stream an event that is not JSON), "cut" (the body or stream stops half-way and
         the connection drops), "stall" (the stream stops half-way and stays silent), "empty",
         "length", "content_filter" (finish reasons), "no_usage", "reasoning"
-        (reasoning_content plus reasoning_tokens).
+        (reasoning_content plus reasoning_tokens), "reasoning_only" (a reasoning model that
+        spent its whole budget thinking: reasoning_content, no content, finish "length").
 
         Options: `retry_after` (seconds, for "429"), `seconds` (how long "timeout" and
         "stall" stay silent), `body` and `content_type` (what "malformed" sends instead).
@@ -660,6 +662,9 @@ class OpenAIServer:
                 text, finish = text[: len(text) // 2], "length"
             elif fault == "content_filter":
                 text, finish = text[: len(text) // 3], "content_filter"
+            elif fault == "reasoning_only":
+                text, finish = "", "length"
+                reasoning = f"Let me think about every attempt in turn (seed {choice_seed})..."
             elif fault == "reasoning":
                 reasoning = (
                     f"Hmm, the user wants an answer (seed {choice_seed}). "

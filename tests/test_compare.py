@@ -23,7 +23,7 @@ def positions(comparison):
 
 def test_pdr_width_4_depth_3_against_sr_depth_3():
     pdr = run_fake(RunConfig(method="pdr", width=4, depth=3))
-    sr = run_fake(RunConfig(method="sr", depth=3))
+    sr = run_fake(RunConfig(method="sr", depth=3, sr_summary=True))
     result = compare(pdr, sr)
     assert positions(result) == [
         (1, "draft", 0, "r1-draft-0", "r1-draft-0"),

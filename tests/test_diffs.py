@@ -213,7 +213,7 @@ def test_predecessor_falls_back_to_branch_zero_of_a_narrower_round():
 
 
 def test_predecessor_on_sr():
-    trace = run_fake(RunConfig(method="sr", depth=3))
+    trace = run_fake(RunConfig(method="sr", depth=3, sr_summary=True))
     assert predecessor(trace, "r1-draft-0") is None
     assert predecessor(trace, "r2-refine-0") == "r1-draft-0"
     assert predecessor(trace, "r3-final-0") == "r2-refine-0"

@@ -44,6 +44,10 @@ def stage_counts(trace):
         ({"method": "pdr", "width": 5, "depth": 1}, {("draft", 1): 5}),
         (
             {"method": "sr", "depth": 3},
+            {("draft", 1): 1, ("refine", 2): 1, ("final", 3): 1},
+        ),
+        (
+            {"method": "sr", "depth": 3, "sr_summary": True},
             {("draft", 1): 1, ("distill", 1): 1, ("refine", 2): 1, ("distill", 2): 1,
              ("final", 3): 1},
         ),
@@ -71,10 +75,10 @@ def test_rounds_see_only_question_and_workspace():
     summary1 = trace.node("r1-distill-0")
     assert summary1.parent_ids == [d.id for d in drafts]
     assert summary1.usage["completion_tokens"] > 0
-    # every draft's text went into the summary call, with the answer tally
+    # every draft's text went into the summary call, with no vote tally or answer labels
     prompt = summary1.messages[-1]["content"]
     assert all(d.text in prompt for d in drafts)
-    assert "52 (3 attempts), 53 (1 attempt)" in prompt
+    assert "3 attempts" not in prompt and "(answer:" not in prompt
     for n in trace.nodes:
         if n.stage in ("refine", "final"):
             source = trace.node(n.parent_ids[0])

@@ -229,3 +229,13 @@ def test_pdr_run_on_the_local_model(provider: LocalProvider) -> None:
         assert usage["completion_tokens"] <= limit, node.id
     assert trace.budget.calls == 4
     assert elapsed < 60
+
+
+def test_count_tokens_is_the_models_own_tokenizer(provider: LocalProvider) -> None:
+    from llama_cpp import Llama
+
+    text = "Agreements: both drafts get 55. Next: check $\\frac{17}{3}$ again."
+    counted = asyncio.run(provider.count_tokens(text))
+    vocab = Llama(model_path=str(bundled_model_path()), vocab_only=True, verbose=False)
+    assert counted == len(vocab.tokenize(text.encode(), add_bos=False, special=False))
+    vocab.close()

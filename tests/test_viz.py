@@ -81,7 +81,7 @@ def test_columns_rows_and_labels():
 
 
 def test_column_of_follows_the_stage_order():
-    trace = run_fake(RunConfig(method="sr", depth=3, distill="topk", k=1))
+    trace = run_fake(RunConfig(method="sr", depth=3, sr_summary=True))
     assert [viz.column_of(n) for n in sorted(trace.nodes, key=viz.column_of)] == [0, 1, 2, 3, 4]
     assert viz.column_of(trace.node("r2-distill-0")) == 3
 

@@ -24,6 +24,7 @@ from pdr_core.store import Store, StoreError, default_db_path
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+from pdr_core.workspace import workspace_flags, workspace_summary
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,
     PROVIDER,
@@ -165,6 +166,8 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
         # that leaks to its host, a link) would be live
         shown = inert(trace.final_answer) if trace.final_answer is not None else "no answer"
         st.markdown(f"**Final answer:** {shown}{verdict}")
+        if trace.final_selection:
+            st.caption(inert(f"Selected by {trace.final_selection}"))
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
     if trace.error and trace.status != "completed":
@@ -172,9 +175,14 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
 
 
 def _planned_calls(config: dict) -> int:
-    schedule = config.get("width_schedule") or [1]
-    distills = len(schedule) - 1 if config.get("distill") == "summary" else 0
-    return sum(schedule) + distills
+    from pdr_core.config import ConfigError, RunConfig
+    from pdr_core.prompts import TemplateError
+
+    try:
+        return RunConfig.from_dict(config).calls
+    except (ConfigError, TemplateError, TypeError):  # an imported trace's odd settings
+        schedule = config.get("width_schedule") or [1]
+        return sum(schedule) if isinstance(schedule, list) else 1
 
 
 REPLAY_SPEEDS = [1, 2, 5, 10, 20]
@@ -351,6 +359,11 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
         notes.append(f"answer found by the rule “{found.rule}”")
     if notes:
         st.caption(" · ".join(notes))
+    if node.stage == "distill" and node.status == "ok":
+        st.caption(inert("Workspace: " + workspace_summary(node)))
+        for flag in workspace_flags(node):
+            if not flag.startswith("cut at kappa"):
+                st.warning(inert(flag[:1].upper() + flag[1:] + "."))
     if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
@@ -456,7 +469,7 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str,
                             key=f"{key}_pg_temperature")
     default_tokens = int(trace.config.get("max_tokens", 1024))
     if node.stage == "distill":
-        default_tokens = int(trace.config.get("workspace_tokens", 512))
+        default_tokens = int(trace.config.get("distill_max_tokens") or default_tokens)
     max_tokens = c2.number_input("Max tokens", 1, 32768, default_tokens, key=f"{key}_pg_tokens")
     result_key = f"{key}_pg_result"
     if c3.button("Send", key=f"{key}_pg_send", disabled=settings is None):

@@ -123,3 +123,12 @@ class Provider(Protocol):
     ) -> Completion:
         """Complete `messages`, streaming text to `on_delta`; raise ProviderError on failure."""
         ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """Optional: a provider that can count tokens as its model does (a local tokenizer, an
+    endpoint's tokenize route) offers this, and workspaces are bounded by its count rather
+    than the estimate. It must not download anything; None means it cannot count now."""
+
+    async def count_tokens(self, text: str) -> int | None: ...

@@ -28,7 +28,7 @@ from typing import IO
 __all__ = ["Handler", "WorkerDied", "WorkerProcess", "WorkerSpec", "crash_message"]
 
 # Called on the reader thread with (event, payload): "delta" (text), "done" (a dict of the
-# finish reason and usage) or "error" (a dict of message and kind).
+# finish reason and usage), "count" (tokens of a text) or "error" (a dict of message and kind).
 Handler = Callable[[str, object], None]
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
@@ -96,8 +96,9 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.death is None
 
-    def submit(self, request: dict, handler: Handler) -> int:
-        """Send a completion request; `handler` gets its events. Raises WorkerDied."""
+    def submit(self, request: dict, handler: Handler, op: str = "complete") -> int:
+        """Send a request (a completion, or a token count); `handler` gets its events.
+        Raises WorkerDied."""
         with self._lock:
             if self.death is not None:
                 raise WorkerDied(self.death)
@@ -106,7 +107,7 @@ class WorkerProcess:
             if not self._handlers:
                 self._heard = time.monotonic()  # the silence that counts starts now
             self._handlers[call_id] = handler
-        self._write({**request, "op": "complete", "id": call_id})
+        self._write({**request, "op": op, "id": call_id})
         return call_id
 
     def cancel(self, call_id: int) -> None:
@@ -172,7 +173,7 @@ class WorkerProcess:
             self._ended_why = "fatal:" + message["fatal"]["message"]
             return
         call_id = message.get("id")
-        for event in ("delta", "done", "error"):
+        for event in ("delta", "done", "error", "count"):
             if event in message:
                 with self._lock:
                     handler = (self._handlers.get(call_id) if event == "delta"

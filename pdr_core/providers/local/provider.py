@@ -106,6 +106,11 @@ class LocalProvider:
         if worker is not None:
             worker.close()
 
+    async def count_tokens(self, text: str) -> int | None:
+        """Tokens of `text` by the model's own tokenizer (in the worker); None when the
+        worker died meanwhile, so the caller falls back to the estimate."""
+        return await _count(self.worker, text)
+
     async def complete(
         self,
         messages: Sequence[Message],
@@ -159,6 +164,27 @@ class LocalProvider:
             finish_reason=result["finish_reason"],
             model=self.model,
         )
+
+
+async def _count(worker: WorkerProcess, text: str) -> int | None:
+    loop = asyncio.get_running_loop()
+    counted: asyncio.Future[int | None] = loop.create_future()
+
+    def settle(event: str, payload: object) -> None:  # on the loop
+        if not counted.done():
+            counted.set_result(int(payload) if event == "count" else None)  # type: ignore[arg-type]
+
+    def handler(event: str, payload: object) -> None:  # on the worker's reader thread
+        try:
+            loop.call_soon_threadsafe(settle, event, payload)
+        except RuntimeError:
+            pass  # the loop has closed
+
+    try:
+        worker.submit({"text": text}, handler, op="count")
+    except WorkerDied:
+        return None
+    return await counted
 
 
 def _stall_timeout() -> float:

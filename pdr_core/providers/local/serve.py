@@ -68,6 +68,10 @@ class Server:
         if request.get("op") == "status":
             self.writer.send({"status": self.decoder.status()})
             return
+        if request.get("op") == "count":
+            tokens = self.decoder.tokenize(str(request["text"]), add_special=False)
+            self.report(int(request["id"]), "count", len(tokens))
+            return
         call_id = int(request["id"])
         try:
             formatted = self.formatter(messages=request["messages"])

@@ -1,0 +1,36 @@
+"""The paper's central comparison: a single pass given the output budget a run spent on its
+sequential path (its B_seq), so the two are compared at matched B_seq."""
+
+from __future__ import annotations
+
+from pdr_core.config import ConfigError, RunConfig
+from pdr_core.tokens import estimate_tokens
+from pdr_core.trace import Trace
+
+
+def baseline_config(trace: Trace, context_tokens: int | None = None
+                    ) -> tuple[RunConfig, str | None]:
+    """A `single` run's configuration whose max_tokens is `trace`'s B_seq, with the run's
+    model, endpoint, sampling and templates; and a note when the model's context (given as
+    `context_tokens`) capped the budget below B_seq."""
+    b_seq = trace.budget.b_seq
+    if b_seq <= 0:
+        raise ConfigError("run", trace.id, "a run with at least one finished call (its B_seq "
+                          "is 0: there is no budget to match)")
+    source = RunConfig.from_dict(trace.config)
+    max_tokens, note = b_seq, None
+    if context_tokens is not None:
+        # Room for the prompt: the question and the draft template, estimated.
+        prompt = estimate_tokens(source.prompts.system + source.prompts.draft + trace.question)
+        room = context_tokens - prompt - 16
+        if room < 1:
+            raise ConfigError("context_tokens", context_tokens,
+                              f"more than the prompt's {prompt} tokens")
+        if room < b_seq:
+            max_tokens = room
+            note = (f"capped at {room:,} tokens by the model's context of {context_tokens:,}: "
+                    f"below the run's B_seq of {b_seq:,}")
+    fields = source.to_dict()
+    fields.update(method="single", max_tokens=max_tokens, total_budget=None,
+                  width_schedule=None, sr_summary=False)
+    return RunConfig.from_dict(fields), note
