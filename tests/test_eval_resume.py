@@ -17,7 +17,7 @@ from pdr_core.evaluation import (
 )
 from pdr_core.testing import FakeProvider
 
-CALLS_PER_RUN = 3  # sr, depth 2: the draft, a summary, the final call, one after another
+CALLS_PER_RUN = 2  # sr, depth 2: the draft, then its refinement, one after another
 
 
 def problems(n: int) -> list[Problem]:
