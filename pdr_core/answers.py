@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from pdr_core.extraction import closing_braces, strip_edges
@@ -471,26 +471,34 @@ def answers_equivalent(a: str | None, b: str | None) -> bool:
     return answer_match(a, b) is not None
 
 
-def answer_clusters(answers: Sequence[str | None]) -> list[tuple[str, list[int]]]:
-    """Indices grouped by normalised answer, largest group first.
+# What makes two answers the same: their normal form for math; a code task passes its own
+# (pdr_core.code.identity: the same behaviour on the tests).
+AnswerKey = Callable[[str | None], str | None]
 
-    Ties go to the group whose first member came earliest. Missing answers (None, or ones
-    that normalise to nothing) belong to no group.
+
+def answer_clusters(answers: Sequence[str | None], key: AnswerKey = normalize_answer
+                    ) -> list[tuple[str, list[int]]]:
+    """Indices grouped by `key` (the normalised answer by default), largest group first.
+
+    Ties go to the group whose first member came earliest. Missing answers (those whose key
+    is None: no answer, or one that normalises to nothing) belong to no group.
     """
     groups: dict[str, list[int]] = {}
     for index, answer in enumerate(answers):
-        key = normalize_answer(answer)
-        if key is not None:
-            groups.setdefault(key, []).append(index)
+        found = key(answer)
+        if found is not None:
+            groups.setdefault(found, []).append(index)
     return sorted(groups.items(), key=lambda item: (-len(item[1]), item[1][0]))
 
 
-def majority_vote(answers: Sequence[str | None]) -> tuple[str | None, int]:
-    """The most common answer, as its earliest voter wrote it, and how many gave it.
+def majority_vote(answers: Sequence[str | None], key: AnswerKey = normalize_answer
+                  ) -> tuple[str | None, int]:
+    """The most common answer (by `key`), as its earliest voter wrote it, and how many
+    gave it.
 
     Ties go to the answer given first; with no answers at all, `(None, 0)`.
     """
-    clusters = answer_clusters(answers)
+    clusters = answer_clusters(answers, key)
     if not clusters:
         return None, 0
     _, members = clusters[0]

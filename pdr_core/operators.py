@@ -23,7 +23,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pdr_core.answers import answer_clusters, majority_vote
+from pdr_core.answers import AnswerKey, answer_clusters, majority_vote, normalize_answer
 from pdr_core.prompts import DRAFT_ITEM, SUMMARY_ITEM
 from pdr_core.tokens import estimate_tokens
 
@@ -38,10 +38,11 @@ class Draft:
     answer: str | None
 
 
-def rank_drafts(drafts: Sequence[Draft]) -> list[Draft]:
-    """Drafts in `consensus` order, topk's preference (see module docstring)."""
+def rank_drafts(drafts: Sequence[Draft], key: AnswerKey = normalize_answer) -> list[Draft]:
+    """Drafts in `consensus` order, topk's preference (see module docstring); `key` says
+    which answers are the same (see `answer_clusters`)."""
     size = {}
-    for _, members in answer_clusters([d.answer for d in drafts]):
+    for _, members in answer_clusters([d.answer for d in drafts], key):
         for index in members:
             size[index] = len(members)
     order = sorted(
@@ -80,10 +81,10 @@ def select_random(
     return selections
 
 
-def answer_tally(drafts: Sequence[Draft]) -> str:
+def answer_tally(drafts: Sequence[Draft], key: AnswerKey = normalize_answer) -> str:
     """'42 (3 attempts), 41 (1 attempt)' or 'none' when no draft gave an answer."""
     parts = []
-    for _, members in answer_clusters([d.answer for d in drafts]):
+    for _, members in answer_clusters([d.answer for d in drafts], key):
         shown = drafts[members[0]].answer
         parts.append(f"{shown} ({len(members)} attempt{'s' if len(members) != 1 else ''})")
     missing = sum(1 for d in drafts if d.answer is None)
@@ -110,10 +111,11 @@ def vote(drafts: Sequence[Draft]) -> str | None:
     return answer
 
 
-def final_vote(drafts: Sequence[Draft], round_: int) -> tuple[str | None, str | None]:
+def final_vote(drafts: Sequence[Draft], round_: int, key: AnswerKey = normalize_answer
+               ) -> tuple[str | None, str | None]:
     """The final answer of a last round, and the record of how it was selected: None for a
     single draft (nothing to select), else the vote and its count."""
-    answer, count = majority_vote([d.answer for d in drafts])
+    answer, count = majority_vote([d.answer for d in drafts], key)
     if len(drafts) <= 1:
         return answer, None
     ids = ", ".join(d.node_id for d in drafts)
