@@ -22,8 +22,9 @@ from pdr_core.events import (
 from pdr_core.heap import bulk_build
 
 FORMAT = "pdr-trace/1"
-# The built-in stages; stage names are open: any name matching STAGE_NAME is a stage.
-STAGES = ("draft", "distill", "refine", "final", "aggregate", "judge", "select")
+# The built-in stages, in pipeline order; stage names are open: any name matching
+# STAGE_NAME is a stage.
+STAGES = ("draft", "distill", "refine", "aggregate", "judge", "select", "final")
 STAGE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 # Stages whose output is not an answer to the question: a workspace, or a choice among
 # candidates. Every other stage is a generation, with an answer marked right or wrong.
