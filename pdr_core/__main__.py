@@ -378,6 +378,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         distill=args.distill, k=args.k, workspace_tokens=args.workspace_tokens,
         temperature=args.temperature, seed=args.seed, model=provider.model,
         base_url=provider.base_url, name=args.name or "",
+        stop_when_agree=args.stop_when_agree,
     )
     try:
         evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
@@ -552,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help=f"a built-in benchmark ({', '.join(BENCHMARK_NAMES)}: "
                    "shipped, no network), a JSONL path, gen:KIND:N[:DIFFICULTY]"
                    "[:seed=S] (KIND arith, linear or mod) or hf:NAME[:SPLIT]")
-    p.add_argument("--methods", default="single,vote,sr,pdr", help="comma-separated")
+    p.add_argument("--methods", default="single,vote,sr,pdr",
+                   help=f"comma-separated, of {', '.join(METHODS)}")
     p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
     p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")
     p.add_argument("--max-tokens", default="1024", help="per-call budgets to sweep")
@@ -561,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
+                   help="pdr, sr, rsa arms stop once a round's answers agree at least this "
+                        "much; results.csv says what it saved")
     p.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.add_argument("--eval-id", help="resume this evaluation (default: a new id)")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pdr_core.answers import majority_vote
-from pdr_core.config import ConfigError, RunConfig
+from pdr_core.config import RunConfig
 from pdr_core.engine import RunContext
 from pdr_core.operators import Draft
 from pdr_core.trace import Trace, gives_answer
@@ -60,7 +60,7 @@ def savings(trace: Trace) -> Savings | None:
         return None
     try:
         config = RunConfig.from_dict(trace.config)
-    except (ConfigError, TypeError, ValueError):  # an imported trace's settings
+    except (TypeError, ValueError):  # an imported trace's settings (ConfigError included)
         return None
     done = len({n.round for n in trace.nodes if gives_answer(n.stage)})
     budget = trace.budget

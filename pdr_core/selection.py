@@ -26,6 +26,8 @@ from pdr_core.extraction import extract_answer
 from pdr_core.method_kit import candidates_prompt, draft_round
 from pdr_core.operators import Draft, final_vote
 
+# How a generative selection that fell back to a vote is recorded (the start of its line).
+FALLBACK = "generative selection fell back"
 # "3", "#3", "Candidate 3", "attempt 3.", "(3)": the whole of a boxed or stated answer.
 _CHOICE = re.compile(r"\(?\s*(?:(?:candidate|attempt|solution|option|answer)\s*)?(?:no\.?\s*)?"
                      r"#?\s*(\d{1,4})\s*\)?\.?", re.IGNORECASE)
@@ -97,6 +99,11 @@ async def _judge_round(ctx: RunContext, pool: list[Draft], round_: int
     return advancing, lines
 
 
+def fell_back(selection: str | None) -> bool:
+    """Whether a run's recorded selection is a generative selection that fell back."""
+    return bool(selection) and selection.startswith(FALLBACK)
+
+
 async def tournament(ctx: RunContext) -> str | None:
     pool = await draft_round(ctx)
     round_, lines = 1, []
@@ -125,7 +132,7 @@ async def generative_select(ctx: RunContext) -> str | None:
     if index is None:
         answer, vote = final_vote(drafts, 1)
         why = "named no candidate" if choice is not None else "failed"
-        ctx.selection = (f"generative selection fell back: r2-select-0 {why}, so {vote}")
+        ctx.selection = f"{FALLBACK}: r2-select-0 {why}, so {vote}"
         return answer
     chosen = drafts[index - 1]
     ctx.selection = (f"generative selection: r2-select-0 chose candidate {index} of "
