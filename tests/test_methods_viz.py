@@ -1,9 +1,10 @@
 """The tree, timeline and budget views render every method's stages, and unknown ones."""
 
 import pytest
-from conftest import run_fake
+from conftest import QUESTION, run_fake
 
 from pdr_core.config import RunConfig
+from pdr_core.preview import preview
 from pdr_core.trace import trace_from_dict
 from pdr_core.viz import budget_table, build_graph, timeline_figure, tree_figure
 
@@ -64,3 +65,18 @@ def test_a_stage_no_method_of_this_tool_uses_still_renders():
     assert "critique" in labels[2]
     assert data["nodes"][1]["id"] in {i for m in _ids_by_trace(tree_figure(imported)).values()
                                       for i in m}
+
+
+@pytest.mark.parametrize("method", list(CONFIGS))
+def test_the_budget_preview_bounds_what_a_run_of_every_method_spends(method):
+    # Outputs cut at their budget, so that candidates fill the prompts that read them.
+    config = RunConfig(**{**CONFIGS[method][0].to_dict(), "max_tokens": 16,
+                          "workspace_tokens": 16, "width_schedule": None,
+                          "prompts": CONFIGS[method][0].prompts})
+    trace = run_fake(config)
+    estimate = preview(config, QUESTION)
+    assert estimate.calls == trace.budget.calls
+    prompts = sum(int(n.usage["prompt_tokens"]) for n in trace.nodes)
+    assert prompts <= estimate.worst_prompt_tokens
+    assert trace.budget.b_total <= estimate.worst_b_total
+    assert trace.budget.b_seq <= estimate.worst_b_seq
