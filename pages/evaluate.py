@@ -11,9 +11,11 @@ from dataclasses import asdict
 import streamlit as st
 
 from pdr_core.benchmarks import BENCHMARKS
-from pdr_core.config import ConfigError
+from pdr_core.config import METHOD_INFO, ConfigError
 from pdr_core.datasets import DIFFICULTIES, KINDS, DatasetError, load_dataset_spec, read_jsonl
 from pdr_core.evaluation import (
+    DEFAULT_METHODS,
+    METHOD_ORDER,
     RUN_LINK_SUFFIX,
     EvalError,
     EvalJob,
@@ -41,7 +43,6 @@ SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
 BENCHMARK_LABELS = {b.name: f"{b.title} · {b.rows} problems" for b in BENCHMARKS}
 KIND_LABELS = {"arith": "Multi-step arithmetic word problems", "linear": "Linear equations",
                "mod": "Modular arithmetic"}
-METHOD_ORDER = ("single", "vote", "sr", "pdr")
 WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16]
 DEPTHS = [1, 2, 3, 4, 5, 6]
 TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
@@ -51,7 +52,7 @@ ALPHAS = [0.01, 0.05, 0.1]
 FORM = {"eval_source": "Generator", "eval_benchmark": BENCHMARKS[0].name,
         "eval_gen_kind": "arith", "eval_gen_n": 10,
         "eval_gen_difficulty": "medium", "eval_gen_seed": 0, "eval_path": "",
-        "eval_limit": 0, "eval_methods": list(METHOD_ORDER), "eval_widths": [4],
+        "eval_limit": 0, "eval_methods": list(DEFAULT_METHODS), "eval_widths": [4],
         "eval_depths": [2], "eval_max_tokens": [1024], "eval_distill": "summary",
         "eval_concurrency": 4, "eval_name": "", "eval_id_input": ""}
 
@@ -151,9 +152,12 @@ jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 problems, label = choose_problems()
 
 c1, c2, c3, c4 = st.columns(4)
-c1.multiselect("Methods", list(METHOD_ORDER), key="eval_methods")
-c2.multiselect("Widths (vote, pdr)", WIDTHS, key="eval_widths")
-c3.multiselect("Depths (sr, pdr)", DEPTHS, key="eval_depths")
+c1.multiselect("Methods", list(METHOD_ORDER), key="eval_methods",
+               help="; ".join(f"{m}: {i.label}" for m, i in METHOD_INFO.items()))
+c2.multiselect(f"Widths ({', '.join(m for m, i in METHOD_INFO.items() if 'width' in i.knobs)})",
+               WIDTHS, key="eval_widths")
+c3.multiselect(f"Depths ({', '.join(m for m, i in METHOD_INFO.items() if 'depth' in i.knobs)})",
+               DEPTHS, key="eval_depths")
 c4.multiselect("Max tokens per call", TOKEN_STEPS, key="eval_max_tokens")
 c1, c2, c3, c4 = st.columns(4)
 c1.selectbox("Distill operator", ["summary", "topk", "per-sample-topk", "random-k"],
@@ -261,7 +265,8 @@ def results_view() -> None:
     st.dataframe([{"arm": s.label, "n": s.n, "accuracy": s.accuracy, "ci_low": s.ci_low,
                    "ci_high": s.ci_high, "mean_b_seq": s.mean_b_seq,
                    "mean_b_total": s.mean_b_total, "oracle": s.oracle_accuracy,
-                   "failed": s.failed, "pending": s.pending} for s in summary],
+                   "failed": s.failed, "pending": s.pending,
+                   "tokens_saved": s.tokens_saved} for s in summary],
                  hide_index=True, key="eval_summary_table")
     st.markdown("**Per problem** (each arm's run opens in History)")
     links = {s.label + RUN_LINK_SUFFIX: st.column_config.LinkColumn(

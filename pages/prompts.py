@@ -14,6 +14,11 @@ STAGE_HELP = {
     "summary": "The summary distill call: writes the bounded workspace from a round's drafts.",
     "refine": "Rounds 2..R of PDR: a generation sees the question and its workspace only.",
     "sr_refine": "Rounds 2..R of sequential refinement: the previous solution and notes on it.",
+    "aggregate": "RSA: a new candidate from the question and k candidates of the previous "
+                 "population.",
+    "judge": "Tournament: a judge compares one group's candidates and names the best by its "
+             "number.",
+    "select": "Generative selection: the model reads every candidate and names the best.",
 }
 
 st.title("Prompts")

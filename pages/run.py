@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.config import PRESETS, ConfigError, RunConfig
+from pdr_core.config import METHOD_INFO, PRESETS, ConfigError, RunConfig
 from pdr_core.examples import examples
 from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
@@ -26,12 +26,7 @@ from ui.components import (
 from ui.endpoints import on_bundled_model
 from ui.state import kept, set_kept
 
-METHOD_LABELS = {
-    "pdr": "PDR (parallel-distill-refine)",
-    "sr": "SR (sequential refinement)",
-    "single": "Single pass (long chain of thought)",
-    "vote": "Majority vote (self-consistency)",
-}
+METHOD_LABELS = {name: info.label for name, info in METHOD_INFO.items()}
 DISTILL_HELP = {
     "summary": "One model call writes a summary, cut to κ: agreements, contradictions, "
                "derived facts, unresolved sub-goals, next actions.",
@@ -46,7 +41,7 @@ DISTILL_HELP = {
 TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 WORKSPACE_STEPS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 DEFAULTS = {"width": 4, "depth": 2, "max_tokens": 1024, "workspace_tokens": 512, "k": 2,
-            "temperature": 0.8}
+            "temperature": 0.8, "group": 2, "votes": 1}
 
 
 EXAMPLES = examples()
@@ -83,8 +78,9 @@ with left:
 with right:
     method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
                       **kept("method"))
+    knobs = METHOD_INFO[method].knobs
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
-                           disabled=method in ("single", "vote", "sr"))
+                           disabled="distill" not in knobs)
     st.caption(DISTILL_HELP[distill])
     sr_summary = st.checkbox("SR: notes on the previous solution", **kept("sr_summary"),
                              disabled=method != "sr",
@@ -106,11 +102,13 @@ with c1:
     paper = method == "pdr" and preset == "paper"
     width = st.slider("Width M (drafts per round)", 1, 16,
                       **kept("width", default("width")),
-                      disabled=method in ("single", "sr") or paper,
-                      help="Parallel generations in every round but the last.")
+                      disabled="width" not in knobs or paper,
+                      help="Parallel generations in every round but the last; rsa: the "
+                           "population N; tournament, select: the candidates.")
     depth = st.slider("Depth R (rounds)", 1, 8, **kept("depth", default("depth")),
-                      disabled=method in ("single", "vote") or paper,
-                      help="Rounds of generation; the last has width 1.")
+                      disabled="depth" not in knobs or paper,
+                      help="Rounds of generation; the last has width 1. rsa: the "
+                           "aggregation steps T after the drafts.")
 with c2:
     max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS,
                                   **kept("max_tokens", default("max_tokens")),
@@ -125,7 +123,23 @@ with c2:
              "text is then cut to κ.")
 with c3:
     k = st.slider("k (drafts per workspace)", 1, 16, **kept("k", default("k")),
-                  help="Used by the top-k and random-k operators.")
+                  help="Used by the top-k and random-k operators; rsa: the candidates K "
+                       "each aggregation reads.")
+    group = st.slider("Tournament group G", 2, 8, **kept("group", default("group")),
+                      disabled="group" not in knobs,
+                      help="Candidates a judge compares at once.")
+    votes = st.slider("Tournament judges per group V", 1, 7,
+                      **kept("votes", default("votes")), disabled="votes" not in knobs,
+                      help="Judge calls per group; the candidate most of them name advances "
+                           "(a tie: the earliest).")
+    agree = st.slider("Stop when answers agree (0 = never)", 0.0, 1.0, step=0.05,
+                      **kept("stop_when_agree", 0.0),
+                      disabled=not METHOD_INFO[method].adaptive,
+                      help="Stop after the first round whose answers agree at least this "
+                           "much (share giving the most common answer).")
+    aggregate_last = st.checkbox("RSA: end with one aggregation", **kept("rsa_aggregate"),
+                                 disabled=method != "rsa",
+                                 help="Instead of a vote over the last population.")
     temperature = st.slider("Temperature", 0.0, 2.0, step=0.1,
                             **kept("temperature", default("temperature")))
     total_cap = st.number_input("Total-token cap (0 = none)", min_value=0, step=1000,
@@ -140,6 +154,9 @@ try:
         width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
         sr_summary=bool(sr_summary) and method == "sr",
+        group=group, votes=votes,
+        stop_when_agree=float(agree) if agree and METHOD_INFO[method].adaptive else None,
+        final_select="aggregate" if aggregate_last and method == "rsa" else "vote",
         distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",

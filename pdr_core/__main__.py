@@ -78,6 +78,9 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         base_url=base_url,
         sr_summary=args.sr_summary,
         final_select=args.final_select,
+        group=args.group,
+        votes=args.votes,
+        stop_when_agree=args.stop_when_agree,
     )
 
 
@@ -375,6 +378,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         distill=args.distill, k=args.k, workspace_tokens=args.workspace_tokens,
         temperature=args.temperature, seed=args.seed, model=provider.model,
         base_url=provider.base_url, name=args.name or "",
+        stop_when_agree=args.stop_when_agree,
     )
     try:
         evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
@@ -452,18 +456,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the question from this file ('-': standard input)")
     p.add_argument("--answer", help="reference answer, to mark correctness")
     p.add_argument("--method", choices=METHODS, default="pdr")
-    p.add_argument("--width", type=int, default=4, help="drafts per round (M)")
-    p.add_argument("--depth", type=int, default=2, help="rounds (R)")
+    p.add_argument("--width", "--population", dest="width", type=int, default=4,
+                   help="drafts per round (M); rsa: the population N")
+    p.add_argument("--depth", "--steps", dest="depth", type=int, default=2,
+                   help="rounds (R); rsa: aggregation steps T after the drafts")
     p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
     p.add_argument("--preset", choices=tuple(PRESETS), default="small",
                    help="paper: pdr with the paper's schedule 8,4,1; small (default): the "
                         "flags as given, sized for the bundled model")
     p.add_argument("--final-select", choices=FINAL_SELECTS, default="vote",
-                   help="how a last round wider than 1 gives the answer (recorded on the run)")
+                   help="how a last round wider than 1 gives the answer (recorded on the run); "
+                        "aggregate (rsa): one more aggregation call writes it")
     p.add_argument("--distill", choices=DISTILLS, default="summary")
     p.add_argument("--sr-summary", action="store_true",
                    help="sr: a summary call writes notes on the previous solution each round")
-    p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
+    p.add_argument("--k", "--subset", dest="k", type=int, default=2,
+                   help="drafts selected by top-k / random-k; rsa: candidates K each "
+                        "aggregation reads")
+    p.add_argument("--group", type=int, default=2,
+                   help="tournament: candidates per judged group (G)")
+    p.add_argument("--votes", type=int, default=1,
+                   help="tournament: judge calls per group (V); the majority advances")
+    p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
+                   help="pdr, sr, rsa: stop once a round's answers agree at least this much "
+                        "(e.g. 0.8); recorded as stop reason 'converged'")
     p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
     p.add_argument("--distill-max-tokens", type=int,
@@ -537,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help=f"a built-in benchmark ({', '.join(BENCHMARK_NAMES)}: "
                    "shipped, no network), a JSONL path, gen:KIND:N[:DIFFICULTY]"
                    "[:seed=S] (KIND arith, linear or mod) or hf:NAME[:SPLIT]")
-    p.add_argument("--methods", default="single,vote,sr,pdr", help="comma-separated")
+    p.add_argument("--methods", default="single,vote,sr,pdr",
+                   help=f"comma-separated, of {', '.join(METHODS)}")
     p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
     p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")
     p.add_argument("--max-tokens", default="1024", help="per-call budgets to sweep")
@@ -546,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
+                   help="pdr, sr, rsa arms stop once a round's answers agree at least this "
+                        "much; results.csv says what it saved")
     p.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.add_argument("--eval-id", help="resume this evaluation (default: a new id)")

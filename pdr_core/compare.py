@@ -19,7 +19,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from pdr_core.answers import answer_clusters, normalize_answer
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, gives_answer
 
 # The settings a person compares runs by, as named in the pdr-trace/1 `config`.
 SETTING_KEYS = (
@@ -35,7 +35,6 @@ SETTING_KEYS = (
     "seed",
     "model",
 )
-GENERATIONS = ("draft", "refine", "final")
 # Alignment slots: every generation stage shares one; within a round the generations come
 # before the distill that reads them.
 _SLOT = {"draft": 0, "refine": 0, "final": 0, "distill": 1}
@@ -329,7 +328,7 @@ def final_node(trace: Trace) -> Node | None:
     which is the voter `majority_vote` takes the answer from; with no winner (no answer,
     a failed run), the first finished node of that round. None when no generation finished.
     """
-    done = [n for n in trace.nodes if n.stage in GENERATIONS and n.status == "ok"]
+    done = [n for n in trace.nodes if gives_answer(n.stage) and n.status == "ok"]
     if not done:
         return None
     last = max(n.round for n in done)

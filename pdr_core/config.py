@@ -8,9 +8,34 @@ from typing import Any
 
 from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
 
-METHODS = ("pdr", "sr", "single", "vote")
-# How a last round wider than 1 yields the final answer; recorded on the run.
-FINAL_SELECTS = ("vote",)
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a method is called and which settings it uses (the rest it ignores): the CLI,
+    the Run page and Evaluate's grid read this, never a list of their own."""
+
+    label: str
+    knobs: tuple[str, ...] = ()
+    # Whether it runs several rounds whose answers can agree early (--stop-when-agree).
+    adaptive: bool = False
+
+
+METHOD_INFO: dict[str, MethodInfo] = {
+    "pdr": MethodInfo("PDR (parallel-distill-refine)", ("width", "depth", "distill", "k"),
+                      adaptive=True),
+    "sr": MethodInfo("SR (sequential refinement)", ("depth",), adaptive=True),
+    "single": MethodInfo("Single pass (long chain of thought)"),
+    "vote": MethodInfo("Majority vote (self-consistency)", ("width",)),
+    "rsa": MethodInfo("RSA (recursive self-aggregation)", ("width", "depth", "k"),
+                      adaptive=True),
+    "tournament": MethodInfo("Tournament (judged groups, winners advance)",
+                             ("width", "group", "votes")),
+    "select": MethodInfo("Generative selection (the model picks the best)", ("width",)),
+}
+METHODS = tuple(METHOD_INFO)
+# How a last round wider than 1 yields the final answer; recorded on the run. `aggregate`
+# (rsa only): one more aggregation call over the last population writes the answer.
+FINAL_SELECTS = ("vote", "aggregate")
 # Named starting points: the paper's example schedule, and a small one for the bundled model.
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"method": "pdr", "width": 4, "depth": 2},
@@ -77,6 +102,11 @@ class RunConfig:
     base_url: str = ""
     sr_summary: bool = False
     final_select: str = "vote"
+    # tournament: candidates per group, and judge calls per group (the majority wins).
+    group: int = 2
+    votes: int = 1
+    # pdr, sr, rsa: stop once a round's answers agree at least this much (None: never).
+    stop_when_agree: float | None = None
     prompts: PromptSet = field(default_factory=PromptSet)
     schedule: tuple[int, ...] = field(init=False)
 
@@ -86,6 +116,9 @@ class RunConfig:
         if self.final_select not in FINAL_SELECTS:
             raise ConfigError("final_select", self.final_select,
                               f"one of {', '.join(FINAL_SELECTS)}")
+        if self.final_select == "aggregate" and self.method != "rsa":
+            raise ConfigError("final_select", self.final_select,
+                              f"vote: only rsa ends with an aggregation, not {self.method}")
         if self.distill not in DISTILLS:
             raise ConfigError("distill", self.distill, f"one of {', '.join(DISTILLS)}")
         _check_int("width", self.width, 1, MAX_WIDTH)
@@ -94,6 +127,9 @@ class RunConfig:
         _check_int("max_tokens", self.max_tokens, 1, 10_000_000)
         _check_int("workspace_tokens", self.workspace_tokens, MIN_WORKSPACE_TOKENS, 10_000_000)
         _check_int("concurrency", self.concurrency, 1, 4096)
+        _check_int("group", self.group, 2, MAX_WIDTH)
+        _check_int("votes", self.votes, 1, 64)
+        self._check_stop_when_agree()
         if self.distill_max_tokens is not None:
             _check_int("distill_max_tokens", self.distill_max_tokens, 1, 10_000_000)
         if self.total_budget is not None:
@@ -114,6 +150,19 @@ class RunConfig:
         object.__setattr__(self, "schedule", self._resolve_schedule())
         self._check_k()
 
+    def _check_stop_when_agree(self) -> None:
+        value = self.stop_when_agree
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ConfigError("stop_when_agree", value,
+                              "a share of the round's answers above 0 and at most 1, e.g. 0.8")
+        if not METHOD_INFO[self.method].adaptive:
+            adaptive = ", ".join(m for m, i in METHOD_INFO.items() if i.adaptive)
+            raise ConfigError("stop_when_agree", value,
+                              f"unset for {self.method}: only {adaptive} run rounds that can "
+                              "stop early")
+
     def _resolve_schedule(self) -> tuple[int, ...]:
         explicit = self.width_schedule
         if explicit is not None and self.method != "pdr":
@@ -126,6 +175,13 @@ class RunConfig:
             return (self.width,)
         if self.method == "sr":
             return (1,) * self.depth
+        if self.method == "rsa":  # N drafts, then T = depth aggregation steps of N
+            last = (1,) if self.final_select == "aggregate" else ()
+            return (self.width,) * (self.depth + 1) + last
+        if self.method == "select":
+            return (self.width, 1) if self.width > 1 else (1,)
+        if self.method == "tournament":
+            return (self.width, *tournament_judges(self.width, self.group, self.votes))
         if explicit is None:
             return (self.width,) if self.depth == 1 else (self.width,) * (self.depth - 1) + (1,)
         schedule = tuple(explicit)
@@ -154,6 +210,11 @@ class RunConfig:
 
     def _check_k(self) -> None:
         # k selects from every round but the last; it cannot take more drafts than exist.
+        if self.method == "rsa":
+            if self.k > self.width:
+                raise ConfigError("k", self.k, f"from 1 to {self.width}: each aggregation "
+                                  f"reads k of the {self.width} candidates")
+            return
         if self.method == "sr" or self.distill not in EXTRACTIVE or len(self.schedule) < 2:
             return
         narrowest = min(self.schedule[:-1])
@@ -193,7 +254,8 @@ class RunConfig:
         return {
             "method": self.method,
             "width_schedule": list(self.schedule),
-            "depth": self.rounds,
+            # rsa's depth is its aggregation steps, one fewer than its rounds.
+            "depth": self.depth if self.method == "rsa" else self.rounds,
             "width": self.width,
             "distill": self.distill,
             "k": self.k,
@@ -208,6 +270,9 @@ class RunConfig:
             "base_url": self.base_url,
             "sr_summary": self.sr_summary,
             "final_select": self.final_select,
+            "group": self.group,
+            "votes": self.votes,
+            "stop_when_agree": self.stop_when_agree,
             "prompts": self.prompts.to_dict(),
         }
 
@@ -226,6 +291,18 @@ class RunConfig:
         if isinstance(kwargs.get("prompts"), dict):
             kwargs["prompts"] = PromptSet.from_dict(kwargs["prompts"])
         return cls(**kwargs)
+
+
+def tournament_judges(width: int, group: int, votes: int) -> tuple[int, ...]:
+    """Judge calls per tournament round when every candidate survives: `votes` per group of
+    more than one; a lone candidate left over advances without a judge."""
+    rounds = []
+    while width > 1:
+        groups, rest = divmod(width, group)
+        judged = groups + (1 if rest > 1 else 0)
+        rounds.append(votes * judged)
+        width = groups + (1 if rest else 0)
+    return tuple(rounds)
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

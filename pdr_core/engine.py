@@ -16,7 +16,7 @@ from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStar
 from pdr_core.operators import Draft
 from pdr_core.providers.base import Message, Provider, ProviderError, Sampling
 from pdr_core.tokens import estimate_prompt_tokens
-from pdr_core.trace import Node, TraceBuilder
+from pdr_core.trace import Node, TraceBuilder, gives_answer
 from pdr_core.workspace import bound, counter_of, workspace_text
 
 EventSink = Callable[[Event], None]
@@ -99,6 +99,8 @@ class RunContext:
         self._spent = 0
         self._reserved = 0
         self.stopped_on_budget = False
+        # Set by a method that stopped early because a round's answers agreed.
+        self.converged = False
         # How the final answer was selected from a last round wider than 1 (the trace keeps it).
         self.selection: str | None = None
 
@@ -190,7 +192,7 @@ class RunContext:
                 raise
             self._reserved -= worst
             self._spent += completion.usage.total
-            answer = extract_answer(completion.text) if spec.stage != "distill" else None
+            answer = extract_answer(completion.text) if gives_answer(spec.stage) else None
             text, info = completion.text, None
             if spec.workspace_tokens is not None:
                 kappa = spec.workspace_tokens
@@ -272,7 +274,7 @@ class RunContext:
                     drafts.append(None)
                     continue
                 self._spent += completion.usage.total
-                answer = extract_answer(completion.text)
+                answer = extract_answer(completion.text) if gives_answer(spec.stage) else None
                 self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,
                                        completion.usage.to_dict(), completion.reasoning,
                                        completion.finish_reason))

@@ -26,8 +26,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from pdr_core.adaptive import savings
 from pdr_core.answers import answer_match
-from pdr_core.config import METHODS, ConfigError, RunConfig
+from pdr_core.config import METHOD_INFO, METHODS, ConfigError, RunConfig
 from pdr_core.datasets import Problem, fingerprint
 from pdr_core.events import now_iso
 from pdr_core.methods import new_run_id, resume, run
@@ -39,10 +40,14 @@ from pdr_core.store import EVAL_TAG_PREFIX, RunSummary, Store
 from pdr_core.trace import Trace
 
 FORMAT = "pdr-eval/1"
+# The methods an evaluation runs unless told otherwise (any of config.METHODS may be named).
+DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
+# Every method in the order evaluations list them: the baselines and PDR, then the rest.
+METHOD_ORDER = DEFAULT_METHODS + tuple(m for m in METHODS if m not in DEFAULT_METHODS)
 RESULT_COLUMNS = ("problem_id", "method", "width", "depth", "max_tokens", "correct", "oracle",
-                  "b_seq", "b_total", "run_id", "status")
+                  "b_seq", "b_total", "rounds_saved", "tokens_saved", "run_id", "status")
 SUMMARY_COLUMNS = ("method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low",
-                   "ci_high", "mean_b_seq", "mean_b_total")
+                   "ci_high", "mean_b_seq", "mean_b_total", "tokens_saved")
 BUDGETS = {"b_seq": "mean B_seq (tokens on the critical path)",
            "b_total": "mean B_total (tokens of all calls)"}
 METHOD_COLORS = {"single": "#4C78A8", "vote": "#F58518", "sr": "#B279A2", "pdr": "#54A24B"}
@@ -111,9 +116,10 @@ class Setting:
     def label(self) -> str:
         """`pdr w4 d2 t512`, naming only what the method uses."""
         parts = [self.method]
-        if self.method in ("vote", "pdr"):
+        knobs = METHOD_INFO[self.method].knobs
+        if "width" in knobs:
             parts.append(f"w{self.width}")
-        if self.method in ("sr", "pdr"):
+        if "depth" in knobs:
             parts.append(f"d{self.depth}")
         parts.append(f"t{self.max_tokens}")
         return " ".join(parts)
@@ -133,7 +139,7 @@ class EvalSpec:
     `k` is capped at each arm's width."""
 
     dataset: str
-    methods: tuple[str, ...] = ("single", "vote", "sr", "pdr")
+    methods: tuple[str, ...] = DEFAULT_METHODS
     widths: tuple[int, ...] = (4,)
     depths: tuple[int, ...] = (2,)
     max_tokens: tuple[int, ...] = (1024,)
@@ -146,6 +152,8 @@ class EvalSpec:
     model: str = ""
     base_url: str = ""
     name: str = ""
+    # Adaptive compute for the methods that take it (pdr, sr, rsa); None: never stop early.
+    stop_when_agree: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", _unique(self.methods, "methods"))
@@ -162,8 +170,9 @@ class EvalSpec:
         """Every distinct arm, in method order."""
         arms: dict[Setting, None] = {}
         for method in self.methods:
-            widths = self.widths if method in ("vote", "pdr") else (1,)
-            depths = self.depths if method in ("sr", "pdr") else (1,)
+            knobs = METHOD_INFO[method].knobs
+            widths = self.widths if "width" in knobs else (1,)
+            depths = self.depths if "depth" in knobs else (1,)
             for width in widths:
                 for depth in depths:
                     for max_tokens in self.max_tokens:
@@ -177,12 +186,15 @@ class EvalSpec:
             workspace_tokens=self.workspace_tokens, temperature=self.temperature,
             seed=self.seed, concurrency=self.run_concurrency, model=self.model,
             base_url=self.base_url,
+            stop_when_agree=(self.stop_when_agree if METHOD_INFO[setting.method].adaptive
+                             else None),
         )
 
     def _k(self, setting: Setting) -> int:
         # k cannot exceed the narrowest round it selects from (the width, 1 for sr): a grid
         # with widths 2 and 8 and k 4 still runs, with k capped to 2 on the narrow arm.
-        return min(self.k, setting.width) if setting.method in ("pdr", "sr") else self.k
+        selects = setting.method == "sr" or "k" in METHOD_INFO[setting.method].knobs
+        return min(self.k, setting.width) if selects else self.k
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
@@ -554,6 +566,9 @@ class ResultRow:
     final_answer: str | None = None
     decided_by: str | None = None  # exact | math, for a correct run
     calls: int = 0
+    # What stopping on agreement saved (adaptive compute; see pdr_core.adaptive).
+    rounds_saved: int = 0
+    tokens_saved: int = 0
 
     @property
     def setting(self) -> Setting:
@@ -579,8 +594,22 @@ def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
                     row.oracle = _oracle(store.get_trace(summary.id))
                 if row.correct and row.decided_by is None:
                     row.decided_by = answer_match(summary.final_answer, problem.answer)
+                _record_savings(store, evaluation, row)
         rows.append(row)
     return rows
+
+
+def _record_savings(store: Store, evaluation: Evaluation, row: ResultRow) -> None:
+    """Fill in what an early stop saved; only runs that may have stopped early (an adaptive
+    arm that made fewer calls than planned) are read from the store."""
+    spec = evaluation.spec
+    if spec.stop_when_agree is None or not METHOD_INFO[row.method].adaptive:
+        return
+    if row.calls >= spec.config(row.setting).calls:
+        return
+    saved = savings(store.get_trace(row.run_id))
+    if saved is not None:
+        row.rounds_saved, row.tokens_saved = saved.rounds, saved.tokens
 
 
 @dataclass
@@ -602,6 +631,8 @@ class SummaryRow:
     oracle_accuracy: float | None = None
     failed: int = 0
     pending: int = 0
+    # Tokens that stopping on agreement saved, summed over the arm's completed runs.
+    tokens_saved: int = 0
 
 
 def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[SummaryRow]:
@@ -626,6 +657,7 @@ def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[Summa
             oracle_accuracy=sum(oracle) / len(oracle) if oracle else None,
             failed=sum(1 for r in group if r.status in ("failed", "interrupted")),
             pending=sum(1 for r in group if r.status in ("pending", "running")),
+            tokens_saved=sum(r.tokens_saved for r in graded),
         ))
     return out
 

@@ -4,6 +4,10 @@
 - sr: sequential refinement, the width-1 case.
 - single: one long call with the whole per-call budget.
 - vote: `width` independent samples and a majority vote (self-consistency).
+- rsa, tournament, select: see pdr_core.methods_rsa and pdr_core.selection.
+
+pdr, sr and rsa stop early once a round's answers agree (`stop_when_agree`, see
+pdr_core.adaptive).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
+from pdr_core.adaptive import converged
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
+from pdr_core.method_kit import draft_round, select_final, stage_of, user_messages
+from pdr_core.methods_rsa import rsa
 from pdr_core.operators import (
     Draft,
     answer_tally,
@@ -26,32 +33,10 @@ from pdr_core.operators import (
 )
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.base import Message, Provider
+from pdr_core.selection import generative_select, tournament
 from pdr_core.tokens import estimate_tokens
-from pdr_core.trace import Trace, TraceBuilder
+from pdr_core.trace import Trace, TraceBuilder, gives_answer
 from pdr_core.workspace import counter_of, extract
-
-
-def _messages(ctx: RunContext, user: str) -> list[Message]:
-    system = ctx.config.prompts.system
-    return ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": user}
-    ]
-
-
-def _stage(config: RunConfig, round_: int) -> str:
-    if config.method == "single" or (round_ == config.rounds and round_ > 1):
-        return "final"
-    return "draft" if round_ == 1 else "refine"
-
-
-async def draft_round(ctx: RunContext) -> list[Draft]:
-    """Round 1: every generation sees the question only."""
-    user = ctx.config.prompts.draft.format(question=ctx.question)
-    specs = [
-        CallSpec(_stage(ctx.config, 1), 1, branch, [], _messages(ctx, user), ctx.config.max_tokens)
-        for branch in range(ctx.config.schedule[0])
-    ]
-    return await ctx.call_round(specs)
 
 
 async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[str, str]:
@@ -64,7 +49,7 @@ async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[
         workspace_tokens=config.workspace_tokens,
     )
     spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
-                    _messages(ctx, user), config.distill_budget, config.workspace_tokens)
+                    user_messages(ctx, user), config.distill_budget, config.workspace_tokens)
     [summary] = await ctx.call_round([spec])
     return summary.node_id, summary.text
 
@@ -94,9 +79,9 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
 
 async def pdr(ctx: RunContext) -> str | None:
     config = ctx.config
-    drafts = await draft_round(ctx)
+    drafts, previous = await draft_round(ctx), []
     for round_ in range(2, config.rounds + 1):
-        if ctx.stopped_on_budget:
+        if ctx.stopped_on_budget or converged(ctx, drafts, previous):
             break
         width = config.schedule[round_ - 1]
         workspaces = await distill(ctx, drafts, round_ - 1, width)
@@ -104,10 +89,10 @@ async def pdr(ctx: RunContext) -> str | None:
         for branch in range(width):
             distill_id, workspace = workspaces[branch % len(workspaces)]
             user = config.prompts.refine.format(question=ctx.question, workspace=workspace)
-            specs.append(CallSpec(_stage(config, round_), round_, branch, [distill_id],
-                                  _messages(ctx, user), config.max_tokens))
-        drafts = await ctx.call_round(specs)
-    return _select_final(ctx, drafts)
+            specs.append(CallSpec(stage_of(config, round_), round_, branch, [distill_id],
+                                  user_messages(ctx, user), config.max_tokens))
+        previous, drafts = drafts, await ctx.call_round(specs)
+    return select_final(ctx, drafts)
 
 
 async def sr(ctx: RunContext) -> str | None:
@@ -115,9 +100,11 @@ async def sr(ctx: RunContext) -> str | None:
     with `sr_summary`, a summary call's notes on it."""
     config = ctx.config
     [candidate] = await draft_round(ctx)
+    previous: list[Draft] = []
     for round_ in range(2, config.rounds + 1):
-        if ctx.stopped_on_budget:
+        if ctx.stopped_on_budget or converged(ctx, [candidate], previous):
             break
+        previous = [candidate]
         parents, notes = [candidate.node_id], ""
         if config.sr_summary:
             distill_id, notes = await summarize(ctx, [candidate], round_ - 1)
@@ -125,8 +112,8 @@ async def sr(ctx: RunContext) -> str | None:
         user = config.prompts.sr_refine.format(
             question=ctx.question, draft=candidate.text, workspace=notes
         )
-        spec = CallSpec(_stage(config, round_), round_, 0, parents,
-                        _messages(ctx, user), config.max_tokens)
+        spec = CallSpec(stage_of(config, round_), round_, 0, parents,
+                        user_messages(ctx, user), config.max_tokens)
         [candidate] = await ctx.call_round([spec])
     return candidate.answer
 
@@ -137,15 +124,7 @@ async def single(ctx: RunContext) -> str | None:
 
 
 async def majority(ctx: RunContext) -> str | None:
-    return _select_final(ctx, await draft_round(ctx))
-
-
-def _select_final(ctx: RunContext, drafts: list[Draft]) -> str | None:
-    """The final answer from the last round's drafts, by the configured final selection,
-    recorded for the trace when there was more than one draft to choose from."""
-    round_ = max((ctx.builder.trace.node(d.node_id).round for d in drafts), default=1)
-    answer, ctx.selection = final_vote(drafts, round_)
-    return answer
+    return select_final(ctx, await draft_round(ctx))
 
 
 METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
@@ -153,6 +132,9 @@ METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
     "sr": sr,
     "single": single,
     "vote": majority,
+    "rsa": rsa,
+    "tournament": tournament,
+    "select": generative_select,
 }
 
 
@@ -313,7 +295,8 @@ async def _execute(ctx: RunContext) -> Trace:
     except RunFailed as exc:
         ctx.emit(RunFinished(ctx.run_id, "failed", error=str(exc)))
     else:
-        stop = "budget" if ctx.stopped_on_budget else None
+        stop = ("budget" if ctx.stopped_on_budget
+                else "converged" if ctx.converged else None)
         ctx.emit(RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason=stop,
                              selection=ctx.selection))
     assert ctx.builder.trace is not None
@@ -323,7 +306,7 @@ async def _execute(ctx: RunContext) -> Trace:
 def _budget_finish(ctx: RunContext, reason: str) -> RunFinished:
     """A run the budget stopped: the vote of the last round that produced answers."""
     trace = ctx.builder.trace
-    generated = [n for n in trace.nodes if n.stage != "distill" and n.status == "ok"]
+    generated = [n for n in trace.nodes if gives_answer(n.stage) and n.status == "ok"]
     if not generated:
         return RunFinished(ctx.run_id, "failed", error=f"{reason}; no call fitted the budget",
                            stop_reason="budget")

@@ -57,11 +57,19 @@ def preview(
     kappa = config.workspace_tokens
     seq = total = prompt_sum = completion_sum = 0
     for index, width in enumerate(config.schedule):
+        # A prompt that reads whole candidates holds up to their whole output budgets.
+        candidate = config.max_tokens + 16
         if index == 0:
             call_prompt = draft_prompt
         elif config.method == "sr":
             call_prompt = prompt(prompts.sr_refine, config.max_tokens,
                                  kappa if config.sr_summary else 0)
+        elif config.method == "rsa":
+            call_prompt = prompt(prompts.aggregate, config.k * candidate)
+        elif config.method == "tournament":
+            call_prompt = prompt(prompts.judge, config.group * candidate)
+        elif config.method == "select":
+            call_prompt = prompt(prompts.select, config.schedule[0] * candidate)
         else:
             call_prompt = prompt(prompts.refine, kappa)
         seq += call_prompt + config.max_tokens
@@ -70,7 +78,7 @@ def preview(
         completion_sum += width * config.max_tokens
         last = index == len(config.schedule) - 1
         if not last and config.summary_calls:
-            distill_prompt = prompt(prompts.summary, width * (config.max_tokens + 16))
+            distill_prompt = prompt(prompts.summary, width * candidate)
             distill_out = config.distill_budget
             seq += distill_prompt + distill_out
             total += distill_prompt + distill_out

@@ -47,6 +47,31 @@ SR_REFINE = (
 # With SR's optional summary call, its notes on the previous solution follow it.
 SR_REFINE_NOTES = SR_REFINE + "\n\nNotes on it:\n{workspace}"
 
+# RSA: a new candidate from the question and k candidates of the previous population.
+AGGREGATE = (
+    "Below are candidate solutions to the problem. Some may be wrong, and they may "
+    "disagree. Check them, combine what is right in them, fix what is wrong, and write one "
+    "complete, correct solution.\n\n"
+    "Problem:\n{question}\n\n"
+    "{candidates}"
+)
+# Tournament judges and generative selection: the model names the best candidate by its
+# number, in \boxed{}, which `pdr_core.selection.parse_choice` reads.
+JUDGE = (
+    "Below are {count} candidate solutions to the problem. Compare them and decide which "
+    "one is correct (or, if several are, the best argued). Do not solve the problem anew. "
+    "End with the number of the best candidate in \\boxed{{}}, e.g. \\boxed{{1}}.\n\n"
+    "Problem:\n{question}\n\n"
+    "{candidates}"
+)
+SELECT = (
+    "Below are {count} candidate solutions to the problem. Read them all, check their "
+    "reasoning, and select the one most likely to be correct. End with the number of the "
+    "selected candidate in \\boxed{{}}, e.g. \\boxed{{2}}.\n\n"
+    "Problem:\n{question}\n\n"
+    "{candidates}"
+)
+
 # One draft as it appears inside an extractive workspace, and inside a summary prompt (there
 # without its extracted answer, which would anchor the summariser).
 DRAFT_ITEM = "### Attempt {index} (answer: {answer})\n{text}"
@@ -65,6 +90,11 @@ FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"question", "workspace", "draft"}),
         frozenset({"question", "draft"}),
     ),
+    "aggregate": (frozenset({"question", "candidates"}), frozenset({"question", "candidates"})),
+    "judge": (frozenset({"question", "candidates", "count"}),
+              frozenset({"question", "candidates"})),
+    "select": (frozenset({"question", "candidates", "count"}),
+               frozenset({"question", "candidates"})),
 }
 
 
@@ -86,6 +116,9 @@ class PromptSet:
     summary: str = SUMMARY
     refine: str = REFINE
     sr_refine: str = SR_REFINE
+    aggregate: str = AGGREGATE
+    judge: str = JUDGE
+    select: str = SELECT
 
     def __post_init__(self) -> None:
         for stage, (allowed, required) in FIELDS.items():

@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from pdr_core import viz
 from pdr_core.diffs import diff_html, next_workspace, predecessor
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.workspace import workspace_summary
 
 # C0 controls (NUL shows as U+2400 "␀") and DEL become their visible Unicode pictures;
@@ -176,7 +176,7 @@ def _node_section(trace: Trace, node: Node, index: dict[str, int]) -> str:
                    if k not in ("prompt_tokens", "completion_tokens")}
     if extra_usage:
         tokens += " · " + _e(", ".join(f"{k}: {v}" for k, v in extra_usage.items()))
-    generation = node.stage in viz.GENERATIONS
+    generation = gives_answer(node.stage)
     rows = [
         ("Id", f"<bdi>{_e(node.id)}</bdi>"),
         ("Stage", _e(node.stage) + ("" if node.call else " (extractive, no model call)")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,13 +22,24 @@ from pdr_core.events import (
 from pdr_core.heap import bulk_build
 
 FORMAT = "pdr-trace/1"
-STAGES = ("draft", "distill", "refine", "final")
+# The built-in stages, in pipeline order; stage names are open: any name matching
+# STAGE_NAME is a stage.
+STAGES = ("draft", "distill", "refine", "aggregate", "judge", "select", "final")
+STAGE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# Stages whose output is not an answer to the question: a workspace, or a choice among
+# candidates. Every other stage is a generation, with an answer marked right or wrong.
+ANSWERLESS_STAGES = frozenset({"distill", "judge", "select"})
 STATUSES = ("running", "completed", "failed", "interrupted")
 # Imports larger than this are refused before parsing.
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 # Traces with more nodes are refused: twelve times the largest run this tool makes (width
 # 256, depth 32: 8,224 nodes), and what the store imports in seconds (BENCHMARKS.md).
 MAX_TRACE_NODES = 100_000
+
+
+def gives_answer(stage: str) -> bool:
+    """Whether a node of `stage` answers the question (see ANSWERLESS_STAGES)."""
+    return stage not in ANSWERLESS_STAGES
 
 
 class TraceError(ValueError):
@@ -217,8 +229,8 @@ class TraceBuilder:
             node.text = event.text
             node.answer = event.answer
             # Workspaces are not answers; only generations are marked right or wrong.
-            node.correct = (None if node.stage == "distill"
-                            else is_correct(event.answer, trace.reference_answer))
+            node.correct = (is_correct(event.answer, trace.reference_answer)
+                            if gives_answer(node.stage) else None)
             node.usage = dict(event.usage)
             node.reasoning = event.reasoning
             node.finish_reason = event.finish_reason
@@ -422,8 +434,9 @@ def trace_from_dict(data: Any) -> Trace:
             raise TraceError(f"{where} is not a JSON object")
         _check_keys(raw, _NODE_KEYS, where)
         _check_keys(raw, _OPTIONAL_NODE_KEYS, where, required=False)
-        if raw["stage"] not in STAGES:
-            raise TraceError(f"{where}: 'stage' is {raw['stage']!r}; expected one of {STAGES}")
+        if not STAGE_NAME.fullmatch(raw["stage"]):
+            raise TraceError(f"{where}: 'stage' is {raw['stage']!r}; expected a stage name "
+                             f"(lower-case letters, digits, - or _), e.g. one of {STAGES}")
         if raw["status"] not in ("ok", "failed", "running"):
             raise TraceError(f"{where}: 'status' is {raw['status']!r}; expected ok or failed")
         if raw["id"] in seen:

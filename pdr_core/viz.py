@@ -17,10 +17,8 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from pdr_core.answers import answer_clusters, is_correct, normalize_answer
-from pdr_core.trace import Node, Trace, longest_token_path
+from pdr_core.trace import STAGES, Node, Trace, gives_answer, longest_token_path
 from pdr_core.workspace import workspace_flags
-
-GENERATIONS = ("draft", "refine", "final")
 
 # Qualitative palette for answer clusters, biggest cluster first. It leaves out pure
 # green, red and grey: those mean correct, failed/incorrect and no answer.
@@ -40,6 +38,7 @@ PALETTE = (
 )
 NO_ANSWER_COLOR = "#B0B7C3"
 DISTILL_COLOR = "#E2E8F0"
+CHOICE_COLOR = "#FDE68A"
 DISTILL_LINE = "#475569"
 FAILED_COLOR = "#DC2626"
 RUNNING_COLOR = "#64748B"
@@ -53,7 +52,12 @@ STAGE_COLORS = {
     "distill": "#94A3B8",
     "refine": "#F58518",
     "final": "#54A24B",
+    "aggregate": "#B279A2",
+    "judge": "#C9A227",
+    "select": "#0B84A5",
 }
+# Bars of stages with no colour of their own (any stage name a method may use).
+OTHER_STAGE_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#5B5EA6", "#8E6C8A", "#2F9E9E")
 
 HOVER_TEXT_CHARS = 160
 HOVER_ANSWER_CHARS = 40
@@ -66,6 +70,7 @@ NO_ANSWER = "\x00none"
 FAILED = "\x00failed"
 RUNNING = "\x00running"
 DISTILL = "\x00distill"
+CHOICE = "\x00choice"
 
 _FONT = {"family": "Inter, system-ui, -apple-system, Segoe UI, sans-serif", "size": 12}
 
@@ -102,7 +107,12 @@ def _seconds(node: Node) -> float | None:
 
 
 def _is_generation(node: Node) -> bool:
-    return node.stage in GENERATIONS
+    return gives_answer(node.stage)
+
+
+def _is_choice(node: Node) -> bool:
+    """A judge's or selector's call: it names a candidate rather than answering."""
+    return node.stage != "distill" and not gives_answer(node.stage)
 
 
 def column_of(node: Node) -> int:
@@ -174,10 +184,13 @@ def _column_labels(
     for column in range(columns):
         round_ = column // 2 + 1
         present = stages.get(column, set())
+        other = sorted(present - {"draft", "refine", "final"})
         if column % 2:
             labels.append(f"Distill {round_}")
         elif "final" in present or (not present and (single or 1 < round_ == rounds)):
             labels.append("Final")
+        elif other:  # a stage of another method: aggregate, judge, select, ...
+            labels.append(f"Round {round_} · {' / '.join(other)}")
         elif round_ == 1:
             labels.append("Round 1 drafts")
         else:
@@ -221,6 +234,9 @@ def _hover(node: Node) -> str:
         kind = "summary call" if node.call else "extractive (no call)"
         lines.append(f"workspace from {len(node.parent_ids)} draft(s) · {kind}")
         lines.extend(_esc(flag, HOVER_ERROR_CHARS) for flag in workspace_flags(node))
+    elif _is_choice(node):
+        lines.append(f"chooses among {len(node.parent_ids)} candidate(s) · no answer of its "
+                     "own")
     else:
         answer = _esc(node.answer, HOVER_ANSWER_CHARS) if node.answer is not None else "none"
         mark = {True: " ✓ correct", False: " ✗ incorrect"}.get(node.correct, "")
@@ -249,6 +265,8 @@ def _group_of(node: Node, colors: Mapping[str, str]) -> str:
         return RUNNING
     if node.stage == "distill":
         return DISTILL
+    if _is_choice(node):
+        return CHOICE
     key = normalize_answer(node.answer)
     return key if key in colors else NO_ANSWER
 
@@ -317,6 +335,7 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
     fixed = (
         (NO_ANSWER, "no answer", NO_ANSWER_COLOR, "circle"),
         (DISTILL, "workspace (distill)", DISTILL_COLOR, "square"),
+        (CHOICE, "choice (judge / select)", CHOICE_COLOR, "diamond"),
         (FAILED, "failed", FAILED_COLOR, "x"),
         (RUNNING, "running", RUNNING_COLOR, "circle-open"),
     )
@@ -393,8 +412,9 @@ def _marker_trace(
         else:
             texts.append("")
             text_colors.append(color)
-            line_colors.append(DISTILL_LINE if symbol == "square" else "white")
-            line_widths.append(1.5 if symbol == "square" else 1)
+            outlined = symbol in ("square", "diamond")
+            line_colors.append(DISTILL_LINE if outlined else "white")
+            line_widths.append(1.5 if outlined else 1)
     if symbol in ("x", "circle-open"):
         # Line-drawn symbols take their colour from the marker line.
         line_colors = [color] * len(nodes)
@@ -618,6 +638,23 @@ def critical_path(trace: Trace) -> list[str]:
     return [last[key][3].id for key in sorted(last)]
 
 
+def timeline_stages(nodes: Iterable[Node]) -> list[str]:
+    """The stages of `nodes`: the built-in ones in pipeline order, then any other in the
+    order it first appears."""
+    present = list(dict.fromkeys(n.stage for n in nodes))
+    known = [s for s in STAGES if s in present]
+    return known + [s for s in present if s not in known]
+
+
+def stage_color(stage: str, nodes: Iterable[Node]) -> str:
+    """A stage's bar colour: its own, else one of OTHER_STAGE_COLORS by its place among
+    the stages without one."""
+    if stage in STAGE_COLORS:
+        return STAGE_COLORS[stage]
+    others = [s for s in timeline_stages(nodes) if s not in STAGE_COLORS]
+    return OTHER_STAGE_COLORS[others.index(stage) % len(OTHER_STAGE_COLORS)]
+
+
 def timeline_figure(trace: Trace, now: datetime | None = None) -> go.Figure:
     """Every call as a bar from its start to its end (seconds since the run started), one
     row per call ordered by start, coloured by stage, the critical path outlined.
@@ -636,10 +673,8 @@ def timeline_figure(trace: Trace, now: datetime | None = None) -> go.Figure:
     critical = set(critical_path(trace))
 
     data: list[Any] = []
-    for stage in ("draft", "distill", "refine", "final"):
+    for stage in timeline_stages(calls):
         nodes = [n for n in calls if n.stage == stage]
-        if not nodes:
-            continue
         bases, widths, ids, hovers, line_colors, line_widths, patterns, opacities = (
             [] for _ in range(8)
         )
@@ -673,7 +708,7 @@ def timeline_figure(trace: Trace, now: datetime | None = None) -> go.Figure:
             customdata=ids,
             hovertext=hovers,
             hovertemplate="%{hovertext}<extra></extra>",
-            marker={"color": STAGE_COLORS[stage], "opacity": opacities,
+            marker={"color": stage_color(stage, calls), "opacity": opacities,
                     "line": {"color": line_colors, "width": line_widths},
                     "pattern": {"shape": patterns, "fillmode": "overlay", "size": 6}},
         ))

@@ -63,7 +63,7 @@ def _valid():
         (lambda d: d.pop("budget"), "missing the key 'budget'"),
         (lambda d: d["nodes"][0].pop("messages"), "node 0 is missing the key 'messages'"),
         (lambda d: d.update(status="done"), "'status' is 'done'"),
-        (lambda d: d["nodes"][1].update(stage="vote"), "node 1: 'stage' is 'vote'"),
+        (lambda d: d["nodes"][1].update(stage="<b>Vote</b>"), "node 1: 'stage' is '<b>Vote</b>'"),
         (lambda d: d["nodes"][0].update(round="1"), "node 0: 'round' must be int"),
         (lambda d: d["nodes"][0]["usage"].update(prompt_tokens=None), "usage.prompt_tokens"),
         (lambda d: d["nodes"][1].update(parent_ids=["ghost"]), "do not precede"),

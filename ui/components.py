@@ -14,12 +14,14 @@ from datetime import datetime
 import plotly.graph_objects as go
 import streamlit as st
 
+from pdr_core.adaptive import savings
 from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
 from pdr_core.extraction import find_answer, no_answer_reason
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
 from pdr_core.replay import duration, trace_at
+from pdr_core.selection import fell_back
 from pdr_core.store import Store, StoreError, default_db_path
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
@@ -166,10 +168,14 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
         # that leaks to its host, a link) would be live
         shown = inert(trace.final_answer) if trace.final_answer is not None else "no answer"
         st.markdown(f"**Final answer:** {shown}{verdict}")
-        if trace.final_selection:
+        if fell_back(trace.final_selection):  # the model's choice was not used: say so
+            st.warning(inert(f"Selected by {trace.final_selection}"))
+        elif trace.final_selection:
             st.caption(inert(f"Selected by {trace.final_selection}"))
     if trace.stop_reason == "budget":
         st.warning("The run stopped on its total-token budget.")
+    if (saved := savings(trace)) is not None:
+        st.caption(saved.caption())
     if trace.error and trace.status != "completed":
         st.error(inert(trace.error))
 
