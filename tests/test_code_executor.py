@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -106,6 +107,23 @@ def test_fork_bomb_is_contained(executor):
     assert time.monotonic() - started < WALL + 10
     assert result.status in ("timeout", "crashed")
     assert _runner_processes() == 0  # nothing it forked outlived the run
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp is Linux's")
+def test_the_candidate_cannot_fork_even_as_root(executor):
+    # RLIMIT_NPROC does not bind root: a seccomp filter refuses fork and clone instead.
+    program = ("import os\n"
+               "def spawn():\n"
+               "    try:\n"
+               "        pid = os.fork()\n"
+               "    except OSError:\n"
+               "        return 'refused'\n"
+               "    if pid == 0:\n"
+               "        os._exit(0)\n"
+               "    return 'forked'\n")
+    result = executor.run(program, "def check(candidate):\n    assert candidate() == 'refused'\n",
+                          "spawn")
+    assert result.status == "passed", result
 
 
 def test_a_megabyte_of_print_is_truncated(executor):

@@ -10,9 +10,12 @@ Standard library only: it runs in a bare interpreter, and it must not import pdr
 """
 
 import ast
+import ctypes
 import json
 import os
+import platform
 import resource
+import struct
 import sys
 import traceback
 
@@ -34,6 +37,39 @@ def _limit(limits):
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _no_new_processes()
+
+
+# Syscalls that make a process or thread, by machine: (seccomp audit arch, numbers).
+_SPAWN = {"x86_64": (0xC000003E, (56, 57, 58, 435)),  # clone, fork, vfork, clone3
+          "aarch64": (0xC00000B7, (220, 435))}  # clone, clone3
+
+
+def _no_new_processes():
+    """Forbid fork and clone from here on (a seccomp filter: they fail with EPERM).
+
+    RLIMIT_NPROC does not bind root, so under root a fork bomb would otherwise grow until
+    the wall-clock limit. Where seccomp is unavailable the process limit is all there is.
+    """
+    machine = _SPAWN.get(platform.machine())
+    if machine is None or not sys.platform.startswith("linux"):
+        return
+    arch, numbers = machine
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO(EPERM)
+    code = [(0x20, 0, 0, 4),  # load the arch
+            (0x15, 0, len(numbers) + 2, arch),  # another arch: allow
+            (0x20, 0, 0, 0)]  # load the syscall number
+    code.append((0x35, len(numbers) + 1, 0, 0x40000000))  # x32 ABI numbers: deny
+    for index, number in enumerate(numbers):
+        code.append((0x15, len(numbers) - index, 0, number))
+    code += [(0x06, 0, 0, allow), (0x06, 0, 0, deny)]
+    program = b"".join(struct.pack("HBBI", *op) for op in code)
+    buffer = ctypes.create_string_buffer(program)
+    fprog = struct.pack("HxxxxxxP", len(code), ctypes.addressof(buffer))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return
+    libc.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0)  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
 
 
 def _error(exc):
