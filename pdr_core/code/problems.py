@@ -49,7 +49,8 @@ def _text(row: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _problem(row: Any, where: str) -> CodeProblem:
+def problem_from_row(row: Any, where: str) -> CodeProblem:
+    """One code problem from a JSON object; DatasetError says what is wrong with it."""
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: expected a JSON object with "
                            f"{', '.join(_REQUIRED)}, found a {type(row).__name__}")
@@ -82,7 +83,7 @@ def read_code_jsonl(data: str, source: str = "upload") -> list[CodeProblem]:
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column "
                                f"{exc.colno})") from None
-        problem = _problem(row, where)
+        problem = problem_from_row(row, where)
         if problem.id in seen:
             raise DatasetError(f"{where}: id {problem.id!r} is used twice")
         seen.add(problem.id)
