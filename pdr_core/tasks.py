@@ -19,6 +19,7 @@ from pdr_core.code.executor import Execution, Executor
 from pdr_core.code.extract import extract_program
 from pdr_core.code.identity import CodeTask, text_key
 from pdr_core.code.problems import CodeProblem, problem_from_row
+from pdr_core.datasets import Problem
 
 if TYPE_CHECKING:
     from pdr_core.trace import Trace
@@ -168,3 +169,12 @@ def answer_text(answer: str | None, tests: dict[str, Any] | None) -> str:
         passed = sum(1 for t in results if isinstance(t, dict) and t.get("passed") is True)
         return f"program passing {passed} of {len(results)} tests"
     return f"program: {status}"
+
+
+def task_for_problem(problem: Problem, allowed: bool) -> ProgramTask | None:
+    """The code task of an evaluation row made by `as_eval_problem`; None for a question
+    with a reference answer."""
+    if "entry_point" not in problem.extra or "tests" not in problem.extra:
+        return None
+    row = {**problem.extra, "id": problem.id, "question": problem.question}
+    return ProgramTask(problem_from_row(row, f"problem {problem.id}"), Executor(allowed))
