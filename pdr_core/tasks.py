@@ -156,6 +156,14 @@ def trace_key(trace: Trace) -> AnswerKey:
     return key
 
 
+def final_tests(trace: Trace) -> dict[str, Any] | None:
+    """The test record of the generation that wrote the final program (code runs)."""
+    if trace.task is None or trace.final_answer is None:
+        return None
+    return next((n.tests for n in trace.nodes
+                 if n.tests is not None and n.answer == trace.final_answer), None)
+
+
 def answer_text(answer: str | None, tests: dict[str, Any] | None) -> str:
     """An answer as a short label: the answer itself, or for a program what its tests said
     ('passes 5 of 7 tests', 'timeout', 'tests not run')."""

@@ -17,7 +17,7 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from pdr_core.answers import AnswerKey, answer_clusters
-from pdr_core.tasks import answer_text, trace_key
+from pdr_core.tasks import answer_text, final_tests, trace_key
 from pdr_core.trace import Node, Trace, longest_token_path
 from pdr_core.workspace import workspace_flags
 
@@ -557,12 +557,6 @@ def answer_flow_figure(trace: Trace) -> go.Figure:
     return go.Figure(data=data, layout=layout)
 
 
-def _final_tests(trace: Trace) -> dict[str, Any] | None:
-    """The test record of the generation that wrote the final program (code runs)."""
-    return next((n.tests for n in trace.nodes
-                 if n.tests is not None and n.answer == trace.final_answer), None)
-
-
 def _final_annotation(
     trace: Trace,
     labels: list[str],
@@ -582,7 +576,7 @@ def _final_annotation(
                 "font": {"color": INCORRECT_COLOR}}
     seen = [i for i, keys in enumerate(keys_by_round) if key in keys]
     verdict = {True: " ✓", False: " ✗"}.get(trace.correct, "")
-    shown = answer_text(trace.final_answer, _final_tests(trace))
+    shown = answer_text(trace.final_answer, final_tests(trace))
     head = f"final: {_esc(shown, LEGEND_ANSWER_CHARS)}{verdict}"
     if not seen:  # e.g. an imported trace whose final answer no node gave
         return {"x": labels[last], "y": sum(n for _, n in stacked[last].values()),
