@@ -12,6 +12,7 @@ from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
 from pdr_core.store import RunNotFound, StoreError
 from pdr_core.textfmt import inert
+from ui.code_view import pick_code_problem, run_task
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
@@ -37,6 +38,8 @@ DISTILL_HELP = {
                        "candidates by consensus. No model call.",
     "random-k": "Each next-round generation gets k drafts drawn at random (seeded). "
                 "No model call; the paper's weakest operator.",
+    "feedback": "Code problems: the top-k programs with their test results (which tests "
+                "failed, the assertion or traceback), cut to κ. No model call.",
 }
 TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 WORKSPACE_STEPS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
@@ -71,6 +74,7 @@ left, right = st.columns([3, 2])
 with left:
     st.selectbox("Example problem", ["—"] + [e.title for e in EXAMPLES],
                  **kept("example", then=use_example))
+    code_problem = pick_code_problem()
     question = st.text_area("Question", **kept("question"), height=120,
                             placeholder="A math problem with a checkable answer")
     reference = st.text_input("Reference answer (optional)", **kept("reference"),
@@ -206,7 +210,8 @@ if start:
             st.error(f"Cannot use the endpoint: {exc}")
         else:
             job = RunJob(store, question, config, provider,
-                         reference=(reference or "").strip() or None)
+                         reference=(reference or "").strip() or None,
+                         task=run_task(code_problem))
             try:
                 job.start()
             except StoreError as exc:  # a damaged or read-only store: nothing was called

@@ -21,6 +21,7 @@ from pdr_core.providers import (
 )
 from pdr_core.textfmt import inert
 from pdr_core.user_settings import UserSettings, save_settings
+from ui.code_view import render_execution_toggle
 from ui.components import run_async
 from ui.endpoints import ENDPOINT, app_environ, given, show_local_model
 from ui.state import SAVED_ERROR, kept, kept_value
@@ -120,6 +121,9 @@ defaults["depth"] = d2.slider("Depth", 1, 8, defaults.get("depth", 2), key="defa
 defaults["max_tokens"] = d3.select_slider(
     "Max tokens per call", [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
     defaults.get("max_tokens", 1024), key="default_max_tokens")
+
+st.divider()
+render_execution_toggle()
 
 st.divider()
 if st.session_state.get(SAVED_ERROR):

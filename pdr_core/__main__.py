@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.cli_code import NOT_RUN, add_code_flags, allowed, code_problem
 from pdr_core.cli_output import safe_output
 from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import (
@@ -38,6 +39,7 @@ from pdr_core.providers import (
     resolve_provider,
 )
 from pdr_core.store import Store, StoreError
+from pdr_core.tasks import code_task
 from pdr_core.textfmt import json_safe
 from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
 
@@ -118,7 +120,9 @@ def _question(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
-    args.question = _question(args)
+    problem = code_problem(args)
+    args.question = problem.question if problem is not None else _question(args)
+    task = code_task(problem, allowed(args)) if problem is not None else None
     check_question(args.question)
     store.check_writable()  # before a model is loaded or an endpoint called
     _check_out(args.out)
@@ -130,19 +134,21 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     bar = CallProgress(config.calls)
     try:
         trace = asyncio.run(run(args.question, config, provider, _both(store.writer(), bar),
-                                reference=args.answer))
+                                reference=args.answer, task=task))
     except KeyboardInterrupt:
         print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         bar.close()
+    if task is not None and not task.code.executor.allowed:
+        print(NOT_RUN, file=sys.stderr)
     return _finish(trace, args)
 
 
 def _print_result(trace: Trace) -> None:
     budget = trace.budget
     lines = [f"answer: {trace.final_answer}"]
-    if trace.reference_answer is not None:
+    if trace.reference_answer is not None or trace.task is not None:
         lines.append(f"correct: {str(trace.correct).lower()}")
     if trace.stop_reason:
         lines.append(f"stopped: {trace.stop_reason}")
@@ -290,7 +296,7 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     bar = CallProgress(config.calls, initial=done)
     try:
         trace = asyncio.run(resume(trace, store.events(run_id), provider,
-                                   _both(store.resume_writer(run_id), bar)))
+                                   _both(store.resume_writer(run_id), bar), allowed(args)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -338,7 +344,8 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
     bar = CallProgress(config.calls)
     sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
     try:
-        trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages))
+        trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages,
+                                 execute=allowed(args)))
     finally:
         bar.close()
     reused = sum(1 for n in trace.nodes if n.reused and n.call)
@@ -359,13 +366,15 @@ def _finish(trace: Trace, args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     # Imported here: evaluations pull in plotly, which the other commands never need.
     from pdr_core import evaluation as ev
+    from pdr_core.code.problems import load_code_dataset
     from pdr_core.datasets import DatasetError, load_dataset_spec
 
     if args.concurrency < 1:
         raise ConfigError("concurrency", args.concurrency,
                           "a whole number of runs in flight at once, at least 1")
     try:
-        problems = load_dataset_spec(args.dataset)[: args.limit]
+        code = load_code_dataset(args.dataset)
+        problems = (code if code is not None else load_dataset_spec(args.dataset))[: args.limit]
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -379,6 +388,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         temperature=args.temperature, seed=args.seed, model=provider.model,
         base_url=provider.base_url, name=args.name or "",
         stop_when_agree=args.stop_when_agree,
+        execute_code=code is not None and allowed(args),
     )
     try:
         evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
@@ -403,7 +413,9 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     summary = ev.summarize(rows)
     for path in ev.write_outputs(args.out, evaluation, rows, summary):
         print(f"wrote {path}", file=sys.stderr)
-    print(ev.summary_text(summary))
+    print(ev.summary_text(summary, "pass@1" if code is not None else "accuracy"))
+    if code is not None and not spec.execute_code:
+        print(NOT_RUN, file=sys.stderr)
     failed = sum(s.failed for s in summary)
     if failed:
         print(f"error: {failed} run(s) failed (reported as failed, not graded); rerun with "
@@ -495,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", nargs="?", const="", default=None, metavar="GGUF",
                    help=LOCAL_HELP)
     p.add_argument("--out", help="also write the trace JSON here")
+    add_code_flags(p, problems=True)
     _call_limit_flags(p)
     p.set_defaults(func=cmd_run)
 
@@ -525,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue an interrupted run without repeating finished calls")
     p.add_argument("run_id")
     _endpoint_flags(p)
+    add_code_flags(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("fork", parents=[common],
@@ -537,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, help="depth of the new run")
     p.add_argument("--max-tokens", type=int, help="per-call budget of the new calls")
     _endpoint_flags(p)
+    add_code_flags(p)
     p.set_defaults(func=cmd_fork)
 
     p = sub.add_parser("baseline", parents=[common],
@@ -577,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=LOCAL_HELP)
     p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
     _call_limit_flags(p)
+    add_code_flags(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("delete", parents=[common], help="delete a stored run")

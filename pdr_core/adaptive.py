@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pdr_core.answers import majority_vote
+from pdr_core.answers import AnswerKey, majority_vote, normalize_answer
 from pdr_core.config import RunConfig
 from pdr_core.engine import RunContext
 from pdr_core.operators import Draft
 from pdr_core.trace import Trace, gives_answer
 
 
-def agreement(answers: Sequence[str | None]) -> float:
-    """Share of `answers` that give the most common one (0 with none)."""
-    _, count = majority_vote(answers)
+def agreement(answers: Sequence[str | None], key: AnswerKey = normalize_answer) -> float:
+    """Share of `answers` that give the most common one, the same by `key` (0 with none)."""
+    _, count = majority_vote(answers, key)
     return count / len(answers) if answers else 0.0
 
 
@@ -33,7 +33,7 @@ def converged(ctx: RunContext, drafts: Sequence[Draft], previous: Sequence[Draft
     if threshold is None:
         return False
     pool = list(drafts) if len(drafts) > 1 else [*drafts, *previous[-1:]]
-    if len(pool) < 2 or agreement([d.answer for d in pool]) < threshold:
+    if len(pool) < 2 or agreement([d.answer for d in pool], ctx.task.key) < threshold:
         return False
     ctx.converged = True
     return True

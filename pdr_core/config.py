@@ -41,8 +41,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {"method": "pdr", "width": 4, "depth": 2},
     "paper": {"method": "pdr", "width_schedule": (8, 4, 1), "depth": 3},
 }
-DISTILLS = ("summary", "topk", "per-sample-topk", "random-k")
-EXTRACTIVE = ("topk", "per-sample-topk", "random-k")
+# feedback (code tasks only): the top-k programs with their test results.
+DISTILLS = ("summary", "topk", "per-sample-topk", "random-k", "feedback")
+EXTRACTIVE = ("topk", "per-sample-topk", "random-k", "feedback")
 
 MAX_WIDTH = 256
 MAX_DEPTH = 32

@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pdr_core.answers import extract_answer
 from pdr_core.config import RunConfig
 from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStarted
 from pdr_core.operators import Draft
 from pdr_core.providers.base import Message, Provider, ProviderError, Sampling
+from pdr_core.tasks import MathTask, Task
 from pdr_core.tokens import estimate_prompt_tokens
 from pdr_core.trace import Node, TraceBuilder, gives_answer
 from pdr_core.workspace import bound, counter_of, workspace_text
@@ -37,7 +37,7 @@ def reused_events(run_id: str, node: Node) -> tuple[NodeStarted, NodeFinished]:
                     list(node.parent_ids), [dict(m) for m in node.messages], node.started_at),
         NodeFinished(run_id, node.id, node.text, node.answer, dict(node.usage), node.reasoning,
                      node.finish_reason, node.finished_at or node.started_at, node.call,
-                     reused=True, workspace=node.workspace),
+                     reused=True, workspace=node.workspace, tests=node.tests),
     )
 
 
@@ -86,8 +86,11 @@ class RunContext:
         sink: EventSink,
         builder: TraceBuilder,
         reuse: Reuse | None = None,
+        task: Task | None = None,
     ):
         self.run_id = run_id
+        # What the answers are and how they are graded and grouped (math unless a code task).
+        self.task: Task = task or MathTask()
         self.reuse = reuse
         self.question = question
         self.config = config
@@ -123,6 +126,12 @@ class RunContext:
             )
         self._reserved += worst
         return worst
+
+    async def grade(self, stage: str, text: str) -> tuple[str | None, dict | None]:
+        """A generation's answer and test record, by the run's task; a workspace has none."""
+        if not gives_answer(stage):
+            return None, None
+        return await self.task.grade(text)
 
     def node_id(self, stage: str, round_: int, branch: int) -> str:
         return f"r{round_}-{stage}-{branch}"
@@ -192,7 +201,7 @@ class RunContext:
                 raise
             self._reserved -= worst
             self._spent += completion.usage.total
-            answer = extract_answer(completion.text) if gives_answer(spec.stage) else None
+            answer, tests = await self.grade(spec.stage, completion.text)
             text, info = completion.text, None
             if spec.workspace_tokens is not None:
                 kappa = spec.workspace_tokens
@@ -200,7 +209,7 @@ class RunContext:
                 text, info = bounded.text, bounded.info(kappa, keep_text=True)
             self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,
                                    completion.usage.to_dict(), completion.reasoning,
-                                   completion.finish_reason, workspace=info))
+                                   completion.finish_reason, workspace=info, tests=tests))
             return Draft(node_id, spec.branch, text, answer)
 
     def _shares_request(self, specs: Sequence[CallSpec]) -> bool:
@@ -274,10 +283,10 @@ class RunContext:
                     drafts.append(None)
                     continue
                 self._spent += completion.usage.total
-                answer = extract_answer(completion.text) if gives_answer(spec.stage) else None
+                answer, tests = await self.grade(spec.stage, completion.text)
                 self.emit(NodeFinished(self.run_id, node_id, completion.text, answer,
                                        completion.usage.to_dict(), completion.reasoning,
-                                       completion.finish_reason))
+                                       completion.finish_reason, tests=tests))
                 drafts.append(Draft(node_id, spec.branch, completion.text, answer))
             return drafts + [None] * (len(specs) - len(drafts))
 

@@ -37,6 +37,7 @@ from pdr_core.providers.base import Provider
 from pdr_core.runner import LoopThread
 from pdr_core.stats import PairedComparison, paired_comparison, wilson_interval
 from pdr_core.store import EVAL_TAG_PREFIX, RunSummary, Store
+from pdr_core.tasks import task_for_problem
 from pdr_core.trace import Trace
 
 FORMAT = "pdr-eval/1"
@@ -154,6 +155,8 @@ class EvalSpec:
     name: str = ""
     # Adaptive compute for the methods that take it (pdr, sr, rsa); None: never stop early.
     stop_when_agree: float | None = None
+    # Code problems: whether their programs run (a person switched it on); else ungraded.
+    execute_code: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", _unique(self.methods, "methods"))
@@ -360,8 +363,11 @@ def _runs(store: Store, evaluation: Evaluation) -> dict[str, RunSummary]:
 
 
 def _oracle(trace: Trace) -> bool | None:
-    """Whether any generation was right (None without a reference)."""
-    if trace.reference_answer is None:
+    """Whether any generation was right (for code: any program passed every test); None
+    without a reference, or with programs that never ran."""
+    graded = (trace.reference_answer is not None if trace.task is None
+              else bool(trace.task.get("executed")))
+    if not graded:
         return None
     return any(n.correct is True for n in trace.nodes
                if n.stage != "distill" and n.status == "ok")
@@ -375,7 +381,7 @@ async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
     if interrupted is not None:
         trace = store.get_trace(interrupted)
         trace = await resume(trace, store.events(interrupted), provider,
-                             store.resume_writer(interrupted))
+                             store.resume_writer(interrupted), evaluation.spec.execute_code)
         _record_grade(store, evaluation, problem, trace)
         return trace
     run_id = new_run_id()
@@ -389,8 +395,10 @@ async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
         )
     tags = (evaluation.tag, evaluation.spec.name) if evaluation.spec.name else (evaluation.tag,)
     writer = store.writer(name=f"{evaluation.name} · {problem.id} · {setting.label}", tags=tags)
+    task = task_for_problem(problem, evaluation.spec.execute_code)
     trace = await run(problem.question, evaluation.spec.config(setting), provider, writer,
-                      reference=problem.answer, run_id=run_id)
+                      reference=problem.answer if task is None else None, run_id=run_id,
+                      task=task)
     _record_grade(store, evaluation, problem, trace)
     return trace
 
@@ -399,7 +407,7 @@ def _record_grade(store: Store, evaluation: Evaluation, problem: Problem, trace:
                   ) -> None:
     """The oracle and the check that decided correctness, on the cell's attempt."""
     run_id = trace.id
-    decided = answer_match(trace.final_answer, problem.answer) if trace.correct else None
+    decided = _decided_by(trace.final_answer, problem) if trace.correct else None
     oracle = _oracle(trace)
     with closing(store.connect()) as conn:
         conn.execute(
@@ -575,6 +583,11 @@ class ResultRow:
         return Setting(self.method, self.width, self.depth, self.max_tokens)
 
 
+def _decided_by(final: str | None, problem: Problem) -> str | None:
+    """The check that found a right answer right: exact or math, or a program's tests."""
+    return "tests" if "tests" in problem.extra else answer_match(final, problem.answer)
+
+
 def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
     """One row per cell, from the store: safe to call while the evaluation runs."""
     rows = []
@@ -587,13 +600,14 @@ def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
             row.b_seq, row.b_total, row.calls = summary.b_seq, summary.b_total, summary.calls
             row.final_answer = summary.final_answer
             if summary.status == "completed":
-                row.correct = bool(summary.correct)
+                # Programs that never ran are neither right nor wrong.
+                row.correct = None if summary.correct is None else bool(summary.correct)
                 row.oracle, row.decided_by = attempt.oracle, attempt.decided_by
                 if row.oracle is None:
                     # Killed between the run's end and the attempt's update: fold it.
                     row.oracle = _oracle(store.get_trace(summary.id))
                 if row.correct and row.decided_by is None:
-                    row.decided_by = answer_match(summary.final_answer, problem.answer)
+                    row.decided_by = _decided_by(summary.final_answer, problem)
                 _record_savings(store, evaluation, row)
         rows.append(row)
     return rows
@@ -643,7 +657,7 @@ def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[Summa
         arms.setdefault(row.setting, []).append(row)
     out = []
     for setting, group in arms.items():
-        graded = [r for r in group if r.status == "completed"]
+        graded = [r for r in group if r.status == "completed" and r.correct is not None]
         n = len(graded)
         right = sum(1 for r in graded if r.correct)
         oracle = [r.oracle for r in graded if r.oracle is not None]
@@ -667,7 +681,7 @@ def compare(rows: Sequence[ResultRow], label_a: str, label_b: str,
     """McNemar's exact test between two arms (by label) on the problems both completed."""
     def graded(label: str) -> dict[str, bool]:
         return {r.problem_id: bool(r.correct) for r in rows
-                if r.label == label and r.status == "completed"}
+                if r.label == label and r.status == "completed" and r.correct is not None}
 
     return paired_comparison(graded(label_a), graded(label_b), alpha, label_a, label_b)
 
@@ -680,7 +694,7 @@ def per_problem_table(rows: Sequence[ResultRow],
     """One row per problem, one column per arm: right, wrong, or the run's state. With
     `run_link`, each arm also gets a column (its label + RUN_LINK_SUFFIX) holding
     `run_link(run id)`, empty where the arm has no run yet."""
-    marks = {True: "right", False: "wrong"}
+    marks = {True: "right", False: "wrong", None: "not graded"}
     table: dict[str, dict[str, str]] = {}
     for row in rows:
         entry = table.setdefault(row.problem_id, {"problem": row.problem_id,
@@ -794,9 +808,10 @@ def write_outputs(out_dir: str | Path, evaluation: Evaluation, rows: Sequence[Re
     return [out / name for name in files]
 
 
-def summary_text(summary: Sequence[SummaryRow]) -> str:
-    """The summary as an aligned plain-text table (the command line prints it)."""
-    header = ("arm", "n", "accuracy", "95% CI", "mean B_seq", "mean B_total", "oracle",
+def summary_text(summary: Sequence[SummaryRow], metric: str = "accuracy") -> str:
+    """The summary as an aligned plain-text table (the command line prints it); `metric`
+    names the accuracy column (pass@1 for code)."""
+    header = ("arm", "n", metric, "95% CI", "mean B_seq", "mean B_total", "oracle",
               "failed")
     lines = [header]
     for s in summary:

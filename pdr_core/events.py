@@ -21,6 +21,8 @@ class RunStarted:
     # A fork records the run and node it was forked from.
     parent_run_id: str | None = None
     parent_node_id: str | None = None
+    # A code task's problem (pdr_core.tasks); None for a question with one final answer.
+    task: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class NodeFinished:
     # A distill node's workspace record: kappa, tokens passed on, tokens dropped, how they
     # were counted (see pdr_core.workspace); None on other nodes.
     workspace: dict[str, Any] | None = None
+    # A code task's generation: its program's test results (pdr_core.tasks.test_record).
+    tests: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -50,5 +50,5 @@ def select_final(ctx: RunContext, drafts: list[Draft]) -> str | None:
     """The final answer from the last round's drafts, by the configured final selection,
     recorded for the trace when there was more than one draft to choose from."""
     round_ = max((ctx.builder.trace.node(d.node_id).round for d in drafts), default=1)
-    answer, ctx.selection = final_vote(drafts, round_)
+    answer, ctx.selection = final_vote(drafts, round_, ctx.task.key)
     return answer

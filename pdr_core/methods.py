@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from pdr_core.adaptive import converged
+from pdr_core.code.executor import execution_allowed
+from pdr_core.code.feedback import feedback_workspace
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
@@ -31,9 +34,10 @@ from pdr_core.operators import (
     select_random,
     select_topk,
 )
-from pdr_core.prompts import PromptSet
+from pdr_core.prompts import PromptSet, code_prompts
 from pdr_core.providers.base import Message, Provider
 from pdr_core.selection import generative_select, tournament
+from pdr_core.tasks import Task, task_from_record
 from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder, gives_answer
 from pdr_core.workspace import counter_of, extract
@@ -45,7 +49,7 @@ async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[
     user = config.prompts.summary.format(
         question=ctx.question,
         drafts=format_drafts(drafts, labelled=False),
-        answer_tally=answer_tally(drafts),
+        answer_tally=answer_tally(drafts, ctx.task.key),
         workspace_tokens=config.workspace_tokens,
     )
     spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
@@ -64,15 +68,21 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
     kappa = config.workspace_tokens
     if config.distill == "summary":
         return [await summarize(ctx, drafts, round_)]
-    if config.distill == "topk":
-        selections = [select_topk(drafts, config.k)]
+    key = ctx.task.key
+    if config.distill in ("topk", "feedback"):
+        selections = [select_topk(drafts, config.k, key)]
     elif config.distill == "per-sample-topk":
-        selections = select_per_sample(drafts, config.k, generations)
+        selections = select_per_sample(drafts, config.k, generations, key)
     else:
         selections = select_random(drafts, config.k, generations, config.seed, round_)
     workspaces = []
     for branch, selected in enumerate(selections):
-        text, info = await extract(selected, kappa, counter_of(ctx.provider))
+        if config.distill == "feedback":  # the programs with their test results
+            assert ctx.task.code is not None  # run() refuses feedback on other tasks
+            text, info = await feedback_workspace(selected, ctx.task.code, kappa,
+                                                  counter_of(ctx.provider))
+        else:
+            text, info = await extract(selected, kappa, counter_of(ctx.provider))
         workspaces.append((ctx.record_extract(round_, branch, selected, text, info), text))
     return workspaces
 
@@ -155,6 +165,23 @@ def check_question(question: str) -> None:
         )
 
 
+def check_task(config: RunConfig, task: Task | None) -> None:
+    """Refuse the feedback operator where there are no tests to feed back."""
+    if config.distill == "feedback" and config.method == "pdr" and (
+            task is None or task.code is None):
+        raise ConfigError("distill", "feedback",
+                          "another operator: feedback passes on programs with their test "
+                          "results, so it needs a code task (e.g. a HumanEval problem)")
+
+
+def for_task(config: RunConfig, task: Task | None) -> RunConfig:
+    """The configuration as a task runs it: a code task's built-in templates ask for code."""
+    check_task(config, task)
+    if task is None or task.code is None:
+        return config
+    return replace(config, prompts=code_prompts(config.prompts))
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -172,29 +199,35 @@ async def run(
     run_id: str | None = None,
     reuse: Reuse | None = None,
     parent: tuple[str, str] | None = None,
+    task: Task | None = None,
 ) -> Trace:
     """Run `question` with `config` on `provider`, emitting every event to `sink`.
 
     Returns the folded trace. On cancellation the run is recorded as interrupted (every
     finished node kept) and the CancelledError propagates. `reuse` and `parent` are how a
-    fork takes its parent run's unchanged nodes (see `fork`).
+    fork takes its parent run's unchanged nodes (see `fork`). `task` says what the answers
+    are and how they are graded (pdr_core.tasks; a question with one final answer when None):
+    a code task's question is its problem's prompt.
     """
     check_question(question)
+    config = for_task(config, task)
     builder = TraceBuilder()
     ctx = RunContext(run_id or new_run_id(), question, config, provider, sink or _discard,
-                     builder, reuse)
+                     builder, reuse, task)
     parent_run, parent_node = parent or (None, None)
     ctx.emit(RunStarted(ctx.run_id, question, reference, config.to_dict(),
-                        parent_run_id=parent_run, parent_node_id=parent_node))
+                        parent_run_id=parent_run, parent_node_id=parent_node,
+                        task=ctx.task.record))
     return await _execute(ctx)
 
 
 async def resume(trace: Trace, events: list[Event], provider: Provider,
-                 sink: EventSink | None = None) -> Trace:
+                 sink: EventSink | None = None, execute: bool = False) -> Trace:
     """Continue an interrupted or failed run from its stored `events`.
 
     Every node that finished is taken as it is (no call); the rest is called again, and
-    new events are appended to the same run.
+    new events are appended to the same run. A code run's new programs run when `execute`
+    (or the environment) allows it.
     """
     if trace.status == "completed":
         raise ValueError(f"run {trace.id} is already completed: nothing to resume")
@@ -204,7 +237,8 @@ async def resume(trace: Trace, events: list[Event], provider: Provider,
         builder.apply(event)
     finished = {n.id: n for n in trace.nodes if n.status == "ok"}
     ctx = RunContext(trace.id, trace.question, config, provider, sink or _discard, builder,
-                     Reuse(finished, copy=False, same_messages=False))
+                     Reuse(finished, copy=False, same_messages=False),
+                     task_from_record(trace.task, execution_allowed(execute)))
     ctx.emit(RunResumed(trace.id))
     return await _execute(ctx)
 
@@ -217,10 +251,12 @@ async def fork(
     config: RunConfig | None = None,
     messages: list[Message] | None = None,
     run_id: str | None = None,
+    execute: bool = False,
 ) -> Trace:
     """A new run from `parent` that calls `node_id` again (with edited `messages`, or the
     templates and settings of `config`) and everything that depended on it; every other
-    node of the parent is reused as it was, without a call."""
+    node of the parent is reused as it was, without a call. A code run's new programs run
+    when `execute` (or the environment) allows it."""
     if node_id not in {n.id for n in parent.nodes}:
         raise KeyError(f"run {parent.id} has no node {node_id!r}")
     stale = descendants(parent, node_id) | {node_id}
@@ -231,8 +267,9 @@ async def fork(
         same_messages=False,
     )
     config = config or RunConfig.from_dict(parent.config)
+    task = task_from_record(parent.task, execution_allowed(execute))
     return await run(parent.question, config, provider, sink, parent.reference_answer,
-                     run_id, reuse, (parent.id, node_id))
+                     run_id, reuse, (parent.id, node_id), task)
 
 
 def fork_config(
@@ -312,6 +349,6 @@ def _budget_finish(ctx: RunContext, reason: str) -> RunFinished:
                            stop_reason="budget")
     last = max(n.round for n in generated)
     drafts = [Draft(n.id, n.branch, n.text, n.answer) for n in generated if n.round == last]
-    answer, selection = final_vote(drafts, last)
+    answer, selection = final_vote(drafts, last, ctx.task.key)
     return RunFinished(ctx.run_id, "completed", final_answer=answer, stop_reason="budget",
                        selection=selection)

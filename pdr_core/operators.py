@@ -57,13 +57,15 @@ def rank_drafts(drafts: Sequence[Draft], key: AnswerKey = normalize_answer) -> l
     return [drafts[i] for i in order]
 
 
-def select_topk(drafts: Sequence[Draft], k: int) -> list[Draft]:
-    return rank_drafts(drafts)[:k]
+def select_topk(drafts: Sequence[Draft], k: int, key: AnswerKey = normalize_answer
+                ) -> list[Draft]:
+    return rank_drafts(drafts, key)[:k]
 
 
-def select_per_sample(drafts: Sequence[Draft], k: int, generations: int) -> list[list[Draft]]:
+def select_per_sample(drafts: Sequence[Draft], k: int, generations: int,
+                      key: AnswerKey = normalize_answer) -> list[list[Draft]]:
     """One selection of k drafts for each of `generations` next-round generations."""
-    ranked = rank_drafts(drafts)
+    ranked = rank_drafts(drafts, key)
     pool = ranked[: max(k, min(len(ranked), 2 * k))]
     return [[pool[(j + i) % len(pool)] for i in range(min(k, len(pool)))]
             for j in range(generations)]

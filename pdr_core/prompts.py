@@ -161,3 +161,21 @@ def validate_template(
 
 def _braced(names: set[str] | frozenset[str]) -> str:
     return ", ".join("{" + n + "}" for n in sorted(names))
+
+
+# A code task's answer is a program: the built-in templates ask for one, in a fence.
+CODE_SYSTEM = (
+    "You are a careful Python programmer. Think about the edge cases, then write the "
+    "complete function in one ```python code block."
+)
+CODE_DRAFT = "Complete the following Python function.\n\n{question}"
+
+
+def code_prompts(prompts: PromptSet) -> PromptSet:
+    """The templates of a code run: the built-in system and draft templates become the code
+    ones; edited templates are kept as they are."""
+    default = PromptSet()
+    return PromptSet(
+        system=CODE_SYSTEM if prompts.system == default.system else prompts.system,
+        draft=CODE_DRAFT if prompts.draft == default.draft else prompts.draft,
+        summary=prompts.summary, refine=prompts.refine, sr_refine=prompts.sr_refine)

@@ -14,6 +14,7 @@ from pdr_core.events import Event
 from pdr_core.methods import fork, new_run_id, resume, run
 from pdr_core.providers.base import Message, Provider
 from pdr_core.store import RunWriter, Store
+from pdr_core.tasks import Task
 from pdr_core.trace import Trace
 
 # What a job executes: given the event sink, the coroutine of the run.
@@ -52,6 +53,7 @@ class RunJob(LoopThread):
     reference: str | None = None
     run_id: str = field(default_factory=new_run_id)
     extra_sink: EventSink | None = None
+    task: Task | None = None  # a code problem's task (pdr_core.tasks); None for a question
     trace: Trace | None = field(default=None, init=False)
     error: BaseException | None = field(default=None, init=False)
     _action: Action | None = field(default=None, init=False, repr=False)
@@ -110,7 +112,8 @@ class RunJob(LoopThread):
                 self.trace = await self._action(sink)
             else:
                 self.trace = await run(self.question, self.config, self.provider, sink,
-                                       reference=self.reference, run_id=self.run_id)
+                                       reference=self.reference, run_id=self.run_id,
+                                       task=self.task)
 
         try:
             # The writer's SQLite connection belongs to this thread.

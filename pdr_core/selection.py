@@ -112,7 +112,7 @@ async def tournament(ctx: RunContext) -> str | None:
         pool, outcome = await _judge_round(ctx, pool, round_)
         lines += outcome
     if len(pool) > 1:  # the budget stopped the bracket: the survivors vote
-        answer, ctx.selection = final_vote(pool, round_)
+        answer, ctx.selection = final_vote(pool, round_, ctx.task.key)
         return answer
     [winner] = pool
     if lines:
@@ -130,7 +130,7 @@ async def generative_select(ctx: RunContext) -> str | None:
     choice = await ctx.call(spec)
     index = parse_choice(choice.text, len(drafts)) if choice is not None else None
     if index is None:
-        answer, vote = final_vote(drafts, 1)
+        answer, vote = final_vote(drafts, 1, ctx.task.key)
         why = "named no candidate" if choice is not None else "failed"
         ctx.selection = f"{FALLBACK}: r2-select-0 {why}, so {vote}"
         return answer

@@ -71,6 +71,8 @@ class Node:
     reused: bool = False
     # Distill nodes: how the workspace passed on was bounded (pdr_core.workspace).
     workspace: dict[str, Any] | None = None
+    # Code tasks: the program's test results (pdr_core.tasks.test_record).
+    tests: dict[str, Any] | None = None
 
     @property
     def tokens(self) -> int:
@@ -104,6 +106,8 @@ class Trace:
     parent_node_id: str | None = None
     # How the final answer was selected when the last round left several (RunFinished).
     final_selection: str | None = None
+    # A code task's problem and whether its programs ran (pdr_core.tasks); None for math.
+    task: dict[str, Any] | None = None
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -135,6 +139,7 @@ class Trace:
             "parent_run_id": self.parent_run_id,
             "parent_node_id": self.parent_node_id,
             "final_selection": self.final_selection,
+            "task": self.task,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -197,6 +202,7 @@ class TraceBuilder:
                 created_at=event.created_at,
                 parent_run_id=event.parent_run_id,
                 parent_node_id=event.parent_node_id,
+                task=event.task,
             )
             return
         trace = self.trace
@@ -228,9 +234,12 @@ class TraceBuilder:
             node = self._nodes[event.node_id]
             node.text = event.text
             node.answer = event.answer
-            # Workspaces are not answers; only generations are marked right or wrong.
-            node.correct = (is_correct(event.answer, trace.reference_answer)
-                            if gives_answer(node.stage) else None)
+            node.tests = event.tests
+            # Workspaces and choices are not answers; only generations are marked right or
+            # wrong: a program by its tests, any other answer against the reference.
+            node.correct = (None if not gives_answer(node.stage)
+                            else event.tests.get("correct") if event.tests is not None
+                            else is_correct(event.answer, trace.reference_answer))
             node.usage = dict(event.usage)
             node.reasoning = event.reasoning
             node.finish_reason = event.finish_reason
@@ -251,11 +260,22 @@ class TraceBuilder:
         elif isinstance(event, RunFinished):
             trace.status = event.status
             trace.final_answer = event.final_answer
-            trace.correct = is_correct(event.final_answer, trace.reference_answer)
+            trace.correct = _final_correct(trace, event.final_answer)
             trace.error = event.error
             trace.stop_reason = event.stop_reason
             trace.finished_at = event.finished_at
             trace.final_selection = event.selection
+
+
+def _final_correct(trace: Trace, final: str | None) -> bool | None:
+    """Whether the final answer is right: against the reference, or for code the verdict
+    of the generation that wrote that program (no program fails when programs ran)."""
+    if trace.task is None:
+        return is_correct(final, trace.reference_answer)
+    if final is None:
+        return False if trace.task.get("executed") else None
+    return next((n.correct for n in trace.nodes if n.tests is not None and n.answer == final),
+                None)
 
 
 def fold(events: Iterable[Event]) -> Trace:
@@ -279,6 +299,7 @@ def trace_to_events(trace: Trace) -> list[Event]:
             created_at=trace.created_at,
             parent_run_id=trace.parent_run_id,
             parent_node_id=trace.parent_node_id,
+            task=trace.task,
         )
     ]
     for n in trace.nodes:
@@ -290,7 +311,7 @@ def trace_to_events(trace: Trace) -> list[Event]:
             events.append(
                 NodeFinished(trace.id, n.id, n.text, n.answer, n.usage, n.reasoning,
                              n.finish_reason, n.finished_at or n.started_at, n.call, n.reused,
-                             n.workspace)
+                             n.workspace, n.tests)
             )
         elif n.status == "failed":
             events.append(
@@ -328,6 +349,7 @@ def _node_to_dict(n: Node) -> dict[str, Any]:
         "call": n.call,
         "reused": n.reused,
         "workspace": n.workspace,
+        "tests": n.tests,
     }
 
 
@@ -370,6 +392,7 @@ _OPTIONAL_TOP_KEYS: dict[str, tuple[type, ...]] = {
     "parent_run_id": (str, type(None)),
     "parent_node_id": (str, type(None)),
     "final_selection": (str, type(None)),
+    "task": (dict, type(None)),
 }
 _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "error_kind": (str, type(None)),
@@ -378,6 +401,7 @@ _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "call": (bool,),
     "reused": (bool,),
     "workspace": (dict, type(None)),
+    "tests": (dict, type(None)),
 }
 _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "method": (str,),
@@ -470,6 +494,7 @@ def trace_from_dict(data: Any) -> Trace:
                 reasoning=str(raw.get("reasoning") or ""),
                 finish_reason=raw.get("finish_reason"), call=bool(raw.get("call", True)),
                 reused=bool(raw.get("reused", False)), workspace=raw.get("workspace"),
+                tests=raw.get("tests"),
             )
         )
     return Trace(
@@ -479,7 +504,7 @@ def trace_from_dict(data: Any) -> Trace:
         error=data.get("error"), stop_reason=data.get("stop_reason"),
         finished_at=data.get("finished_at"), parent_run_id=data.get("parent_run_id"),
         parent_node_id=data.get("parent_node_id"),
-        final_selection=data.get("final_selection"),
+        final_selection=data.get("final_selection"), task=data.get("task"),
     )
 
 

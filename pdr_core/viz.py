@@ -16,7 +16,8 @@ from typing import Any
 import networkx as nx
 import plotly.graph_objects as go
 
-from pdr_core.answers import answer_clusters, is_correct, normalize_answer
+from pdr_core.answers import AnswerKey, answer_clusters
+from pdr_core.tasks import answer_text, final_tests, trace_key
 from pdr_core.trace import STAGES, Node, Trace, gives_answer, longest_token_path
 from pdr_core.workspace import workspace_flags
 
@@ -202,11 +203,12 @@ def _column_labels(
 
 
 def _clusters(trace: Trace) -> list[tuple[str, list[Node]]]:
-    """(normalised answer, its generation nodes), biggest cluster first."""
+    """(answer key, its generation nodes), biggest cluster first: the normalised answer,
+    or a program's behaviour (see `pdr_core.tasks.trace_key`)."""
     generations = [n for n in trace.nodes if _is_generation(n)]
     return [
         (key, [generations[i] for i in members])
-        for key, members in answer_clusters([n.answer for n in generations])
+        for key, members in answer_clusters([n.answer for n in generations], trace_key(trace))
     ]
 
 
@@ -215,11 +217,11 @@ def answer_colors(trace: Trace) -> dict[str, str]:
     return {key: PALETTE[i % len(PALETTE)] for i, (key, _) in enumerate(_clusters(trace))}
 
 
-def _answer_label(answer: str | None, count: int, reference: str | None) -> str:
-    """Legend text of a cluster: the answer as first written, its count, ✓/✗ with a reference."""
-    label = f"{_esc(answer or '', LEGEND_ANSWER_CHARS)} (×{count})"
-    verdict = is_correct(answer, reference)
-    return label + (" ✓" if verdict else " ✗" if verdict is False else "")
+def _answer_label(first: Node, count: int) -> str:
+    """Legend text of a cluster: its first answer as written (a program: what its tests
+    said), its count, and ✓/✗ where it was graded."""
+    label = f"{_esc(answer_text(first.answer, first.tests), LEGEND_ANSWER_CHARS)} (×{count})"
+    return label + (" ✓" if first.correct else " ✗" if first.correct is False else "")
 
 
 # --- tree -----------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def _hover(node: Node) -> str:
     return "<br>".join(lines)
 
 
-def _group_of(node: Node, colors: Mapping[str, str]) -> str:
+def _group_of(node: Node, colors: Mapping[str, str], key: AnswerKey) -> str:
     """Which marker trace draws `node`: failed, running, distill, an answer key or none."""
     if node.status == "failed":
         return FAILED
@@ -267,8 +269,8 @@ def _group_of(node: Node, colors: Mapping[str, str]) -> str:
         return DISTILL
     if _is_choice(node):
         return CHOICE
-    key = normalize_answer(node.answer)
-    return key if key in colors else NO_ANSWER
+    group = key(node.answer)
+    return group if group in colors else NO_ANSWER
 
 
 def _edge_xy(
@@ -298,8 +300,9 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
     size = 18 if widest <= 8 else 14
 
     groups: dict[str, list[Node]] = {}
+    key_of = trace_key(trace)
     for node in trace.nodes:
-        groups.setdefault(_group_of(node, colors), []).append(node)
+        groups.setdefault(_group_of(node, colors, key_of), []).append(node)
 
     data: list[go.Scatter] = []
     running_edges = [(p, c) for p, c in graph.edges if graph.nodes[c]["node"].status == "running"]
@@ -330,7 +333,7 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
         members = groups.get(key, [])
         if members:
             rank += 1
-            name = _answer_label(nodes[0].answer, len(members), trace.reference_answer)
+            name = _answer_label(nodes[0], len(members))
             data.append(_marker_trace(graph, members, name, colors[key], "circle", size, rank))
     fixed = (
         (NO_ANSWER, "no answer", NO_ANSWER_COLOR, "circle"),
@@ -462,7 +465,7 @@ def lost_answer_rounds(trace: Trace) -> list[int]:
     outvoted the right answer). Needs a reference answer; rounds whose successor is still
     running, or never ran, are not judged.
     """
-    if trace.reference_answer is None:
+    if trace.reference_answer is None and trace.task is None:
         return []
     by_round = _generations_by_round(trace)
     last = max(by_round, default=0)
@@ -491,11 +494,12 @@ def answer_flow_figure(trace: Trace) -> go.Figure:
     by_round = _generations_by_round(trace)
     labels = [_round_label(nodes, r) for r, nodes in by_round.items()]
     clusters = _clusters(trace)
+    key_of = trace_key(trace)
     keys_by_round = [
         [
             FAILED if n.status == "failed"
             else RUNNING if n.status == "running"
-            else normalize_answer(n.answer) or NO_ANSWER
+            else key_of(n.answer) or NO_ANSWER
             for n in nodes
         ]
         for nodes in by_round.values()
@@ -504,9 +508,9 @@ def answer_flow_figure(trace: Trace) -> go.Figure:
     series: list[tuple[str, str, str, bool]] = [
         (
             key,
-            _answer_label(nodes[0].answer, len(nodes), trace.reference_answer),
+            _answer_label(nodes[0], len(nodes)),
             PALETTE[i % len(PALETTE)],
-            is_correct(nodes[0].answer, trace.reference_answer) is True,
+            nodes[0].correct is True,
         )
         for i, (key, nodes) in enumerate(clusters)
     ]
@@ -581,7 +585,7 @@ def _final_annotation(
 ) -> dict[str, Any]:
     """Arrow at the final answer's segment of the last round: who gave it, since when."""
     last = len(labels) - 1
-    key = normalize_answer(trace.final_answer)
+    key = trace_key(trace)(trace.final_answer)
     if trace.status == "running":
         text, y = "running…", sum(n for _, n in stacked[last].values())
         return {"x": labels[last], "y": y, "yanchor": "bottom", "showarrow": False,
@@ -592,7 +596,8 @@ def _final_annotation(
                 "font": {"color": INCORRECT_COLOR}}
     seen = [i for i, keys in enumerate(keys_by_round) if key in keys]
     verdict = {True: " ✓", False: " ✗"}.get(trace.correct, "")
-    head = f"final: {_esc(trace.final_answer, LEGEND_ANSWER_CHARS)}{verdict}"
+    shown = answer_text(trace.final_answer, final_tests(trace))
+    head = f"final: {_esc(shown, LEGEND_ANSWER_CHARS)}{verdict}"
     if not seen:  # e.g. an imported trace whose final answer no node gave
         return {"x": labels[last], "y": sum(n for _, n in stacked[last].values()),
                 "yanchor": "bottom", "showarrow": False,

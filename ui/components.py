@@ -23,10 +23,12 @@ from pdr_core.providers import EndpointSettings
 from pdr_core.replay import duration, trace_at
 from pdr_core.selection import fell_back
 from pdr_core.store import Store, StoreError, default_db_path
+from pdr_core.tasks import answer_text, final_tests
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
 from pdr_core.workspace import workspace_flags, workspace_summary
+from ui.code_view import code_diff_block, is_program, render_final_program, render_tests
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,
     PROVIDER,
@@ -166,8 +168,10 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
                    None: ""}[trace.correct]
         # inert: a backtick in an answer would end a code span, and what follows (an image
         # that leaks to its host, a link) would be live
-        shown = inert(trace.final_answer) if trace.final_answer is not None else "no answer"
+        shown = (inert(answer_text(trace.final_answer, final_tests(trace)))
+                 if trace.final_answer is not None else "no answer")
         st.markdown(f"**Final answer:** {shown}{verdict}")
+        render_final_program(trace)
         if fell_back(trace.final_selection):  # the model's choice was not used: say so
             st.warning(inert(f"Selected by {trace.final_selection}"))
         elif trace.final_selection:
@@ -346,7 +350,8 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
     usage = node.usage
     completion = int(usage.get("completion_tokens", 0))
     cols = st.columns(5)
-    cols[0].metric("Answer", inert(str(node.answer)) if node.answer is not None else "—")
+    cols[0].metric("Answer", inert(answer_text(node.answer, node.tests))
+                   if node.answer is not None else "—")
     cols[1].metric("Prompt tokens", f"{int(usage.get('prompt_tokens', 0)):,}")
     cols[2].metric("Completion tokens", f"{completion:,}")
     cols[3].metric("Seconds", f"{seconds:.2f}" if seconds is not None else "—")
@@ -385,6 +390,7 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
             st.caption("streaming…")
         # st.markdown escapes raw HTML, so model text cannot inject markup or script.
         st.markdown(model_markdown(node.text) if node.text else "_(no text)_")
+        render_tests(trace, node)
         if node.reasoning:
             with st.expander("Reasoning text"):
                 st.markdown(model_markdown(node.reasoning))
@@ -540,17 +546,25 @@ def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
     before = predecessor(trace, node.id)
     after = next_workspace(trace, node.id) if node.stage == "distill" else None
     if before:
-        _diff_block(f"Against {before} (previous round)", trace.node(before).text, node.text)
+        _diff_nodes(trace, f"Against {before} (previous round)", trace.node(before), node)
     if after:
-        _diff_block(f"Against {after} (next round's workspace)", node.text,
-                    trace.node(after).text)
+        _diff_nodes(trace, f"Against {after} (next round's workspace)", node,
+                    trace.node(after))
     others = [n.id for n in trace.nodes if n.id != node.id]
     other = st.selectbox("Compare with another node", ["—"] + others,
                          key=run_key(trace.id, prefix, node.id, "diff_other"))
     if other != "—":
-        _diff_block(f"Against {other}", trace.node(other).text, node.text)
+        _diff_nodes(trace, f"Against {other}", trace.node(other), node)
     elif not before and not after:
         st.caption("No predecessor: pick a node to compare with.")
+
+
+def _diff_nodes(trace: Trace, title: str, old: Node, new: Node) -> None:
+    """Two programs line by line; any other pair of texts word by word."""
+    if is_program(trace, old) and is_program(trace, new):
+        code_diff_block(title, old.answer or "", new.answer or "")
+    else:
+        _diff_block(title, old.text, new.text)
 
 
 def _diff_block(title: str, old: str, new: str) -> None:

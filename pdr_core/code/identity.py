@@ -28,7 +28,7 @@ def behaviour(execution: Execution) -> str | None:
     return "behaviour:" + hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _text_key(program: str) -> str:
+def text_key(program: str) -> str:
     text = "\n".join(line.rstrip() for line in program.splitlines()).strip("\n")
     return "text:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -56,7 +56,7 @@ class CodeTask:
         """The identity of `program` for answer_clusters; None for no program."""
         if program is None or not program.strip():
             return None
-        return behaviour(self.execution(program)) or _text_key(program)
+        return behaviour(self.execution(program)) or text_key(program)
 
     def correct(self, program: str | None) -> bool | None:
         """Whether `program` passes every test: False for no program, None when the tests

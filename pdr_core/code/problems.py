@@ -18,9 +18,10 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from pdr_core.datasets import DatasetError
+from pdr_core.datasets import DatasetError, Problem
 
 HUMANEVAL = "humaneval"
 SUBSET_FILE = "humaneval_subset.jsonl"
@@ -49,7 +50,8 @@ def _text(row: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _problem(row: Any, where: str) -> CodeProblem:
+def problem_from_row(row: Any, where: str) -> CodeProblem:
+    """One code problem from a JSON object; DatasetError says what is wrong with it."""
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: expected a JSON object with "
                            f"{', '.join(_REQUIRED)}, found a {type(row).__name__}")
@@ -82,7 +84,7 @@ def read_code_jsonl(data: str, source: str = "upload") -> list[CodeProblem]:
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column "
                                f"{exc.colno})") from None
-        problem = _problem(row, where)
+        problem = problem_from_row(row, where)
         if problem.id in seen:
             raise DatasetError(f"{where}: id {problem.id!r} is used twice")
         seen.add(problem.id)
@@ -110,3 +112,40 @@ def load_humaneval(limit: int | None = None) -> list[CodeProblem]:
         subset = resources.files("pdr_core").joinpath("data", SUBSET_FILE)
         problems = read_code_jsonl(subset.read_text(encoding="utf-8"), SUBSET_FILE)
     return problems if limit is None else problems[:limit]
+
+
+def as_eval_problem(problem: CodeProblem) -> Problem:
+    """A code problem as a row of an evaluation: no reference answer (its tests grade it),
+    the rest kept in `extra` for `pdr_core.tasks.task_for_problem`."""
+    data = problem.to_dict()
+    return Problem(problem.id, problem.question, "",
+                   {k: v for k, v in data.items() if k not in ("id", "question")})
+
+
+def _code_file(spec: str) -> str | None:
+    """The text of a JSONL file of code problems (its first row has an entry_point)."""
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the general loader says what is wrong with it
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    return text if isinstance(row, dict) and "entry_point" in row else None
+
+
+def load_code_dataset(spec: str) -> list[Problem] | None:
+    """The evaluation rows of `humaneval` or of a JSONL file of code problems; None when
+    `spec` names neither (a question-and-answer dataset)."""
+    spec = spec.strip()
+    if spec == HUMANEVAL:
+        return [as_eval_problem(p) for p in load_humaneval()]
+    text = _code_file(spec)
+    if text is None:
+        return None
+    return [as_eval_problem(p) for p in read_code_jsonl(text, Path(spec).name)]
