@@ -31,6 +31,7 @@ from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import (
+    DEFAULT_MAX_IN_FLIGHT,
     EndpointRequest,
     EndpointSettings,
     ProviderError,
@@ -472,7 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-budget", type=int, help="cap on B_total")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int,
+                   help="calls in flight at once (default: the widest round's, so each "
+                        f"round goes out as one wave, at most {DEFAULT_MAX_IN_FLIGHT})")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
     p.add_argument("--api-key-env", metavar="NAME", help=KEY_ENV_HELP)

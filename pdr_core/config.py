@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
+from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 
 METHODS = ("pdr", "sr", "single", "vote")
 # How a last round wider than 1 yields the final answer; recorded on the run.
@@ -72,7 +73,9 @@ class RunConfig:
     total_budget: int | None = None
     temperature: float = 0.8
     seed: int = 0
-    concurrency: int = 8
+    # Calls in flight at once; None: the widest round's (one round, one wave), at most the
+    # requests a provider keeps open at once. Resolved on creation, so a run records it.
+    concurrency: int | None = None
     model: str = ""
     base_url: str = ""
     sr_summary: bool = False
@@ -93,7 +96,6 @@ class RunConfig:
         _check_int("k", self.k, 1, MAX_WIDTH)
         _check_int("max_tokens", self.max_tokens, 1, 10_000_000)
         _check_int("workspace_tokens", self.workspace_tokens, MIN_WORKSPACE_TOKENS, 10_000_000)
-        _check_int("concurrency", self.concurrency, 1, 4096)
         if self.distill_max_tokens is not None:
             _check_int("distill_max_tokens", self.distill_max_tokens, 1, 10_000_000)
         if self.total_budget is not None:
@@ -112,6 +114,9 @@ class RunConfig:
             raise ConfigError("sr_summary", self.sr_summary, "true or false")
         self._check_sr_notes()
         object.__setattr__(self, "schedule", self._resolve_schedule())
+        if self.concurrency is None:
+            object.__setattr__(self, "concurrency", default_concurrency(self.schedule))
+        _check_int("concurrency", self.concurrency, 1, 4096)
         self._check_k()
 
     def _resolve_schedule(self) -> tuple[int, ...]:
@@ -226,6 +231,12 @@ class RunConfig:
         if isinstance(kwargs.get("prompts"), dict):
             kwargs["prompts"] = PromptSet.from_dict(kwargs["prompts"])
         return cls(**kwargs)
+
+
+def default_concurrency(schedule: Sequence[int]) -> int:
+    """Calls in flight when the user sets no limit: the widest round's, so that every round
+    goes out as one wave, up to what a provider keeps open at once."""
+    return min(max(schedule), DEFAULT_MAX_IN_FLIGHT)
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pdr_core.config import ConfigError, RunConfig
+from pdr_core.config import ConfigError, RunConfig, default_concurrency
 from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.operators import (
@@ -267,6 +267,9 @@ def fork_config(
     applies to the remaining rounds but the last, which stays 1.
     """
     fields = dict(parent.config)
+    if (width is not None or depth is not None) and fields.get("concurrency") == (
+            default_concurrency(fields.get("width_schedule") or [1])):
+        fields.pop("concurrency")  # the default follows the new widths
     if max_tokens is not None:
         fields["max_tokens"] = max_tokens
     if prompts is not None:

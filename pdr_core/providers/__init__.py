@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     Completion,
@@ -24,6 +25,7 @@ from pdr_core.providers.endpoints import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
     "check_base_url",
     "choose_endpoint",
     "Completion",
@@ -107,8 +109,6 @@ def _max_retries(text: str | None) -> int:
 
 
 def _max_in_flight(text: str | None) -> int:
-    from pdr_core.providers.openai_compat import DEFAULT_MAX_IN_FLIGHT
-
     if text is None:
         return DEFAULT_MAX_IN_FLIGHT
     if not text.strip().isdigit() or int(text) < 1:

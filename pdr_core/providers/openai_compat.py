@@ -37,6 +37,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     Completion,
@@ -59,10 +60,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# Requests one event loop keeps open at once. One process streams a few hundred calls a
-# second on two cores; beyond this many at once the loop stalls without any gain in calls per
-# second (measured in bench/scale.py). A constructor argument, for bigger machines.
-DEFAULT_MAX_IN_FLIGHT = 128
 # Requests opened per turn of the event loop, at most: opening one (building it, taking a
 # connection, writing it) costs about a millisecond of CPU, so a wave of hundreds opened in one
 # turn would stall the loop for hundreds of milliseconds. Four keep a turn short and still
