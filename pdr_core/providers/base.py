@@ -136,3 +136,21 @@ class CountsTokens(Protocol):
     than the estimate. It must not download anything; None means it cannot count now."""
 
     async def count_tokens(self, text: str) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a capability memory holds about one endpoint: the value and its age in seconds."""
+
+    value: bool
+    age: float
+
+
+@runtime_checkable
+class CapabilityMemory(Protocol):
+    """What endpoints were found to do, per base URL and model, kept across processes (the
+    run store is one). `remember` never raises: a memory that cannot write forgets."""
+
+    def recall(self, base_url: str, model: str, name: str) -> Known | None: ...
+
+    def remember(self, base_url: str, model: str, name: str, value: bool) -> None: ...
