@@ -57,6 +57,8 @@ def pdr_config(base_url: str, concurrency: int, width: int = WIDTH, depth: int =
                ) -> RunConfig:
     return RunConfig(method="pdr", width=width, depth=depth, distill="summary",
                      max_tokens=MAX_TOKENS, workspace_tokens=WORKSPACE_TOKENS,
+                     # the summary's own budget: else it asks for MAX_TOKENS like the rest
+                     distill_max_tokens=WORKSPACE_TOKENS,
                      concurrency=concurrency, model="fake-model", base_url=base_url)
 
 
