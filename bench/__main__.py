@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, int] = {
     "view": 180,
     "local_model": 480,
     "scale": 300,
+    "first_run": 120,
+    "startup": 120,
 }
 
 

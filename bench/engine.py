@@ -57,6 +57,8 @@ def pdr_config(base_url: str, concurrency: int, width: int = WIDTH, depth: int =
                ) -> RunConfig:
     return RunConfig(method="pdr", width=width, depth=depth, distill="summary",
                      max_tokens=MAX_TOKENS, workspace_tokens=WORKSPACE_TOKENS,
+                     # the summary's own budget: else it asks for MAX_TOKENS like the rest
+                     distill_max_tokens=WORKSPACE_TOKENS,
                      concurrency=concurrency, model="fake-model", base_url=base_url)
 
 
@@ -84,7 +86,9 @@ async def measure(server: ServerProcess, provider: Provider, config: RunConfig,
     start = time.perf_counter()
     trace = await asyncio.wait_for(run(QUESTION, config, provider, sink), timeout=300)
     wall = time.perf_counter() - start
-    requests = server.requests()
+    # Not the one-token request a fresh provider sends to learn whether n is honoured: it
+    # is no call of the run, and nothing waits on it.
+    requests = [r for r in server.requests() if r["max_tokens"] != 1]
     if trace.status != "completed" or any(r["status"] != 200 for r in requests):
         raise RuntimeError(f"the run did not complete cleanly: {trace.status} {trace.error}")
     if len(requests) != config.calls:

@@ -105,12 +105,15 @@ def history_page(report: Report, trace: Trace) -> None:
         if at.exception:
             raise RuntimeError(f"the History page failed: {at.exception}")
         opened = dict(counter.calls)
-        picker = at.selectbox(key="history_node")
+        from ui.state import run_key  # with the page: streamlit, only for this figure
+
+        node_picker = run_key(trace.id, "history", "node")
+        picker = at.selectbox(key=node_picker)
         others = [o for o in picker.options if o and o != picker.value][:2]
         rerun_ms = []
         for node_id in others:
             start = time.perf_counter()
-            at.selectbox(key="history_node").set_value(node_id).run()
+            at.selectbox(key=node_picker).set_value(node_id).run()
             rerun_ms.append((time.perf_counter() - start) * 1000)
             if at.exception:
                 raise RuntimeError(f"selecting {node_id} failed: {at.exception}")
@@ -121,7 +124,7 @@ def history_page(report: Report, trace: Trace) -> None:
         for node_id in reversed(others):
             components._cached_figures.clear()
             start = time.perf_counter()
-            at.selectbox(key="history_node").set_value(node_id).run()
+            at.selectbox(key=node_picker).set_value(node_id).run()
             uncached_ms.append((time.perf_counter() - start) * 1000)
     note(f"view: History page first run {first_ms:.0f} ms; node selection reruns "
          f"{', '.join(f'{t:.0f}' for t in rerun_ms)} ms with the figure cache, "

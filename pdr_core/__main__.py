@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
@@ -32,6 +32,7 @@ from pdr_core.heap import freeze_startup_objects
 from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import (
+    DEFAULT_MAX_IN_FLIGHT,
     EndpointRequest,
     EndpointSettings,
     ProviderError,
@@ -127,14 +128,15 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     store.check_writable()  # before a model is loaded or an endpoint called
     _check_out(args.out)
     settings = _endpoint(args)
-    provider = resolve_provider(settings)
+    provider = resolve_provider(settings, memory=store)
     config = _config(args, provider.model, provider.base_url)
     if settings.uses_local:
         print(f"using the local model {provider.describe()}", file=sys.stderr)
     bar = CallProgress(config.calls)
     try:
-        trace = asyncio.run(run(args.question, config, provider, _both(store.writer(), bar),
-                                reference=args.answer, task=task))
+        trace = asyncio.run(_settled(provider, run(args.question, config, provider,
+                                                   _both(store.writer(), bar),
+                                                   reference=args.answer, task=task)))
     except KeyboardInterrupt:
         print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -143,6 +145,16 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     if task is not None and not task.code.executor.allowed:
         print(NOT_RUN, file=sys.stderr)
     return _finish(trace, args)
+
+
+async def _settled(provider: object, work: Awaitable[Trace]) -> Trace:
+    """`work`, then what the provider is still learning about the endpoint (kept in the
+    store for the next process), once the run is done and stored."""
+    trace = await work
+    settle = getattr(provider, "settle", None)
+    if settle is not None:
+        await settle()
+    return trace
 
 
 def _print_result(trace: Trace) -> None:
@@ -276,11 +288,11 @@ def _endpoint(args: argparse.Namespace, config: dict | None = None) -> EndpointS
         trust_recorded=args.trust_recorded_endpoint, **given))
 
 
-def _provider_for(args: argparse.Namespace, config: dict):
+def _provider_for(args: argparse.Namespace, config: dict, store: Store):
     """The run's own endpoint unless flags name another; says which on stderr."""
     settings = _endpoint(args, config)
     print(f"calling {settings.describe()}", file=sys.stderr)
-    return resolve_provider(settings)
+    return resolve_provider(settings, memory=store)
 
 
 def cmd_resume(args: argparse.Namespace, store: Store) -> int:
@@ -289,7 +301,7 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     if trace.status == "running":
         print(f"error: run {run_id} is still running in another process", file=sys.stderr)
         return EXIT_FAILED
-    provider = _provider_for(args, trace.config)
+    provider = _provider_for(args, trace.config, store)
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     print(f"resuming {run_id}: {done} finished call(s) kept", file=sys.stderr)
     config = RunConfig.from_dict(trace.config)
@@ -311,7 +323,7 @@ def cmd_baseline(args: argparse.Namespace, store: Store) -> int:
 
     source = store.get_trace(store.resolve_id(args.run_id))
     config, note = baseline_config(source, args.context_tokens)
-    provider = _provider_for(args, source.config)
+    provider = _provider_for(args, source.config, store)
     print(f"single pass at B_seq {source.budget.b_seq:,} of run {source.id}"
           + (f"; {note}" if note else ""), file=sys.stderr)
     writer = store.writer(name=f"baseline of {source.id}", tags=("baseline",))
@@ -340,7 +352,7 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
             raise ConfigError("message", args.message,
                               f"a node with messages; {args.node} made no call")
         messages[-1]["content"] = args.message
-    provider = _provider_for(args, parent.config)
+    provider = _provider_for(args, parent.config, store)
     bar = CallProgress(config.calls)
     sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
     try:
@@ -378,7 +390,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    provider = resolve_provider(_endpoint(args))
+    provider = resolve_provider(_endpoint(args), memory=store)
     spec = ev.EvalSpec(
         dataset=args.dataset, methods=ev.parse_methods(args.methods),
         widths=ev.parse_int_list(args.width, "width"),
@@ -500,7 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-budget", type=int, help="cap on B_total")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", type=int,
+                   help="calls in flight at once (default: the widest round's, so each "
+                        f"round goes out as one wave, at most {DEFAULT_MAX_IN_FLIGHT})")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--model", help="model name (else $PDR_MODEL)")
     p.add_argument("--api-key-env", metavar="NAME", help=KEY_ENV_HELP)

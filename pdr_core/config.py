@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
+from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ class RunConfig:
     total_budget: int | None = None
     temperature: float = 0.8
     seed: int = 0
-    concurrency: int = 8
+    # Calls in flight at once; None: the widest round's (one round, one wave), at most the
+    # requests a provider keeps open at once. Resolved on creation, so a run records it.
+    concurrency: int | None = None
     model: str = ""
     base_url: str = ""
     sr_summary: bool = False
@@ -127,7 +130,6 @@ class RunConfig:
         _check_int("k", self.k, 1, MAX_WIDTH)
         _check_int("max_tokens", self.max_tokens, 1, 10_000_000)
         _check_int("workspace_tokens", self.workspace_tokens, MIN_WORKSPACE_TOKENS, 10_000_000)
-        _check_int("concurrency", self.concurrency, 1, 4096)
         _check_int("group", self.group, 2, MAX_WIDTH)
         _check_int("votes", self.votes, 1, 64)
         self._check_stop_when_agree()
@@ -149,6 +151,9 @@ class RunConfig:
             raise ConfigError("sr_summary", self.sr_summary, "true or false")
         self._check_sr_notes()
         object.__setattr__(self, "schedule", self._resolve_schedule())
+        if self.concurrency is None:
+            object.__setattr__(self, "concurrency", default_concurrency(self.schedule))
+        _check_int("concurrency", self.concurrency, 1, 4096)
         self._check_k()
 
     def _check_stop_when_agree(self) -> None:
@@ -304,6 +309,12 @@ def tournament_judges(width: int, group: int, votes: int) -> tuple[int, ...]:
         rounds.append(votes * judged)
         width = groups + (1 if rest else 0)
     return tuple(rounds)
+
+
+def default_concurrency(schedule: Sequence[int]) -> int:
+    """Calls in flight when the user sets no limit: the widest round's, so that every round
+    goes out as one wave, up to what a provider keeps open at once."""
+    return min(max(schedule), DEFAULT_MAX_IN_FLIGHT)
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pdr_core.adaptive import converged
 from pdr_core.code.executor import execution_allowed
 from pdr_core.code.feedback import feedback_workspace
-from pdr_core.config import ConfigError, RunConfig
+from pdr_core.config import ConfigError, RunConfig, default_concurrency
 from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.method_kit import draft_round, select_final, stage_of, user_messages
@@ -286,6 +286,9 @@ def fork_config(
     applies to the remaining rounds but the last, which stays 1.
     """
     fields = dict(parent.config)
+    if (width is not None or depth is not None) and fields.get("concurrency") == (
+            default_concurrency(fields.get("width_schedule") or [1])):
+        fields.pop("concurrency")  # the default follows the new widths
     if max_tokens is not None:
         fields["max_tokens"] = max_tokens
     if prompts is not None:

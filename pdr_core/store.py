@@ -43,6 +43,7 @@ from pdr_core.events import (
 )
 from pdr_core.heap import bulk_build
 from pdr_core.prompts import PromptSet
+from pdr_core.providers.base import Known
 from pdr_core.trace import Trace, TraceBuilder, TraceError, compute_budget, trace_to_events
 
 APP_DIR = "pdr-inspector"
@@ -114,6 +115,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL,
         templates TEXT NOT NULL,
         PRIMARY KEY (name, version)
+    ) WITHOUT ROWID
+    """,
+    # 4: what endpoints were found to do (does it honour n?), per base URL and model.
+    """
+    CREATE TABLE endpoint_capabilities (
+        base_url TEXT NOT NULL,
+        model TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        learned_at REAL NOT NULL,
+        PRIMARY KEY (base_url, model, name)
     ) WITHOUT ROWID
     """,
 )
@@ -431,6 +443,32 @@ class Store:
             raise StoreError(f"no prompt set {name!r}" + (f" version {version}" if version
                                                          else ""))
         return PromptSet.from_dict(json.loads(row[0]))
+
+    # -- what endpoints do (a CapabilityMemory for the providers) -----------------------
+
+    def recall(self, base_url: str, model: str, name: str) -> Known | None:
+        """What was learnt of `name` for this endpoint and model, and how long ago."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT value, learned_at FROM endpoint_capabilities"
+                " WHERE base_url = ? AND model = ? AND name = ?", (base_url, model, name),
+            ).fetchone()
+        return None if row is None else Known(bool(row[0]), max(time.time() - row[1], 0.0))
+
+    def remember(self, base_url: str, model: str, name: str, value: bool) -> None:
+        """Keep what was learnt; a store that cannot be written forgets (it is only a
+        shortcut: the next run learns it again)."""
+        if self.read_only or self.damage is not None:
+            return
+        try:
+            with self._conn() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO endpoint_capabilities"
+                    " (base_url, model, name, value, learned_at) VALUES (?, ?, ?, ?, ?)",
+                    (base_url, model, name, int(value), time.time()),
+                )
+        except StoreError:
+            return
 
     # -- reading -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pdr_core.providers.base import (
     Completion,
     DeltaCallback,
+    Known,
     Message,
     ProviderError,
     Sampling,
@@ -150,3 +151,18 @@ class FakeProvider:
                 on_delta(piece)
         usage = Usage(estimate_prompt_tokens(messages), estimate_tokens(text))
         return Completion(text=text, usage=usage, finish_reason=finish, model=self.model_name)
+
+
+class KnownCapabilities:
+    """A CapabilityMemory held in this process only, told what an endpoint does: for tests
+    that need a provider to know it from its first call (the run store keeps it on disk)."""
+
+    def __init__(self, base_url: str, model: str, **values: bool):
+        self.values = {(base_url, model, name): value for name, value in values.items()}
+
+    def recall(self, base_url: str, model: str, name: str) -> Known | None:
+        value = self.values.get((base_url, model, name))
+        return None if value is None else Known(value, 0.0)
+
+    def remember(self, base_url: str, model: str, name: str, value: bool) -> None:
+        self.values[(base_url, model, name)] = value

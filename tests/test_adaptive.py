@@ -21,7 +21,7 @@ from pdr_core.evaluation import (
 from pdr_core.events import RunFinished
 from pdr_core.methods import resume, run
 from pdr_core.providers.openai_compat import OpenAIProvider
-from pdr_core.testing import FakeProvider
+from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.trace import fold
 
 
@@ -49,7 +49,8 @@ def test_pdr_stops_after_the_round_that_reached_the_threshold_and_not_before(thr
     config = RunConfig(method="pdr", width=4, depth=5, distill="topk", k=2,
                        stop_when_agree=threshold)
     with OpenAIServer(answer=by_round(ROUNDS)) as server:
-        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                                  memory=KnownCapabilities(server.base_url, "fake-model", n=True))
         trace = asyncio.run(run(QUESTION, config, provider, reference="52"))
         sent = sum(r["body"].get("n", 1) for r in server.chat_requests)
     assert trace.status == "completed" and trace.stop_reason == "converged"

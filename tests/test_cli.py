@@ -28,7 +28,7 @@ def cli(*args: str, db: Path, env_extra: dict | None = None) -> subprocess.Compl
 
 def test_run_end_to_end_then_list_show_export_import_delete(server, tmp_path):
     db = tmp_path / "runs.sqlite"
-    out = tmp_path / "trace.json"
+    out, out2 = tmp_path / "trace.json", tmp_path / "second.json"
     server.clear()
     result = cli("run", "What is 17 * 3 + 1?", "--answer", "52", "--width", "3", "--depth",
                  "2", "--base-url", server.base_url, "--model", "fake-model", "--out", str(out),
@@ -41,16 +41,27 @@ def test_run_end_to_end_then_list_show_export_import_delete(server, tmp_path):
     run_id = fields["run"]
     # quiet when stderr is not a terminal (tests/test_cli_progress.py shows the bar)
     assert "%|" not in result.stderr and "calls [" not in result.stderr
-    # the three drafts share one request with n=3 (one prefill), then summary and final
-    assert [r["body"].get("n", 1) for r in server.chat_requests] == [3, 1, 1]
+    # A fresh store does not know whether the endpoint honours n: the three drafts go out
+    # as three requests, and a one-token request for two choices learns it beside them.
+    requests = server.chat_requests
+    assert sorted((r["body"].get("n", 1), r["body"]["max_tokens"]) for r in requests) == [
+        (1, 1024)] * 5 + [(2, 1)]
 
     trace = json.loads(out.read_text())
     assert trace["format"] == "pdr-trace/1" and trace["id"] == run_id
     assert trace["config"]["model"] == "fake-model"
     assert trace["config"]["base_url"] == server.base_url
     assert trace["budget"]["calls"] == 5
+    # The store remembers it: the next process sends the three drafts as one request with
+    # n=3 (one prefill), then the summary and the final call.
+    server.clear()
+    again = cli("run", "What is 17 * 3 + 1?", "--width", "3", "--depth", "2", "--base-url",
+                server.base_url, "--model", "fake-model", "--out", str(out2), db=db)
+    assert again.returncode == 0, again.stderr
+    assert [r["body"].get("n", 1) for r in server.chat_requests] == [3, 1, 1]
     # a shared request's usage is split between its choices, so drafts say it is estimated
-    assert [n["usage"].get("estimated") for n in trace["nodes"]] == [True] * 3 + [False] * 2
+    shared = json.loads(out2.read_text())
+    assert [n["usage"].get("estimated") for n in shared["nodes"]] == [True] * 3 + [False] * 2
 
     listed = cli("list", db=db)
     assert listed.returncode == 0 and run_id in listed.stdout and "completed" in listed.stdout
@@ -97,7 +108,8 @@ def test_max_in_flight_from_the_environment_is_checked_before_anything_is_stored
         good = cli("run", "What is 2 + 2?", "--method", "vote", "--width", "3", db=db,
                    env_extra={**env, "OPENAI_BASE_URL": separate.base_url,
                               "PDR_MAX_IN_FLIGHT": "1"})
-        requests = sorted(separate.wait_idle(), key=lambda r: r["start"])
+        requests = sorted((r for r in separate.wait_idle() if r["body"]["max_tokens"] != 1),
+                          key=lambda r: r["start"])  # not the one-token probe of n
     assert good.returncode == 0, good.stderr
     # One at a time, as asked: no two of them overlapped at the server.
     assert len(requests) == 3

@@ -26,7 +26,9 @@ def test_rsa_tournament_and_select_run_from_the_cli(tmp_path):
                   "--steps", "2", *endpoint, db=db)
         assert rsa.returncode == 0, rsa.stderr
         assert _fields(rsa)["calls"] == "24"
-        assert sum(r["body"].get("n", 1) for r in server.chat_requests) == 24
+        # every call but the one-token probe of `n` a new endpoint gets
+        calls = [r for r in server.chat_requests if r["body"].get("max_tokens") != 1]
+        assert sum(r["body"].get("n", 1) for r in calls) == 24
         tour = cli("run", QUESTION, "--method", "tournament", "--width", "4", "--group", "2",
                    "--votes", "3", *endpoint, db=db)
         assert tour.returncode == 0, tour.stderr

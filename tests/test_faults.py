@@ -15,6 +15,7 @@ from pdr_core.config import RunConfig
 from pdr_core.methods import run
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.store import Store
+from pdr_core.testing import KnownCapabilities
 from pdr_core.trace import Node, Trace
 
 QUESTION = "What is 17 * 3 + 1?"
@@ -37,7 +38,11 @@ def server():
 
 def provider(server: OpenAIServer, **options) -> OpenAIProvider:
     # A short backoff keeps the tests fast; a Retry-After the server sends is still honoured.
-    settings = {"timeout": 1.0, "max_retries": RETRIES, "retry_backoff": 0.01} | options
+    # It knows from the start whether the server honours n, as once the store remembers it:
+    # the faults queued here meet the requests of the run, not a probe.
+    memory = KnownCapabilities(server.base_url, "fake-model", n=server.support_n)
+    settings = {"timeout": 1.0, "max_retries": RETRIES, "retry_backoff": 0.01,
+                "memory": memory} | options
     return OpenAIProvider(server.base_url, "sk-test", "fake-model", **settings)
 
 

@@ -18,7 +18,7 @@ from pdr_core.operators import rank_drafts
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.store import Store
-from pdr_core.testing import FakeProvider
+from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens
 from pdr_core.trace import Node, compute_budget, longest_token_path, trace_from_json
 from pdr_core.workspace import workspace_flags, workspace_summary, workspace_text
@@ -27,7 +27,8 @@ QUESTION = "What is 17 * 3 + 1?"
 
 
 def run_on_server(config: RunConfig, server: OpenAIServer, reference: str | None = "52"):
-    provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+    provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                                  memory=KnownCapabilities(server.base_url, "fake-model", n=True))
     return asyncio.run(run(QUESTION, config, provider, reference=reference))
 
 

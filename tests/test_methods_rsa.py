@@ -8,7 +8,7 @@ from openai_server import OpenAIServer
 from pdr_core.config import RunConfig
 from pdr_core.methods import run
 from pdr_core.providers.openai_compat import OpenAIProvider
-from pdr_core.testing import FakeProvider
+from pdr_core.testing import FakeProvider, KnownCapabilities
 
 
 def _user(messages):
@@ -18,7 +18,8 @@ def _user(messages):
 def test_rsa_8_3_2_makes_8_drafts_then_two_steps_of_8_each_over_3_distinct_outputs():
     config = RunConfig(method="rsa", width=8, k=3, depth=2, seed=5)
     with OpenAIServer() as server:
-        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                                  memory=KnownCapabilities(server.base_url, "fake-model", n=True))
         trace = asyncio.run(run(QUESTION, config, provider, reference="52"))
         requests = server.chat_requests
     assert trace.status == "completed"

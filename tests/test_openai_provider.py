@@ -11,7 +11,7 @@ import pytest
 
 from pdr_core.providers.base import Provider, ProviderError, Sampling, Usage
 from pdr_core.providers.openai_compat import OpenAIProvider, is_reasoning_model
-from pdr_core.testing import fake_reply
+from pdr_core.testing import KnownCapabilities, fake_reply
 from pdr_core.tokens import estimate_prompt_tokens, estimate_tokens
 
 try:
@@ -397,8 +397,14 @@ def test_base_url_trailing_slash_is_stripped():
 # ----- several choices from one request ----------------------------------------------------
 
 
+def is_probe(request: dict) -> bool:
+    """The one-token request for two choices that learns whether the endpoint honours n."""
+    return request["body"].get("max_tokens") == 1 and request["body"].get("n") == 2
+
+
 def test_complete_n_uses_one_request_when_n_is_honoured(server):
-    provider = provider_for(server)
+    memory = KnownCapabilities(server.base_url, "fake-model", n=True)
+    provider = provider_for(server, memory=memory)
     seen: dict[int, list[str]] = {}
     results = asyncio.run(
         provider.complete_n(
@@ -416,16 +422,30 @@ def test_complete_n_uses_one_request_when_n_is_honoured(server):
     assert all(r.usage.prompt_tokens == estimate_prompt_tokens(MESSAGES) for r in results)
 
 
-def test_complete_n_falls_back_when_n_is_ignored():
-    with OpenAIServer(support_n=False) as llama:
-        provider = provider_for(llama)
-        results = asyncio.run(provider.complete_n(MESSAGES, SAMPLING, 3))
-        assert [r.text for r in results] == [fake_reply(MESSAGES, s) for s in (7, 8, 9)]
-        assert provider.supports_n is False
-        assert len(llama.chat_requests) == 3
-        llama.clear()
-        results = asyncio.run(provider.complete_n(MESSAGES, SAMPLING, 2))
-        assert [r.text for r in results] == [fake_reply(MESSAGES, s) for s in (7, 8)]
-        bodies = [r["body"] for r in llama.chat_requests]
-        assert len(bodies) == 2 and not any("n" in b for b in bodies)
-        assert sorted(b["seed"] for b in bodies) == [7, 8]
+@pytest.mark.parametrize("support_n", [True, False])
+def test_complete_n_learns_n_beside_separate_calls_while_unknown(support_n):
+    """Unknown: the choices go out as separate calls and a probe beside them learns n; then
+    a server that honours it gets one request, one that ignores it separate calls."""
+    with OpenAIServer(support_n=support_n) as server:
+        provider = provider_for(server)
+        assert provider.supports_n is None
+
+        async def twice() -> list[list]:
+            first = await provider.complete_n(MESSAGES, SAMPLING, 3)
+            await asyncio.sleep(0.2)  # the probe is never waited for; by now it answered
+            return [first, await provider.complete_n(MESSAGES, SAMPLING, 2)]
+
+        first, second = asyncio.run(twice())
+        requests = server.wait_idle()
+    assert [r.text for r in first] == [fake_reply(MESSAGES, s) for s in (7, 8, 9)]
+    assert [r.text for r in second] == [fake_reply(MESSAGES, s) for s in (7, 8)]
+    assert provider.supports_n is support_n
+    assert len([r for r in requests if is_probe(r)]) == 1
+    calls = [r["body"] for r in requests if not is_probe(r)]
+    assert [b.get("n", 1) for b in calls[:3]] == [1, 1, 1]
+    assert sorted(b["seed"] for b in calls[:3]) == [7, 8, 9]
+    if support_n:
+        assert [b.get("n", 1) for b in calls[3:]] == [2]
+    else:
+        assert sorted(b["seed"] for b in calls[3:]) == [7, 8]
+        assert not any("n" in b for b in calls[3:])

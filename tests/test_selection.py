@@ -12,7 +12,7 @@ from pdr_core.methods import run
 from pdr_core.operators import Draft
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.selection import group_winner, parse_choice
-from pdr_core.testing import FakeProvider, default_answer
+from pdr_core.testing import FakeProvider, KnownCapabilities, default_answer
 
 _CANDIDATE = re.compile(r"### Attempt (\d+)\nLet me work through this carefully \(seed (\d+)\)")
 
@@ -66,7 +66,8 @@ def test_tournament_bracket_groups_votes_and_majority_winner_over_http():
     config = RunConfig(method="tournament", width=6, group=3, votes=3)
     assert config.schedule == (6, 6, 3) and config.calls == 15
     with OpenAIServer(answer=judge_rule) as server:
-        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                                  memory=KnownCapabilities(server.base_url, "fake-model", n=True))
         trace = asyncio.run(run(QUESTION, config, provider, reference="52"))
         requests = server.chat_requests
     assert trace.status == "completed"
@@ -118,7 +119,8 @@ def test_generative_selection_the_parsed_choice_is_the_answer_over_http():
     # The selector names the candidate drafted with seed 3 (the fake's wrong answer, 53).
     rule = _select_rule(lambda cs: f"Candidate {next(n for n, s in cs if s % 4 == 3)}")
     with OpenAIServer(answer=rule) as server:
-        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                                  memory=KnownCapabilities(server.base_url, "fake-model", n=True))
         trace = asyncio.run(run(QUESTION, RunConfig(method="select", width=4), provider,
                                 reference="52"))
         requests = server.chat_requests

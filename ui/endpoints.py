@@ -87,8 +87,10 @@ def make_provider(settings: EndpointSettings) -> Provider:
     if injected is not None:
         return injected
     from pdr_core.providers import resolve_provider
+    from ui.components import get_store  # imported here: components imports this module
 
-    return resolve_provider(settings)
+    # The store remembers what the endpoint does (does it honour n?) across runs.
+    return resolve_provider(settings, memory=get_store())
 
 
 def run_endpoint(trace: Trace, key: str) -> EndpointSettings | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    CapabilityMemory,
     Completion,
     DeltaCallback,
     Message,
@@ -24,6 +26,8 @@ from pdr_core.providers.endpoints import (
 )
 
 __all__ = [
+    "CapabilityMemory",
+    "DEFAULT_MAX_IN_FLIGHT",
     "check_base_url",
     "choose_endpoint",
     "Completion",
@@ -41,9 +45,11 @@ __all__ = [
 ]
 
 
-def resolve_provider(settings: EndpointSettings) -> Provider:
+def resolve_provider(settings: EndpointSettings, memory: CapabilityMemory | None = None
+                     ) -> Provider:
     """The provider the settings name (see `choose_endpoint` for which key goes where); the
-    bundled local model when none is configured."""
+    bundled local model when none is configured. `memory` (the run store) keeps what the
+    endpoint was found to do across runs and processes."""
     # Checked first, so that a mistyped value is named even when the local model is used.
     timeout = _timeout(settings.timeout)
     max_retries = _max_retries(settings.max_retries)
@@ -67,6 +73,7 @@ def resolve_provider(settings: EndpointSettings) -> Provider:
         max_in_flight=_max_in_flight(settings.max_in_flight),
         timeout=timeout,
         max_retries=max_retries,
+        memory=memory,
     )
 
 
@@ -107,8 +114,6 @@ def _max_retries(text: str | None) -> int:
 
 
 def _max_in_flight(text: str | None) -> int:
-    from pdr_core.providers.openai_compat import DEFAULT_MAX_IN_FLIGHT
-
     if text is None:
         return DEFAULT_MAX_IN_FLIGHT
     if not text.strip().isdigit() or int(text) < 1:

@@ -12,6 +12,10 @@ Message = dict[str, str]
 # told otherwise: the OpenAI client's own defaults.
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
+# Requests one event loop keeps open at once. One process streams a few hundred calls a
+# second on two cores; beyond this many at once the loop stalls without any gain in calls per
+# second (measured in bench/scale.py). A constructor argument, for bigger machines.
+DEFAULT_MAX_IN_FLIGHT = 128
 # Called with each piece of streamed text as it arrives.
 DeltaCallback = Callable[[str], None]
 
@@ -132,3 +136,21 @@ class CountsTokens(Protocol):
     than the estimate. It must not download anything; None means it cannot count now."""
 
     async def count_tokens(self, text: str) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a capability memory holds about one endpoint: the value and its age in seconds."""
+
+    value: bool
+    age: float
+
+
+@runtime_checkable
+class CapabilityMemory(Protocol):
+    """What endpoints were found to do, per base URL and model, kept across processes (the
+    run store is one). `remember` never raises: a memory that cannot write forgets."""
+
+    def recall(self, base_url: str, model: str, name: str) -> Known | None: ...
+
+    def remember(self, base_url: str, model: str, name: str, value: bool) -> None: ...

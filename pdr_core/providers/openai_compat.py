@@ -37,8 +37,10 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from pdr_core.providers.base import (
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    CapabilityMemory,
     Completion,
     DeltaCallback,
     Message,
@@ -47,6 +49,7 @@ from pdr_core.providers.base import (
     Usage,
     check_base_url,
 )
+from pdr_core.providers.n_support import PROBE_MESSAGES, NSupport
 from pdr_core.tokens import estimate_prompt_tokens, estimate_tokens
 
 __all__ = [
@@ -59,10 +62,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# Requests one event loop keeps open at once. One process streams a few hundred calls a
-# second on two cores; beyond this many at once the loop stalls without any gain in calls per
-# second (measured in bench/scale.py). A constructor argument, for bigger machines.
-DEFAULT_MAX_IN_FLIGHT = 128
 # Requests opened per turn of the event loop, at most: opening one (building it, taking a
 # connection, writing it) costs about a millisecond of CPU, so a wave of hundreds opened in one
 # turn would stall the loop for hundreds of milliseconds. Four keep a turn short and still
@@ -253,6 +252,9 @@ class OpenAIProvider:
     `max_retries` more tries follow a call that failed for a reason that may pass (5xx, 429,
     a dropped or cut connection, a timeout, a malformed or truncated reply), after
     `retry_backoff` seconds, doubling each time (or what Retry-After asks).
+
+    `memory` keeps what the endpoint was found to do (whether it honours `n`) for every
+    provider of the same base URL and model, in this process and others (the run store).
     """
 
     def __init__(
@@ -267,6 +269,7 @@ class OpenAIProvider:
         stream: bool = True,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         retry_backoff: float = 0.5,
+        memory: CapabilityMemory | None = None,
     ):
         if timeout <= 0:
             raise ProviderError(
@@ -306,7 +309,7 @@ class OpenAIProvider:
         self._clients_lock = threading.Lock()
         # Learnt about the endpoint as calls go: does it take stream_options, does it honour n.
         self._stream_options_ok = True
-        self._n_supported: bool | None = None
+        self._n = NSupport(self._base_url, self._model, memory)
 
     def __repr__(self) -> str:
         # Never the key.
@@ -322,8 +325,8 @@ class OpenAIProvider:
 
     @property
     def supports_n(self) -> bool | None:
-        """Whether the endpoint honoured `n` in `complete_n`; None until tried."""
-        return self._n_supported
+        """Whether the endpoint honours `n`, as remembered or learnt; None while unknown."""
+        return self._n.value
 
     # ----- the SDK client, one per event loop ---------------------------------------------
 
@@ -400,16 +403,17 @@ class OpenAIProvider:
     ) -> list[Completion]:
         """`n` completions of the same messages, in one request where the endpoint honours `n`.
 
-        Choice i uses seed `sampling.seed + i`. Endpoints that ignore `n` (llama.cpp, Ollama)
-        are detected on the first try and served by concurrent single calls from then on, at
-        most `max_parallel` at once. A shared request that fails for a reason that may pass,
-        or comes back short, costs only its missing answers: each is asked for as a single
-        call. ProviderError, with `partial` and per-choice `causes`, if some still failed.
+        Choice i uses seed `sampling.seed + i`. Until the endpoint is known to honour `n`
+        (llama.cpp and Ollama do not), the choices are concurrent single calls, at most
+        `max_parallel` at once, and a small request beside them learns it (`n_support`). A
+        shared request that fails for a reason that may pass, or comes back short, costs
+        only its missing answers: each is asked for as a single call. ProviderError, with
+        `partial` and per-choice `causes`, if some still failed.
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, not {n}")
         got: dict[int, Completion] = {}
-        if n > 1 and self._n_supported is not False:
+        if n > 1 and self._n.value is True:
             try:
                 shared = (await self._request(messages, sampling, n, on_delta))[:n]
             except ProviderError as error:
@@ -417,7 +421,7 @@ class OpenAIProvider:
                     raise  # auth, a bad request, a context too long: single calls fail alike
                 got = {i: c for i, c in enumerate(error.partial or []) if c is not None}
             else:
-                self._n_supported = len(shared) >= n
+                self._n.learn(len(shared) >= n)
                 got = dict(enumerate(shared))
         missing = [i for i in range(n) if i not in got]
         if not missing:
@@ -431,7 +435,11 @@ class OpenAIProvider:
             async with limit:
                 return await self.complete(messages, replace(sampling, seed=seed), callback)
 
-        rest = await asyncio.gather(*(single(i) for i in missing), return_exceptions=True)
+        # The calls take their slots first: the probe, if any, queues behind them.
+        calls = asyncio.gather(*(single(i) for i in missing), return_exceptions=True)
+        if n > 1 and self._n.wants_probe():
+            self._n.start_probe(self._choices_of_n2, limit)
+        rest = await calls
         causes: dict[int, ProviderError] = {}
         for index, result in zip(missing, rest, strict=True):
             if isinstance(result, ProviderError):
@@ -447,6 +455,17 @@ class OpenAIProvider:
             raise ProviderError(str(first), first.kind, first.retryable, partial=partial,
                                 causes=causes)
         return [got[i] for i in range(n)]
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Before the event loop ends: let the request learning whether the endpoint honours
+        `n` (if one is in flight) answer, so that the memory keeps it. No run waits on it."""
+        await self._n.settle(timeout)
+
+    async def _choices_of_n2(self) -> int:
+        """How many choices a one-token request for two comes back with."""
+        replies = await self._request(PROBE_MESSAGES, Sampling(max_tokens=1, temperature=0.0),
+                                      2, None)
+        return len(replies)
 
     async def list_models(self) -> list[str]:
         """The model ids the endpoint serves (`GET /models`)."""

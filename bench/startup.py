@@ -1,0 +1,89 @@
+"""Command-line start: from process start to its first request, as the server logs it.
+
+The project's test server runs in its own process (`bench.server`); the command line runs a
+`single` question against it with a fresh store file, and so does a bare client, a
+`python -c` that imports `openai` and streams the same kind of request. They take turns;
+the process start is taken just before each process is spawned, on `time.monotonic()`,
+the clock the server logs on (CLOCK_MONOTONIC on Linux, the same in every process). The
+figure is the command line's median against the issue's fixed 0.4 s; the bare client's
+median is in the note.
+
+    python -m bench.startup [--reps 5]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT, Figure, Report, ServerProcess, median, note, parse_args
+
+LIMIT = 0.4
+QUESTION = "What is 17 * 3 + 1?"
+BARE = """
+import sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-bench", max_retries=0)
+stream = client.chat.completions.create(
+    model="fake-model", messages=[{"role": "user", "content": sys.argv[2]}],
+    max_tokens=64, stream=True)
+for _ in stream:
+    pass
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def first_request(server: ServerProcess, command: list[str]) -> float:
+    """Seconds from just before `command` is spawned to the server reading its first request."""
+    server.clear()
+    start = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed: {done.stderr[-500:]}")
+    requests = server.requests()
+    if not requests:
+        raise RuntimeError(f"{command[:4]} sent no request")
+    return min(r["start"] for r in requests) - start
+
+
+def bench(report: Report, reps: int) -> None:
+    cli_times: list[float] = []
+    bare_times: list[float] = []
+    with ServerProcess(latency=0.05, per_token=0.0) as server, \
+            tempfile.TemporaryDirectory() as folder:
+        for rep in range(reps):
+            db = Path(folder) / f"runs{rep}.sqlite"  # a fresh store: a first run
+            cli_times.append(first_request(server, [
+                sys.executable, "-m", "pdr_core", "run", QUESTION, "--method", "single",
+                "--max-tokens", "64", "--base-url", server.base_url, "--model", "fake-model",
+                "--db", str(db)]))
+            bare_times.append(first_request(server, [
+                sys.executable, "-c", BARE, server.base_url, QUESTION]))
+            note(f"startup rep {rep}: command line {cli_times[-1]:.3f}s, bare client "
+                 f"{bare_times[-1]:.3f}s")
+    report.add(Figure(
+        "startup.cli_first_request", median(cli_times), LIMIT, "s", "<=", 1.0,
+        f"median of {reps}, fresh store each; a bare `import openai` client: "
+        f"{median(bare_times):.3f} s"))
+
+
+def main() -> int:
+    args = parse_args(__doc__.splitlines()[0], extra=lambda p: (
+        p.add_argument("--reps", type=int, default=5),
+    ))
+    report = Report(args.json)
+    bench(report, args.reps)
+    return 1 if report.missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
