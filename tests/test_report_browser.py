@@ -107,6 +107,9 @@ def test_report_offline_tree_click_and_replay(report, tmp_path):
         section = page.locator(f"#n{trace.nodes.index(draft)}")
         expect(section).not_to_have_attribute("open", "")
         x, y = tree_point(page, draft.id)
+        # Bring the marker on screen first: the mouse clicks only what the viewport shows.
+        page.evaluate("(y) => window.scrollBy(0, y - window.innerHeight / 2)", y)
+        x, y = tree_point(page, draft.id)
         page.mouse.move(x, y)
         page.mouse.click(x, y)
         expect(section).to_have_attribute("open", "", timeout=5_000)
