@@ -75,8 +75,8 @@ class Counter:
 
 @contextmanager
 def counting(counter: Counter) -> Iterator[None]:
-    """Count the run view's figure builders (as ui.components calls them) and run loads."""
-    import ui.components as components
+    """Count the run view's figure builders (as ui.run_view calls them) and run loads."""
+    import ui.run_view as components
 
     saved = {name: getattr(components, name) for name in BUILDERS}
     saved_load = Store.get_trace
@@ -94,7 +94,7 @@ def counting(counter: Counter) -> Iterator[None]:
 def history_page(report: Report, trace: Trace) -> None:
     from streamlit.testing.v1 import AppTest
 
-    import ui.components as components
+    import ui.run_view as components
 
     counter = Counter()
     with counting(counter):

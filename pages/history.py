@@ -11,14 +11,9 @@ from pdr_core.report import render_report
 from pdr_core.store import RunNotFound, StoreError
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
-from ui.components import (
-    get_store,
-    load_trace,
-    render_fork_comparison,
-    render_run_view,
-    resume_controls,
-    short,
-)
+from ui.components import get_store, load_trace, short
+from ui.fork_view import render_fork_comparison, resume_controls
+from ui.run_view import render_run_view
 from ui.state import run_key
 
 PAGE_SIZE = 50

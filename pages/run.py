@@ -21,9 +21,9 @@ from ui.components import (
     get_store,
     load_trace,
     make_provider,
-    render_run_view,
 )
 from ui.endpoints import on_bundled_model
+from ui.run_view import render_run_view
 from ui.state import kept, set_kept
 
 METHOD_LABELS = {
