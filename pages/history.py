@@ -13,6 +13,7 @@ from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import get_store, load_trace, short
 from ui.fork_view import render_fork_comparison, resume_controls
+from ui.links import publish_run
 from ui.run_view import render_run_view
 from ui.state import run_key
 
@@ -116,7 +117,7 @@ run_id = st.selectbox("Open run", list(labels), format_func=labels.get, key="his
 if run_id != from_link:
     st.session_state.pop("history_from_link", None)
 # The URL names the run shown, so it can be shared or reloaded.
-st.query_params["run"] = run_id
+publish_run(run_id)
 st.session_state["history_url"] = run_id
 
 try:

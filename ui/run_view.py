@@ -12,7 +12,14 @@ import streamlit as st
 from pdr_core.replay import duration, trace_at
 from pdr_core.textfmt import inert
 from pdr_core.trace import Node, Trace
-from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
+from pdr_core.viz import (
+    answer_flow_figure,
+    budget_table,
+    column_of,
+    node_id_from_point,
+    timeline_figure,
+    tree_figure,
+)
 from ui.components import LATEST, LATEST_LABEL, STATUS_BADGE
 from ui.links import open_linked_node, publish
 from ui.node_view import render_node
@@ -122,18 +129,27 @@ def trace_revision(trace: Trace) -> str:
 # figure validates it again (47 ms for a 120-node tree, against 10 ms to build it). The
 # figures are shared read-only: st.plotly_chart copies a figure (to_dict) before sending it.
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _cached_figures(run_id: str, revision: str, _trace: Trace
-                    ) -> tuple[go.Figure, go.Figure, go.Figure]:
-    return tree_figure(_trace), answer_flow_figure(_trace), timeline_figure(_trace)
+def _cached_figures(run_id: str, revision: str, _trace: Trace) -> tuple[go.Figure, go.Figure]:
+    return answer_flow_figure(_trace), timeline_figure(_trace)
 
 
-def run_figures(trace: Trace) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """Tree, answer flow and timeline of `trace`; a settled run's are built once per
-    revision, so selecting a node does not rebuild them. A running run's change on every
-    refresh: caching those would only fill the cache."""
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _cached_tree(run_id: str, revision: str, selected: str | None, _trace: Trace
+                 ) -> go.Figure:
+    return tree_figure(_trace, selected)
+
+
+def run_figures(trace: Trace, selected: str | None = None
+                ) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """Tree (ringing `selected`), answer flow and timeline of `trace`; a settled run's are
+    built once per revision (the tree once per selected node), so selecting a node again
+    rebuilds nothing. A running run's change on every refresh: caching those would only
+    fill the cache."""
     if trace.status == "running":
-        return tree_figure(trace), answer_flow_figure(trace), timeline_figure(trace)
-    return _cached_figures(trace.id, trace_revision(trace), trace)
+        return tree_figure(trace, selected), answer_flow_figure(trace), timeline_figure(trace)
+    revision = trace_revision(trace)
+    return (_cached_tree(trace.id, revision, selected, trace),
+            *_cached_figures(trace.id, revision, trace))
 
 
 def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> None:
@@ -144,24 +160,28 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
         render_replay(trace, prefix)
     ids = [n.id for n in trace.nodes]
     picker_key = run_key(trace.id, prefix, "node")
-    tree_fig, flow_fig, timeline_fig = run_figures(trace)
+    if link:
+        open_linked_node(picker_key, ids)
+    if st.session_state.get(picker_key, LATEST) not in (LATEST, *ids):
+        st.session_state[picker_key] = LATEST
+    # The picker starts on "latest": it follows the newest finished node while a run grows,
+    # without the page setting the widget on every refresh (which races the browser).
+    finished = [n.id for n in trace.nodes if n.status != "running"]
+    latest = finished[-1] if finished else (ids[0] if ids else None)
+    chosen = st.session_state.get(picker_key, LATEST)
+    shown = latest if chosen == LATEST else chosen
+    tree_fig, flow_fig, timeline_fig = run_figures(trace, shown)
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
     with tree:
-        # The figure does not depend on the selection: Streamlit drops clicks on a chart
-        # whose figure changed since it was drawn, so a highlight ring would eat the next click.
-        event = st.plotly_chart(
-            tree_fig,
-            key=run_key(trace.id, prefix, "tree"),
-            on_select="rerun",
-            selection_mode="points",
+        # The ring on the shown node is part of the figure, so a new selection draws a new
+        # chart, whose own selection starts empty: every click is a new selection event,
+        # the node clicked last included. The callback runs before the page is drawn.
+        chart_key = run_key(trace.id, prefix, "tree")
+        st.plotly_chart(
+            tree_fig, key=chart_key, selection_mode="points",
+            on_select=lambda: _select_clicked(chart_key, picker_key, ids),
             config={"displaylogo": False},
         )
-        clicked = _clicked_node(event)
-        last_key = run_key(trace.id, prefix, "last_click")
-        if clicked in ids and clicked != st.session_state.get(last_key):
-            # A click on the tree selects the node, the picker below follows it.
-            st.session_state[last_key] = clicked
-            st.session_state[picker_key] = clicked
     with flow:
         st.plotly_chart(flow_fig, key=run_key(trace.id, prefix, "flow"))
     with timeline:
@@ -169,44 +189,54 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     with budget:
         st.dataframe(budget_table(trace), hide_index=True,
                      key=run_key(trace.id, prefix, "budget"))
-    if not ids:
+    if shown is None:
         st.info("No node yet.")
         return
-    # The picker starts on "latest": it follows the newest finished node while a run grows,
-    # without the page setting the widget on every refresh (which races the browser).
-    finished = [n.id for n in trace.nodes if n.status != "running"]
-    latest = finished[-1] if finished else ids[0]
-    if link:
-        open_linked_node(picker_key, ids)
-    if st.session_state.get(picker_key, LATEST) not in (LATEST, *ids):
-        st.session_state[picker_key] = LATEST
-    choice = st.selectbox(
+    pick, up, down = st.columns([10, 1, 1], vertical_alignment="bottom")
+    choice = pick.selectbox(
         "Node",
         [LATEST, *ids],
         key=picker_key,
         format_func=lambda i: LATEST_LABEL if i == LATEST else _node_label(trace.node(i)),
-        help="Click a node in the tree, or pick it here.",
+        help="Click a node in the tree, pick it here, or move within its round with the "
+             "arrow keys ↑ and ↓.",
     )
-    node_id = latest if choice == LATEST else choice
+    for column, step, label, keyname in ((up, -1, "↑", "Up"), (down, 1, "↓", "Down")):
+        target = round_neighbour(trace, shown, step)
+        column.button(label, key=run_key(trace.id, prefix, keyname.lower()),
+                      shortcut=keyname, disabled=target is None,
+                      help=f"{'Previous' if step < 0 else 'Next'} node of this round",
+                      on_click=_select, args=(picker_key, target))
     if choice == LATEST:
-        st.caption(f"Showing {inert(_node_label(trace.node(node_id)))}")
-    tab = render_node(trace, trace.node(node_id), prefix, link)
+        st.caption(f"Showing {inert(_node_label(trace.node(shown)))}")
+    tab = render_node(trace, trace.node(shown), prefix, link)
     if link:
         publish(None if choice == LATEST else choice, tab)
 
 
-def _clicked_node(event) -> str | None:
-    try:
-        points = event.selection.points
-    except AttributeError:
-        return None
-    for point in points or []:
-        custom = point.get("customdata") if isinstance(point, dict) else None
-        if isinstance(custom, (list, tuple)) and custom:
-            custom = custom[0]
-        if isinstance(custom, str):
-            return custom
-    return None
+def round_neighbour(trace: Trace, node_id: str, step: int) -> str | None:
+    """The node `step` places below (above, when negative) `node_id` in its column of the
+    tree (its round and stage), or None past either end."""
+    column = column_of(trace.node(node_id))
+    peers = sorted((n for n in trace.nodes if column_of(n) == column), key=lambda n: n.branch)
+    at = [n.id for n in peers].index(node_id) + step
+    return peers[at].id if 0 <= at < len(peers) else None
+
+
+def _select(picker_key: str, node_id: str | None) -> None:
+    if node_id is not None:
+        st.session_state[picker_key] = node_id
+
+
+def _select_clicked(chart_key: str, picker_key: str, ids: list[str]) -> None:
+    """A click on the tree selects the node; the picker follows it."""
+    event = st.session_state.get(chart_key)
+    points = (event or {}).get("selection", {}).get("points", [])
+    for point in points:
+        node_id = node_id_from_point(point)
+        if node_id in ids:
+            _select(picker_key, node_id)
+            return
 
 
 def _node_label(node: Node) -> str:
