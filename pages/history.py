@@ -14,7 +14,7 @@ from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import get_store, load_trace, short
 from ui.fork_view import render_fork_comparison, resume_controls
 from ui.links import publish_run
-from ui.run_view import render_run_view
+from ui.live_view import cancel_control, live_run_view, watch_running
 from ui.state import run_key
 
 PAGE_SIZE = 50
@@ -178,7 +178,10 @@ if trace.reference_answer is not None:
     st.caption(f"Reference answer: {inert(trace.reference_answer)}")
 render_fork_comparison(trace)
 resume_controls(trace, prefix="history")
-render_run_view(trace, prefix="history", link=True)
+cancel_control(run_id, prefix="history")
+live_run_view(trace, prefix="history", link=True)
+# A run listed as running that ends shows its end here without a reload.
+watch_running([r.id for r in runs if r.status == "running" and r.id != run_id])
 with st.expander("Copy link"):
     st.caption("This address opens this run, node and tab; copy it with the button on the "
                "right of the box.")

@@ -13,6 +13,7 @@ import streamlit as st
 
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
+from pdr_core.runner import JobRegistry, RunJob
 from pdr_core.store import Store, StoreError, default_db_path
 from pdr_core.trace import Trace
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
@@ -26,7 +27,6 @@ from ui.endpoints import (  # noqa: F401  (pages import these from here)
 )
 
 # Session-state keys that outlive the widgets of any one page.
-JOBS = "jobs"
 ACTIVE_RUN = "active_run"  # the run the Run page shows live
 BUILT_IN = "built-in defaults"  # the prompt set that is not stored
 LATEST = ""  # the node picker's "follow the newest node" choice
@@ -46,6 +46,24 @@ def settle_process() -> bool:
     """Once per server process, after the first script run has imported everything: see
     `freeze_startup_objects` (evaluations run hundreds of runs in this process)."""
     freeze_startup_objects()
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> JobRegistry:
+    """The runs this server process runs: every session and page finds a run here, so a
+    reloaded tab or History reattaches to it and can cancel it."""
+    return JobRegistry()
+
+
+def start_job(job: RunJob) -> bool:
+    """Start `job` where every page finds it; False, with the reason on the page, when the
+    store cannot be written (nothing was called)."""
+    try:
+        jobs().start(job)
+    except StoreError as exc:
+        st.error(str(exc))
+        return False
     return True
 
 

@@ -6,17 +6,16 @@ import streamlit as st
 
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
-from pdr_core.store import StoreError
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
-    JOBS,
     get_store,
     make_provider,
     run_async,
     run_endpoint,
+    start_job,
 )
 from ui.diff_view import diff_block
 from ui.state import run_key
@@ -44,15 +43,10 @@ def resume_controls(trace: Trace, prefix: str) -> None:
 
 
 def _start_job(job) -> None:
-    """Start a job, keep it in this session, and watch it live on the Run page."""
-    try:
-        job.start()
-    except StoreError as exc:  # a damaged or read-only store: nothing was called
-        st.error(str(exc))
-        return
-    st.session_state.setdefault(JOBS, {})[job.run_id] = job
-    st.session_state[ACTIVE_RUN] = job.run_id
-    st.switch_page("pages/run.py")
+    """Start a job and watch it live on the Run page."""
+    if start_job(job):
+        st.session_state[ACTIVE_RUN] = job.run_id
+        st.switch_page("pages/run.py", query_params={"run": job.run_id})
 
 
 def render_fork(trace: Trace, node: Node, prefix: str) -> None:
