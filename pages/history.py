@@ -9,17 +9,20 @@ import streamlit as st
 from pdr_core.config import METHODS
 from pdr_core.report import render_report
 from pdr_core.store import RunNotFound, StoreError
-from pdr_core.textfmt import inert, model_markdown
+from pdr_core.textfmt import inert
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
-from ui.components import get_store, load_trace, short
+from ui.components import get_store, load_trace, short, show_question
 from ui.fork_view import render_fork_comparison, resume_controls
 from ui.links import publish_run
 from ui.live_view import cancel_control, live_run_view, watch_running
-from ui.state import run_key
+from ui.state import kept, run_key
 
 PAGE_SIZE = 50
 STATUSES = ("completed", "failed", "interrupted", "running")
 ANY = "any"
+TABLE_COLUMNS = ["created", "status", "method", "model", "question", "answer", "correct",
+                 "B_seq", "B_total", "name", "tags", "id"]
+SHOWN_COLUMNS = ["status", "question", "answer"]
 
 st.title("History")
 store = get_store()
@@ -43,12 +46,12 @@ if linked and st.session_state.get("history_url") != linked:
     st.session_state["history_from_link"] = linked
     st.session_state["history_open"] = linked
 
-f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 2, 1])
+f1, f2, f3, f4 = st.columns([1, 1, 1, 2])
 method = f1.selectbox("Method", [ANY, *METHODS], key="history_method")
 model = f2.selectbox("Model", [ANY, *store.models()], key="history_model")
 status = f3.selectbox("Status", [ANY, *STATUSES], key="history_status")
 text = f4.text_input("Search question, name, tag or id", key="history_text")
-evaluations = f5.checkbox("Runs of evaluations", key="history_evals",
+evaluations = st.checkbox("Runs of evaluations", key="history_evals",
                           help="Evaluations make a run per problem and setting; they are "
                                "hidden unless this is ticked (open them from Evaluate).")
 filters = {
@@ -81,6 +84,8 @@ if not runs:
     st.stop()
 
 verdict = {True: "right", False: "wrong", None: ""}
+# A narrow page fits the few columns shown by default; the person picks any others.
+columns = st.multiselect("Columns", TABLE_COLUMNS, **kept("history_columns", SHOWN_COLUMNS))
 table = st.dataframe(
     [
         {
@@ -89,7 +94,7 @@ table = st.dataframe(
             "method": r.method,
             "model": r.model,
             "question": short(r.question, 70),
-            "answer": r.final_answer,
+            "answer": " · ".join(filter(None, (r.final_answer, verdict[r.correct]))),
             "correct": verdict[r.correct],
             "B_seq": r.b_seq,
             "B_total": r.b_total,
@@ -101,6 +106,8 @@ table = st.dataframe(
     ],
     key="history_table",
     hide_index=True,
+    column_order=columns or SHOWN_COLUMNS,
+    column_config={"question": st.column_config.TextColumn(width="medium")},
     on_select="rerun",
     selection_mode="single-row",
 )
@@ -144,11 +151,11 @@ with st.expander("Name, tags, export, delete"):
                 st.error("That run was deleted meanwhile: nothing saved.")
             else:
                 st.rerun()
-    d1, d2 = st.columns(2)
-    d1.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
                        mime="application/json", key="history_download_json")
     # The report is megabytes (plotly.js inline): built only when asked for.
-    d2.download_button("Download report (HTML, works offline)", lambda: render_report(trace),
+    downloads.download_button("Download report (HTML, works offline)", lambda: render_report(trace),
                        f"pdr-{run_id}.html", mime="text/html", key="history_download_html")
     if st.session_state.get("history_confirm") == run_id:
         st.warning(f"Delete run {run_id} for good?")
@@ -173,7 +180,7 @@ if summary.name or summary.tags:
     # read afresh on every run of the page: a rename shows as soon as it is saved
     st.markdown(f"**Name:** {inert(summary.name or '—')}"
                 + (f" · **Tags:** {inert(', '.join(summary.tags))}" if summary.tags else ""))
-st.markdown(f"**Question:** {model_markdown(trace.question)}")
+show_question(trace.question)
 if trace.reference_answer is not None:
     st.caption(f"Reference answer: {inert(trace.reference_answer)}")
 render_fork_comparison(trace)

@@ -21,6 +21,7 @@ from ui.components import (
     jobs,
     load_trace,
     make_provider,
+    metric_row,
     start_job,
 )
 from ui.endpoints import on_bundled_model
@@ -160,11 +161,10 @@ with st.expander("Budget preview", expanded=True):
         price_out = p2.number_input("Price per 1M output tokens ($)", min_value=0.0,
                                     **kept("price_out", price[1] if price else 0.0))
         estimate = preview(config, question or "", (price_in, price_out))
-        m = st.columns(4)
-        m[0].metric("Calls", estimate.calls)
-        m[1].metric("Worst-case B_seq", f"{estimate.worst_b_seq:,}")
-        m[2].metric("Worst-case B_total", f"{estimate.worst_b_total:,}")
-        m[3].metric("Cost estimate", f"${estimate.cost_usd:,.4f}")
+        metric_row([("Calls", estimate.calls),
+                    ("Worst-case B_seq", f"{estimate.worst_b_seq:,}"),
+                    ("Worst-case B_total", f"{estimate.worst_b_total:,}"),
+                    ("Cost estimate", f"${estimate.cost_usd:,.4f}")])
         st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round."
                    + (f" The last round is {config.schedule[-1]} wide: its answer is chosen by "
                       f"{config.final_select}." if config.schedule[-1] > 1 else ""))

@@ -15,6 +15,7 @@ from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
 from pdr_core.runner import JobRegistry, RunJob
 from pdr_core.store import Store, StoreError, default_db_path
+from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Trace
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,
@@ -108,6 +109,30 @@ def chosen_prompts(key: str) -> PromptSet:
 def run_async(coro):
     """Run a short coroutine (a connection check) from the script thread."""
     return asyncio.run(coro)
+
+
+def metric_row(metrics: list[tuple[str, object]], lead: str | None = None) -> None:
+    """Metrics side by side, each as wide as its label and value: on a narrow page they
+    wrap onto another row instead of being cut. `lead` (markdown) comes first."""
+    with st.container(horizontal=True, gap="medium"):
+        if lead is not None:
+            st.markdown(lead, width="content")
+        for label, value in metrics:
+            st.metric(label, value, width="content")
+
+
+QUESTION_FOLD = 300  # characters of a question shown before "show all"
+
+
+def show_question(text: str) -> None:
+    """A run's question above its view; a long one folded to its start, whole on demand."""
+    flat = " ".join(text.split())
+    if len(flat) <= QUESTION_FOLD:
+        st.markdown(f"**Question:** {model_markdown(text)}")
+        return
+    st.markdown(f"**Question:** {inert(flat[:QUESTION_FOLD])}…")
+    with st.expander(f"Show the whole question ({len(flat):,} characters)"):
+        st.markdown(model_markdown(text))
 
 
 def short(text: str, limit: int = 80) -> str:

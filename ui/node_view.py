@@ -10,6 +10,7 @@ from pdr_core.extraction import find_answer, no_answer_reason
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from pdr_core.workspace import workspace_flags, workspace_summary
+from ui.components import metric_row
 from ui.diff_view import render_diffs
 from ui.fork_view import render_fork
 from ui.links import NODE_TABS, linked_tab
@@ -29,12 +30,13 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
     seconds = _seconds(node)
     usage = node.usage
     completion = int(usage.get("completion_tokens", 0))
-    cols = st.columns(5)
-    cols[0].metric("Answer", inert(str(node.answer)) if node.answer is not None else "—")
-    cols[1].metric("Prompt tokens", f"{int(usage.get('prompt_tokens', 0)):,}")
-    cols[2].metric("Completion tokens", f"{completion:,}")
-    cols[3].metric("Seconds", f"{seconds:.2f}" if seconds is not None else "—")
-    cols[4].metric("Tokens/s", f"{completion / seconds:.1f}" if seconds else "—")
+    metric_row([
+        ("Answer", inert(str(node.answer)) if node.answer is not None else "—"),
+        ("Prompt tokens", f"{int(usage.get('prompt_tokens', 0)):,}"),
+        ("Completion tokens", f"{completion:,}"),
+        ("Seconds", f"{seconds:.2f}" if seconds is not None else "—"),
+        ("Tokens/s", f"{completion / seconds:.1f}" if seconds else "—"),
+    ])
     notes = []
     if usage.get("estimated"):
         notes.append("usage estimated: the endpoint reported none")

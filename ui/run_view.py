@@ -20,7 +20,7 @@ from pdr_core.viz import (
     timeline_figure,
     tree_figure,
 )
-from ui.components import LATEST, LATEST_LABEL, STATUS_BADGE
+from ui.components import LATEST, LATEST_LABEL, STATUS_BADGE, metric_row
 from ui.links import open_linked_node, publish
 from ui.node_view import render_node
 from ui.state import run_key
@@ -40,12 +40,12 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
     config = trace.config
     budget = trace.budget
     planned = _planned_calls(config)
-    cols = st.columns(5)
-    cols[0].markdown(f"**Status**  \n{STATUS_BADGE.get(trace.status, trace.status)}")
-    cols[1].metric("Calls", f"{budget.calls} / {planned}")
-    cols[2].metric("B_total", f"{budget.b_total:,}")
-    cols[3].metric("B_seq", f"{budget.b_seq:,}")
-    cols[4].metric("Elapsed", f"{elapsed(trace) if seconds is None else seconds:.1f} s")
+    metric_row([
+        ("Calls", f"{budget.calls} / {planned}"),
+        ("B_total", f"{budget.b_total:,}"),
+        ("B_seq", f"{budget.b_seq:,}"),
+        ("Elapsed", f"{elapsed(trace) if seconds is None else seconds:.1f} s"),
+    ], lead=f"**Status**  \n{STATUS_BADGE.get(trace.status, trace.status)}")
     if trace.status == "running":
         st.progress(min(budget.calls / max(planned, 1), 1.0))
     if trace.final_answer is not None or trace.status == "completed":
@@ -192,8 +192,8 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     if shown is None:
         st.info("No node yet.")
         return
-    pick, up, down = st.columns([10, 1, 1], vertical_alignment="bottom")
-    choice = pick.selectbox(
+    row = st.container(horizontal=True, vertical_alignment="bottom", wrap=False)
+    choice = row.selectbox(
         "Node",
         [LATEST, *ids],
         key=picker_key,
@@ -201,9 +201,9 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
         help="Click a node in the tree, pick it here, or move within its round with the "
              "arrow keys ↑ and ↓.",
     )
-    for column, step, label, keyname in ((up, -1, "↑", "Up"), (down, 1, "↓", "Down")):
+    for step, label, keyname in ((-1, "↑", "Up"), (1, "↓", "Down")):
         target = round_neighbour(trace, shown, step)
-        column.button(label, key=run_key(trace.id, prefix, keyname.lower()),
+        row.button(label, key=run_key(trace.id, prefix, keyname.lower()),
                       shortcut=keyname, disabled=target is None,
                       help=f"{'Previous' if step < 0 else 'Next'} node of this round",
                       on_click=_select, args=(picker_key, target))
