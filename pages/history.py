@@ -15,6 +15,7 @@ from ui.components import get_store, load_trace, short, show_question
 from ui.fork_view import render_fork_comparison, resume_controls
 from ui.links import publish_run
 from ui.live_view import cancel_control, live_run_view, watch_running
+from ui.present_view import presenting, render_presentation
 from ui.state import kept, run_key
 
 PAGE_SIZE = 50
@@ -24,8 +25,14 @@ TABLE_COLUMNS = ["created", "status", "method", "model", "question", "answer", "
                  "B_seq", "B_total", "name", "tags", "id"]
 SHOWN_COLUMNS = ["status", "question", "answer"]
 
-st.title("History")
 store = get_store()
+if presenting() and (shown := st.query_params.get("run")):
+    try:
+        render_presentation(load_trace(shown))
+    except RunNotFound:
+        st.error(f"The linked run {inert(shown)} is not in this store.")
+    st.stop()
+st.title("History")
 
 with st.expander("Import a trace (pdr-trace/1 JSON)"):
     upload = st.file_uploader("Trace file", type=["json"], key="history_import",
@@ -195,3 +202,6 @@ with st.expander("Copy link"):
     # the address without its query, as the browser sees it (none in a headless test)
     here = (st.context.url or "").split("?")[0]
     st.code(f"{here}?" + urlencode(dict(st.query_params.items())), language=None)
+    st.caption("For an audience: this run alone, its tree large, a scrubber through its "
+               "time and no editing controls.")
+    st.code(f"{here}?" + urlencode({"run": run_id, "present": 1}), language=None)
