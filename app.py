@@ -9,6 +9,7 @@ from ui.components import settle_process
 from ui.state import init_session
 
 st.set_page_config(page_title="PDR Inspector", page_icon=":material/account_tree:", layout="wide")
+PRESENTING = st.query_params.get("present") == "1"  # one run for an audience, no navigation
 
 # Streamlit forgets a widget's value when its page is not shown; re-assigning the value
 # keeps the question and settings when a person switches pages and comes back.
@@ -28,7 +29,9 @@ navigation = st.navigation(
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/science:"),
         st.Page("pages/prompts.py", title="Prompts", icon=":material/edit_note:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
-    ]
+    ],
+    # Presentation mode (?present=1) shows one run and nothing to navigate to.
+    position="hidden" if PRESENTING else "sidebar",
 )
 try:
     navigation.run()

@@ -35,6 +35,8 @@ DEPTH = 8
 BUILDS = 7
 BUILD_LIMIT_MS = 150
 BUILDERS = ("tree_figure", "answer_flow_figure", "timeline_figure")
+# The tree rings the selected node, so it is built once per node selected; the others never.
+UNSELECTED = ("answer_flow_figure", "timeline_figure")
 
 
 def stored_run(db: Path) -> Trace:
@@ -75,8 +77,8 @@ class Counter:
 
 @contextmanager
 def counting(counter: Counter) -> Iterator[None]:
-    """Count the run view's figure builders (as ui.components calls them) and run loads."""
-    import ui.components as components
+    """Count the run view's figure builders (as ui.run_view calls them) and run loads."""
+    import ui.run_view as components
 
     saved = {name: getattr(components, name) for name in BUILDERS}
     saved_load = Store.get_trace
@@ -94,7 +96,7 @@ def counting(counter: Counter) -> Iterator[None]:
 def history_page(report: Report, trace: Trace) -> None:
     from streamlit.testing.v1 import AppTest
 
-    import ui.components as components
+    import ui.run_view as components
 
     counter = Counter()
     with counting(counter):
@@ -105,34 +107,33 @@ def history_page(report: Report, trace: Trace) -> None:
         if at.exception:
             raise RuntimeError(f"the History page failed: {at.exception}")
         opened = dict(counter.calls)
-        from ui.state import run_key  # with the page: streamlit, only for this figure
-
-        node_picker = run_key(trace.id, "history", "node")
-        picker = at.selectbox(key=node_picker)
+        picker = at.selectbox(key=f"history_node_{trace.id}")
         others = [o for o in picker.options if o and o != picker.value][:2]
         rerun_ms = []
         for node_id in others:
             start = time.perf_counter()
-            at.selectbox(key=node_picker).set_value(node_id).run()
+            at.selectbox(key=f"history_node_{trace.id}").set_value(node_id).run()
             rerun_ms.append((time.perf_counter() - start) * 1000)
             if at.exception:
                 raise RuntimeError(f"selecting {node_id} failed: {at.exception}")
-        builds = counter.total(BUILDERS) - sum(opened.get(n, 0) for n in BUILDERS)
+        builds = counter.total(UNSELECTED) - sum(opened.get(n, 0) for n in UNSELECTED)
         loads = counter.calls.get("get_trace", 0) - opened.get("get_trace", 0)
         # The same selections with the figure cache emptied first: what each one cost before.
         uncached_ms = []
         for node_id in reversed(others):
             components._cached_figures.clear()
+            components._cached_tree.clear()
             start = time.perf_counter()
-            at.selectbox(key=node_picker).set_value(node_id).run()
+            at.selectbox(key=f"history_node_{trace.id}").set_value(node_id).run()
             uncached_ms.append((time.perf_counter() - start) * 1000)
     note(f"view: History page first run {first_ms:.0f} ms; node selection reruns "
          f"{', '.join(f'{t:.0f}' for t in rerun_ms)} ms with the figure cache, "
          f"{', '.join(f'{t:.0f}' for t in uncached_ms)} ms rebuilding the figures; "
          f"calls on opening: {opened}")
     report.add(Figure("view.w16d8.figure_builds_on_node_select", builds,
-                      sum(opened.get(n, 0) for n in BUILDERS), "calls", "<=", 0.0,
-                      f"{len(others)} selections; limit: builds when the run was opened"))
+                      sum(opened.get(n, 0) for n in UNSELECTED), "calls", "<=", 0.0,
+                      f"{len(others)} selections; answer flow and timeline (the tree rings "
+                      "the node selected); limit: builds when the run was opened"))
     report.add(Figure("view.w16d8.run_loads_on_node_select", loads, opened.get("get_trace", 0),
                       "calls", "<=", 0.0,
                       f"{len(others)} selections; the run is cached on its revision "

@@ -9,24 +9,30 @@ import streamlit as st
 from pdr_core.config import METHODS
 from pdr_core.report import render_report
 from pdr_core.store import RunNotFound, StoreError
-from pdr_core.textfmt import inert, model_markdown
+from pdr_core.textfmt import inert
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
-from ui.components import (
-    get_store,
-    load_trace,
-    render_fork_comparison,
-    render_run_view,
-    resume_controls,
-    short,
-)
-from ui.state import run_key
+from ui.components import get_store, load_trace, short, show_question
+from ui.fork_view import render_fork_comparison, resume_controls
+from ui.links import publish_run
+from ui.live_view import cancel_control, live_run_view, watch_running
+from ui.present_view import presenting, render_presentation
+from ui.state import kept, run_key
 
 PAGE_SIZE = 50
 STATUSES = ("completed", "failed", "interrupted", "running")
 ANY = "any"
+TABLE_COLUMNS = ["created", "status", "method", "model", "question", "answer", "correct",
+                 "B_seq", "B_total", "name", "tags", "id"]
+SHOWN_COLUMNS = ["status", "question", "answer"]
 
-st.title("History")
 store = get_store()
+if presenting() and (shown := st.query_params.get("run")):
+    try:
+        render_presentation(load_trace(shown))
+    except RunNotFound:
+        st.error(f"The linked run {inert(shown)} is not in this store.")
+    st.stop()
+st.title("History")
 
 with st.expander("Import a trace (pdr-trace/1 JSON)"):
     upload = st.file_uploader("Trace file", type=["json"], key="history_import",
@@ -47,12 +53,12 @@ if linked and st.session_state.get("history_url") != linked:
     st.session_state["history_from_link"] = linked
     st.session_state["history_open"] = linked
 
-f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 2, 1])
+f1, f2, f3, f4 = st.columns([1, 1, 1, 2])
 method = f1.selectbox("Method", [ANY, *METHODS], key="history_method")
 model = f2.selectbox("Model", [ANY, *store.models()], key="history_model")
 status = f3.selectbox("Status", [ANY, *STATUSES], key="history_status")
 text = f4.text_input("Search question, name, tag or id", key="history_text")
-evaluations = f5.checkbox("Runs of evaluations", key="history_evals",
+evaluations = st.checkbox("Runs of evaluations", key="history_evals",
                           help="Evaluations make a run per problem and setting; they are "
                                "hidden unless this is ticked (open them from Evaluate).")
 filters = {
@@ -85,6 +91,8 @@ if not runs:
     st.stop()
 
 verdict = {True: "right", False: "wrong", None: ""}
+# A narrow page fits the few columns shown by default; the person picks any others.
+columns = st.multiselect("Columns", TABLE_COLUMNS, **kept("history_columns", SHOWN_COLUMNS))
 table = st.dataframe(
     [
         {
@@ -93,7 +101,7 @@ table = st.dataframe(
             "method": r.method,
             "model": r.model,
             "question": short(r.question, 70),
-            "answer": r.final_answer,
+            "answer": " · ".join(filter(None, (r.final_answer, verdict[r.correct]))),
             "correct": verdict[r.correct],
             "B_seq": r.b_seq,
             "B_total": r.b_total,
@@ -105,6 +113,8 @@ table = st.dataframe(
     ],
     key="history_table",
     hide_index=True,
+    column_order=columns or SHOWN_COLUMNS,
+    column_config={"question": st.column_config.TextColumn(width="medium")},
     on_select="rerun",
     selection_mode="single-row",
 )
@@ -121,7 +131,7 @@ run_id = st.selectbox("Open run", list(labels), format_func=labels.get, key="his
 if run_id != from_link:
     st.session_state.pop("history_from_link", None)
 # The URL names the run shown, so it can be shared or reloaded.
-st.query_params["run"] = run_id
+publish_run(run_id)
 st.session_state["history_url"] = run_id
 
 try:
@@ -148,11 +158,11 @@ with st.expander("Name, tags, export, delete"):
                 st.error("That run was deleted meanwhile: nothing saved.")
             else:
                 st.rerun()
-    d1, d2 = st.columns(2)
-    d1.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
+    downloads = st.container(horizontal=True)
+    downloads.download_button("Download trace (JSON)", trace.to_json(), f"pdr-{run_id}.json",
                        mime="application/json", key="history_download_json")
     # The report is megabytes (plotly.js inline): built only when asked for.
-    d2.download_button("Download report (HTML, works offline)", lambda: render_report(trace),
+    downloads.download_button("Download report (HTML, works offline)", lambda: render_report(trace),
                        f"pdr-{run_id}.html", mime="text/html", key="history_download_html")
     if st.session_state.get("history_confirm") == run_id:
         st.warning(f"Delete run {run_id} for good?")
@@ -177,15 +187,21 @@ if summary.name or summary.tags:
     # read afresh on every run of the page: a rename shows as soon as it is saved
     st.markdown(f"**Name:** {inert(summary.name or '—')}"
                 + (f" · **Tags:** {inert(', '.join(summary.tags))}" if summary.tags else ""))
-st.markdown(f"**Question:** {model_markdown(trace.question)}")
+show_question(trace.question)
 if trace.reference_answer is not None:
     st.caption(f"Reference answer: {inert(trace.reference_answer)}")
 render_fork_comparison(trace)
 resume_controls(trace, prefix="history")
-render_run_view(trace, prefix="history", link=True)
+cancel_control(run_id, prefix="history")
+live_run_view(trace, prefix="history", link=True)
+# A run listed as running that ends shows its end here without a reload.
+watch_running([r.id for r in runs if r.status == "running" and r.id != run_id])
 with st.expander("Copy link"):
     st.caption("This address opens this run, node and tab; copy it with the button on the "
                "right of the box.")
     # the address without its query, as the browser sees it (none in a headless test)
     here = (st.context.url or "").split("?")[0]
     st.code(f"{here}?" + urlencode(dict(st.query_params.items())), language=None)
+    st.caption("For an audience: this run alone, its tree large, a scrubber through its "
+               "time and no editing controls.")
+    st.code(f"{here}?" + urlencode({"run": run_id, "present": 1}), language=None)

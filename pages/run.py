@@ -10,21 +10,23 @@ from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
 from pdr_core.runner import RunJob
-from pdr_core.store import RunNotFound, StoreError
+from pdr_core.store import RunNotFound
 from pdr_core.textfmt import inert
 from ui.code_view import pick_code_problem, run_task
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
-    JOBS,
     chosen_prompts,
     endpoint_or_stop,
     get_store,
+    jobs,
     load_trace,
     make_provider,
-    render_run_view,
+    metric_row,
+    start_job,
 )
 from ui.endpoints import on_bundled_model
+from ui.live_view import live_run_view
 from ui.state import kept, set_kept
 
 METHOD_LABELS = {name: info.label for name, info in METHOD_INFO.items()}
@@ -180,19 +182,21 @@ with st.expander("Budget preview", expanded=True):
         price_out = p2.number_input("Price per 1M output tokens ($)", min_value=0.0,
                                     **kept("price_out", price[1] if price else 0.0))
         estimate = preview(config, question or "", (price_in, price_out))
-        m = st.columns(4)
-        m[0].metric("Calls", estimate.calls)
-        m[1].metric("Worst-case B_seq", f"{estimate.worst_b_seq:,}")
-        m[2].metric("Worst-case B_total", f"{estimate.worst_b_total:,}")
-        m[3].metric("Cost estimate", f"${estimate.cost_usd:,.4f}")
+        metric_row([("Calls", estimate.calls),
+                    ("Worst-case B_seq", f"{estimate.worst_b_seq:,}"),
+                    ("Worst-case B_total", f"{estimate.worst_b_total:,}"),
+                    ("Cost estimate", f"${estimate.cost_usd:,.4f}")])
         st.caption(f"Schedule {', '.join(map(str, config.schedule))}: widths of each round."
                    + (f" The last round is {config.schedule[-1]} wide: its answer is chosen by "
                       f"{config.final_select}." if config.schedule[-1] > 1 else ""))
 
 store = get_store()
-jobs: dict[str, RunJob] = st.session_state.setdefault(JOBS, {})
+# A reloaded tab or a shared link (?run=ID) reattaches to its run, live if it still runs.
+linked = st.query_params.get("run")
+if linked and linked != st.session_state.get(ACTIVE_RUN):
+    st.session_state[ACTIVE_RUN] = linked
 active = st.session_state.get(ACTIVE_RUN)
-job = jobs.get(active) if active else None
+job = jobs().get(active) if active else None
 
 b1, b2 = st.columns([1, 5])
 start = b1.button("Run", type="primary", key="run_button",
@@ -209,51 +213,27 @@ if start:
         except ProviderError as exc:
             st.error(f"Cannot use the endpoint: {exc}")
         else:
-            job = RunJob(store, question, config, provider,
-                         reference=(reference or "").strip() or None,
-                         task=run_task(code_problem))
-            try:
-                job.start()
-            except StoreError as exc:  # a damaged or read-only store: nothing was called
-                st.error(str(exc))
-                job = None
-            else:
-                jobs[job.run_id] = job
-                st.session_state[ACTIVE_RUN] = job.run_id
-                active = job.run_id
+            new_job = RunJob(store, question, config, provider,
+                             reference=(reference or "").strip() or None,
+                             task=run_task(code_problem))
+            if start_job(new_job):
+                job = new_job
+                st.session_state[ACTIVE_RUN] = active = job.run_id
 
 if job is not None and job.running and b2.button("Cancel", key="cancel_button"):
     job.cancel()
     job.wait(timeout=10)
 
-
-timed = job is not None and job.running
-
-
-@st.fragment(run_every=0.5 if timed else None)
-def live_view() -> None:
-    run_id = st.session_state.get(ACTIVE_RUN)
-    if not run_id:
-        return
+if active:
     try:
-        trace = load_trace(run_id)
+        trace = load_trace(active)
     except RunNotFound:
         st.session_state.pop(ACTIVE_RUN, None)
-        return
-    current = st.session_state.get(JOBS, {}).get(run_id)
-    render_run_view(trace, prefix="live")
-    if current is not None and current.error is not None:
-        st.error(inert(f"The run stopped on an unexpected error: {current.error!r}"))
-    in_flight = [n for n in trace.nodes if n.status == "running"]
-    if in_flight:
-        st.subheader("In flight")
-        for node in in_flight:
-            with st.expander(f"{inert(node.id)} · streaming", expanded=len(in_flight) <= 2):
-                st.text(node.text[-2000:] or "…")
-    if timed and trace.status != "running":
-        st.rerun()  # the run ended: draw the whole page once more, without the timer
-
-
-if active:
-    st.divider()
-    live_view()
+        st.query_params.pop("run", None)
+        if linked == active:
+            st.warning(f"The linked run {inert(active)} is not in this store.")
+    else:
+        # The address names the run shown: a reload or the link reattaches to it.
+        st.query_params["run"] = active
+        st.divider()
+        live_run_view(trace, prefix="live")

@@ -126,7 +126,6 @@ class RunJob(LoopThread):
         finally:
             self._ready.set()
 
-
     def wait(self, timeout: float | None = None) -> Trace | None:
         """Block until the run ends; re-raises an unexpected error from the job thread."""
         if self._thread is not None:
@@ -134,3 +133,35 @@ class RunJob(LoopThread):
         if self.error is not None:
             raise self.error
         return self.trace
+
+
+@dataclass
+class JobRegistry:
+    """The runs one process runs, by run id, so that any page or session of the app (a
+    reloaded tab, History) finds a run started elsewhere: its live state, its Cancel.
+
+    Finished jobs stay for their error (a run that stopped unexpectedly says why), the last
+    `keep_finished` of them; running ones always stay."""
+
+    keep_finished: int = 32
+    _jobs: dict[str, RunJob] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self, job: RunJob) -> RunJob:
+        """Start `job` and keep it (StoreError, and nothing kept, when the store cannot be
+        written)."""
+        job.start()
+        with self._lock:
+            self._jobs[job.run_id] = job
+            finished = [k for k, j in self._jobs.items() if not j.running]
+            for run_id in finished[:max(0, len(finished) - self.keep_finished)]:
+                del self._jobs[run_id]
+        return job
+
+    def get(self, run_id: str) -> RunJob | None:
+        with self._lock:
+            return self._jobs.get(run_id)
+
+    def running(self) -> list[RunJob]:
+        with self._lock:
+            return [j for j in self._jobs.values() if j.running]

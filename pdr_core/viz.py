@@ -323,7 +323,7 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
         point = graph.nodes[selected]
         data.append(go.Scatter(
             x=[point["column"]], y=[point["row"]], mode="markers", hoverinfo="skip",
-            showlegend=False, name="selected",
+            showlegend=False, name="selected", meta={"node": selected},
             marker={"symbol": "circle-open", "size": size + 14, "color": SELECTED_COLOR,
                     "line": {"width": 3, "color": SELECTED_COLOR}},
         ))
@@ -363,6 +363,9 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
         showlegend=True,
         legend={"title": {"text": "answers"}, "itemclick": "toggle", "bgcolor": "white"},
         uirevision=trace.id,
+        # A new selected node starts the chart's own selection afresh (the legend is kept):
+        # plotly would otherwise toggle the point clicked last off when it is clicked again.
+        selectionrevision=f"{trace.id}:{selected}",
         xaxis={
             "tickvals": list(range(columns)),
             "ticktext": graph.graph["column_labels"],

@@ -71,3 +71,11 @@ def kill_when(proc: subprocess.Popen, db: Path, calls: int) -> str:
     finally:
         proc.kill()
     return run_id
+
+
+def started_job(at):
+    """The job the app session `at` (an AppTest) started last: runs live in the server
+    process's registry, and the session names the one it shows."""
+    from ui.components import jobs
+
+    return jobs().get(at.session_state["active_run"])

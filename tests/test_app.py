@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import plain
+from conftest import plain, started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
@@ -35,7 +35,7 @@ def start_run(at: AppTest, question: str, reference: str = "", **sliders) -> App
         widget.set_value(value)
     at.run()
     at.button(key="run_button").click().run()
-    [job] = at.session_state["jobs"].values()
+    job = started_job(at)
     job.wait(timeout=30)
     return at.run()
 
@@ -262,7 +262,7 @@ def test_cancel_stops_the_run_and_keeps_finished_nodes(db):
     at.slider(key="depth").set_value(4)
     at.run()
     at.button(key="run_button").click().run()
-    [job] = at.session_state["jobs"].values()
+    job = started_job(at)
     assert job.running
     # the page that started the run may rerun any number of times: the run goes on
     at.run()
@@ -306,7 +306,7 @@ def test_history_resume_button_finishes_an_interrupted_run(db):
     at.switch_page("pages/history.py").run()
     assert any("interrupted" in i.value for i in at.info)
     at.button(key=run_key(summary.id, "history", "resume")).click().run()
-    [job] = at.session_state["jobs"].values()
+    job = started_job(at)
     job.wait(timeout=30)
     at.run()
     assert not at.exception

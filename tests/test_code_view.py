@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import plain
+from conftest import plain, started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.code.executor import ENV_VAR
@@ -51,8 +51,7 @@ def run_humaneval(at: AppTest, execute: bool) -> AppTest:
     at.radio(key="method").set_value("vote").run()
     at.slider(key="width").set_value(2).run()
     at.button(key="run_button").click().run()
-    [job] = at.session_state["jobs"].values()
-    job.wait(timeout=60)
+    started_job(at).wait(timeout=60)
     return at.run()
 
 

@@ -3,7 +3,7 @@
 import asyncio
 from pathlib import Path
 
-from conftest import run_fake
+from conftest import run_fake, started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
@@ -72,8 +72,7 @@ def test_fork_flow_in_the_app(db):
     message.input(message.value.replace("Distill them", "Summarise them tersely")).run()
     at.button(key=f"{key}_fork").click().run()
     assert not at.exception
-    jobs = at.session_state["jobs"]
-    [job] = jobs.values()
+    job = started_job(at)
     child = job.wait(timeout=30)
     assert child.status == "completed" and len(provider.calls) == 2
     assert child.parent_run_id == parent.id

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import plain, run_fake
+from conftest import plain, run_fake, started_job
 from openai_server import OpenAIServer
 from streamlit.testing.v1 import AppTest
 
@@ -179,7 +179,7 @@ def test_fork_and_playground_call_the_runs_recorded_endpoint(db, tmp_path, monke
         at.button(key=f"history_r1-draft-1_{run_id}_pg_send").click().run()
         assert not at.exception and len(recorded.chat_requests) == 1
         at.button(key=f"history_r1-draft-1_{run_id}_fork").click().run()
-        [job] = at.session_state["jobs"].values()
+        job = started_job(at)
         assert job.wait(timeout=30).status == "completed"
         assert len(recorded.chat_requests) == 2 and session.requests == []
         # the explicit override: this session's endpoint (on the same run, not its fork)

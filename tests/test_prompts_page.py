@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from conftest import started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.store import Store
@@ -43,7 +44,7 @@ def test_a_run_records_the_prompt_set_it_used(db):
     at.text_area(key="question").input("What is 4 + 4?")
     at.radio(key="method").set_value("single").run()
     at.button(key="run_button").click().run()
-    [job] = at.session_state["jobs"].values()
+    job = started_job(at)
     trace = job.wait(timeout=30)
     assert trace.nodes[0].messages[-1]["content"] == "Answer only.\nWhat is 4 + 4?"
     assert trace.config["prompts"]["draft"] == "Answer only.\n{question}"

@@ -31,3 +31,13 @@ def publish(node_id: str | None, tab_label: str | None) -> None:
                 st.query_params[name] = value
         elif name in st.query_params:
             del st.query_params[name]
+
+
+def publish_run(run_id: str) -> None:
+    """Put the run shown in the address; a node and tab named there belong to the run
+    named before, so they go when the run changes."""
+    if st.query_params.get("run") != run_id:
+        for name in ("node", "tab"):
+            if name in st.query_params:
+                del st.query_params[name]
+        st.query_params["run"] = run_id
