@@ -11,11 +11,10 @@ from dataclasses import asdict
 import streamlit as st
 
 from pdr_core.benchmarks import BENCHMARKS
-from pdr_core.config import METHOD_INFO, ConfigError
+from pdr_core.config import ConfigError
 from pdr_core.datasets import DIFFICULTIES, KINDS, DatasetError, load_dataset_spec, read_jsonl
 from pdr_core.evaluation import (
     DEFAULT_METHODS,
-    METHOD_ORDER,
     RUN_LINK_SUFFIX,
     EvalError,
     EvalJob,
@@ -27,12 +26,14 @@ from pdr_core.evaluation import (
     estimate,
     list_evaluations,
     load_evaluation,
+    method_order,
     per_problem_table,
     report_json,
     results_csv,
     summarize,
     summary_csv,
 )
+from pdr_core.method_builtins import method_registry
 from pdr_core.preview import known_price
 from pdr_core.providers import ProviderError
 from pdr_core.textfmt import inert
@@ -132,7 +133,7 @@ def choose_problems():
 def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
     return EvalSpec(
         dataset=label,
-        methods=tuple(m for m in METHOD_ORDER if m in st.session_state["eval_methods"]),
+        methods=tuple(m for m in method_order() if m in st.session_state["eval_methods"]),
         widths=tuple(sorted(st.session_state["eval_widths"])),
         depths=tuple(sorted(st.session_state["eval_depths"])),
         max_tokens=tuple(sorted(st.session_state["eval_max_tokens"])),
@@ -152,11 +153,12 @@ jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 problems, label = choose_problems()
 
 c1, c2, c3, c4 = st.columns(4)
-c1.multiselect("Methods", list(METHOD_ORDER), key="eval_methods",
-               help="; ".join(f"{m}: {i.label}" for m, i in METHOD_INFO.items()))
-c2.multiselect(f"Widths ({', '.join(m for m, i in METHOD_INFO.items() if 'width' in i.knobs)})",
+METHODS = method_registry()
+c1.multiselect("Methods", list(method_order()), key="eval_methods",
+               help="; ".join(f"{m}: {i.label}" for m, i in METHODS.items()))
+c2.multiselect(f"Widths ({', '.join(m for m, i in METHODS.items() if i.uses('width'))})",
                WIDTHS, key="eval_widths")
-c3.multiselect(f"Depths ({', '.join(m for m, i in METHOD_INFO.items() if 'depth' in i.knobs)})",
+c3.multiselect(f"Depths ({', '.join(m for m, i in METHODS.items() if i.uses('depth'))})",
                DEPTHS, key="eval_depths")
 c4.multiselect("Max tokens per call", TOKEN_STEPS, key="eval_max_tokens")
 c1, c2, c3, c4 = st.columns(4)

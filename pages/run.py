@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.config import METHOD_INFO, PRESETS, ConfigError, RunConfig
+from pdr_core.config import PRESETS, ConfigError, RunConfig
 from pdr_core.examples import examples
+from pdr_core.method_builtins import method_registry
 from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
 from pdr_core.providers import ProviderError
@@ -27,9 +28,11 @@ from ui.components import (
 )
 from ui.endpoints import on_bundled_model
 from ui.live_view import live_run_view
+from ui.method_settings import method_setting_controls
 from ui.state import kept, set_kept
 
-METHOD_LABELS = {name: info.label for name, info in METHOD_INFO.items()}
+METHODS = method_registry()  # built-ins and installed plugins, by the name a run records
+METHOD_LABELS = {name: info.label for name, info in METHODS.items()}
 DISTILL_HELP = {
     "summary": "One model call writes a summary, cut to κ: agreements, contradictions, "
                "derived facts, unresolved sub-goals, next actions.",
@@ -84,12 +87,12 @@ with left:
 with right:
     method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
                       **kept("method"))
-    knobs = METHOD_INFO[method].knobs
+    declared = METHODS[method]
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
-                           disabled="distill" not in knobs)
+                           disabled=not declared.uses("distill"))
     st.caption(DISTILL_HELP[distill])
     sr_summary = st.checkbox("SR: notes on the previous solution", **kept("sr_summary"),
-                             disabled=method != "sr",
+                             disabled=not declared.uses("sr_summary"),
                              help="SR refines one answer with no distill call; this adds a "
                                   "summary call per round whose notes follow the solution.")
     prompt_sets = get_store().prompt_sets()
@@ -108,11 +111,11 @@ with c1:
     paper = method == "pdr" and preset == "paper"
     width = st.slider("Width M (drafts per round)", 1, 16,
                       **kept("width", default("width")),
-                      disabled="width" not in knobs or paper,
+                      disabled=not declared.uses("width") or paper,
                       help="Parallel generations in every round but the last; rsa: the "
                            "population N; tournament, select: the candidates.")
     depth = st.slider("Depth R (rounds)", 1, 8, **kept("depth", default("depth")),
-                      disabled="depth" not in knobs or paper,
+                      disabled=not declared.uses("depth") or paper,
                       help="Rounds of generation; the last has width 1. rsa: the "
                            "aggregation steps T after the drafts.")
 with c2:
@@ -132,19 +135,19 @@ with c3:
                   help="Used by the top-k and random-k operators; rsa: the candidates K "
                        "each aggregation reads.")
     group = st.slider("Tournament group G", 2, 8, **kept("group", default("group")),
-                      disabled="group" not in knobs,
+                      disabled=not declared.uses("group"),
                       help="Candidates a judge compares at once.")
     votes = st.slider("Tournament judges per group V", 1, 7,
-                      **kept("votes", default("votes")), disabled="votes" not in knobs,
+                      **kept("votes", default("votes")), disabled=not declared.uses("votes"),
                       help="Judge calls per group; the candidate most of them name advances "
                            "(a tie: the earliest).")
     agree = st.slider("Stop when answers agree (0 = never)", 0.0, 1.0, step=0.05,
                       **kept("stop_when_agree", 0.0),
-                      disabled=not METHOD_INFO[method].adaptive,
+                      disabled=not declared.adaptive,
                       help="Stop after the first round whose answers agree at least this "
                            "much (share giving the most common answer).")
     aggregate_last = st.checkbox("RSA: end with one aggregation", **kept("rsa_aggregate"),
-                                 disabled=method != "rsa",
+                                 disabled=not declared.uses("final_select"),
                                  help="Instead of a vote over the last population.")
     temperature = st.slider("Temperature", 0.0, 2.0, step=0.1,
                             **kept("temperature", default("temperature")))
@@ -152,6 +155,7 @@ with c3:
                                 **kept("total_budget"),
                                 help="No call is launched that could take B_total past it.")
 
+own_settings = method_setting_controls(declared)
 config_error = None
 config = None
 try:
@@ -159,15 +163,18 @@ try:
         method=method, width=width, depth=3 if paper else depth, distill=distill, k=k,
         width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
-        sr_summary=bool(sr_summary) and method == "sr",
+        sr_summary=bool(sr_summary) and declared.uses("sr_summary"),
         group=group, votes=votes,
-        stop_when_agree=float(agree) if agree and METHOD_INFO[method].adaptive else None,
-        final_select="aggregate" if aggregate_last and method == "rsa" else "vote",
+        stop_when_agree=float(agree) if agree and declared.adaptive else None,
+        final_select=("aggregate" if aggregate_last and declared.uses("final_select")
+                      else "vote"),
+        method_settings=own_settings,
         distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",
         prompts=chosen_prompts("prompt_set"),
     )
+    config = declared.prepare(config)  # a plugin's own settings, checked and completed
 except ConfigError as exc:
     config_error = str(exc)
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
 from pdr_core.cli_code import NOT_RUN, add_code_flags, allowed, code_problem
+from pdr_core.cli_methods import add_method_flags, method_config, named_methods
 from pdr_core.cli_output import safe_output
 from pdr_core.cli_progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import (
     DISTILLS,
-    FINAL_SELECTS,
     METHODS,
     PRESETS,
     ConfigError,
@@ -29,6 +29,8 @@ from pdr_core.config import (
 )
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
+from pdr_core.method_api import Method
+from pdr_core.method_builtins import method_registry
 from pdr_core.methods import check_question, fork, fork_config, resume, run
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import (
@@ -64,12 +66,8 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         args.method, args.depth = "pdr", 3
         args.schedule = args.schedule or ",".join(map(str, PRESETS["paper"]["width_schedule"]))
     return RunConfig(
-        method=args.method,
-        width=args.width,
-        depth=args.depth,
+        **method_config(args),
         width_schedule=parse_schedule(args.schedule) if args.schedule else None,
-        distill=args.distill,
-        k=args.k,
         max_tokens=args.max_tokens,
         workspace_tokens=args.workspace_tokens,
         distill_max_tokens=args.distill_max_tokens,
@@ -79,11 +77,6 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         concurrency=args.concurrency,
         model=model,
         base_url=base_url,
-        sr_summary=args.sr_summary,
-        final_select=args.final_select,
-        group=args.group,
-        votes=args.votes,
-        stop_when_agree=args.stop_when_agree,
     )
 
 
@@ -462,7 +455,8 @@ def _call_limit_flags(p: argparse.ArgumentParser) -> None:
                         "default 2)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
+    """The parser; `extra`: plugin methods named by reference, whose settings get flags."""
     parser = argparse.ArgumentParser(
         prog="python -m pdr_core",
         description="Run Parallel-Distill-Refine reasoning and inspect the stored runs.",
@@ -479,31 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--question-file", metavar="PATH",
                    help="read the question from this file ('-': standard input)")
     p.add_argument("--answer", help="reference answer, to mark correctness")
-    p.add_argument("--method", choices=METHODS, default="pdr")
-    p.add_argument("--width", "--population", dest="width", type=int, default=4,
-                   help="drafts per round (M); rsa: the population N")
-    p.add_argument("--depth", "--steps", dest="depth", type=int, default=2,
-                   help="rounds (R); rsa: aggregation steps T after the drafts")
+    add_method_flags(p, extra)  # --method and every method's declared settings
     p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
     p.add_argument("--preset", choices=tuple(PRESETS), default="small",
                    help="paper: pdr with the paper's schedule 8,4,1; small (default): the "
                         "flags as given, sized for the bundled model")
-    p.add_argument("--final-select", choices=FINAL_SELECTS, default="vote",
-                   help="how a last round wider than 1 gives the answer (recorded on the run); "
-                        "aggregate (rsa): one more aggregation call writes it")
-    p.add_argument("--distill", choices=DISTILLS, default="summary")
-    p.add_argument("--sr-summary", action="store_true",
-                   help="sr: a summary call writes notes on the previous solution each round")
-    p.add_argument("--k", "--subset", dest="k", type=int, default=2,
-                   help="drafts selected by top-k / random-k; rsa: candidates K each "
-                        "aggregation reads")
-    p.add_argument("--group", type=int, default=2,
-                   help="tournament: candidates per judged group (G)")
-    p.add_argument("--votes", type=int, default=1,
-                   help="tournament: judge calls per group (V); the majority advances")
-    p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
-                   help="pdr, sr, rsa: stop once a round's answers agree at least this much "
-                        "(e.g. 0.8); recorded as stop reason 'converged'")
     p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
     p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
     p.add_argument("--distill-max-tokens", type=int,
@@ -583,7 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "shipped, no network), a JSONL path, gen:KIND:N[:DIFFICULTY]"
                    "[:seed=S] (KIND arith, linear or mod) or hf:NAME[:SPLIT]")
     p.add_argument("--methods", default="single,vote,sr,pdr",
-                   help=f"comma-separated, of {', '.join(METHODS)}")
+                   help=f"comma-separated, of {', '.join(method_registry())}, or a "
+                        "plugin's package.module:function")
     p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
     p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")
     p.add_argument("--max-tokens", default="1024", help="per-call budgets to sweep")
@@ -621,7 +596,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        extra = named_methods(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:  # a --method module:function that cannot be loaded
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args = build_parser(extra).parse_args(argv)
     freeze_startup_objects()
     db = args.db or args.db_top
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -9,31 +10,18 @@ from typing import Any
 from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 
-
-@dataclass(frozen=True)
-class MethodInfo:
-    """What a method is called and which settings it uses (the rest it ignores): the CLI,
-    the Run page and Evaluate's grid read this, never a list of their own."""
-
-    label: str
-    knobs: tuple[str, ...] = ()
-    # Whether it runs several rounds whose answers can agree early (--stop-when-agree).
-    adaptive: bool = False
+# The built-in methods, whose schedules this module works out; their labels and settings
+# are declared in pdr_core.method_builtins. A plugin method is named by its reference,
+# `package.module:function` (see pdr_core.method_api).
+METHODS = ("pdr", "sr", "single", "vote", "rsa", "tournament", "select")
+# Those that run several rounds whose answers can agree early (--stop-when-agree).
+ADAPTIVE_METHODS = ("pdr", "sr", "rsa")
+_METHOD_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-METHOD_INFO: dict[str, MethodInfo] = {
-    "pdr": MethodInfo("PDR (parallel-distill-refine)", ("width", "depth", "distill", "k"),
-                      adaptive=True),
-    "sr": MethodInfo("SR (sequential refinement)", ("depth",), adaptive=True),
-    "single": MethodInfo("Single pass (long chain of thought)"),
-    "vote": MethodInfo("Majority vote (self-consistency)", ("width",)),
-    "rsa": MethodInfo("RSA (recursive self-aggregation)", ("width", "depth", "k"),
-                      adaptive=True),
-    "tournament": MethodInfo("Tournament (judged groups, winners advance)",
-                             ("width", "group", "votes")),
-    "select": MethodInfo("Generative selection (the model picks the best)", ("width",)),
-}
-METHODS = tuple(METHOD_INFO)
+def is_method_ref(name: object) -> bool:
+    """Whether `name` is a plugin method's `package.module:function`."""
+    return isinstance(name, str) and _METHOD_REF.match(name) is not None
 # How a last round wider than 1 yields the final answer; recorded on the run. `aggregate`
 # (rsa only): one more aggregation call over the last population writes the answer.
 FINAL_SELECTS = ("vote", "aggregate")
@@ -111,12 +99,16 @@ class RunConfig:
     votes: int = 1
     # pdr, sr, rsa: stop once a round's answers agree at least this much (None: never).
     stop_when_agree: float | None = None
+    # A plugin method's own settings (those no field above holds), by name.
+    method_settings: dict[str, Any] = field(default_factory=dict, hash=False)
     prompts: PromptSet = field(default_factory=PromptSet)
     schedule: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError("method", self.method, f"one of {', '.join(METHODS)}")
+        if self.method not in METHODS and not is_method_ref(self.method):
+            raise ConfigError("method", self.method, f"one of {', '.join(METHODS)}, or a "
+                              "plugin's package.module:function")
+        self._check_method_settings()
         if self.final_select not in FINAL_SELECTS:
             raise ConfigError("final_select", self.final_select,
                               f"one of {', '.join(FINAL_SELECTS)}")
@@ -163,11 +155,19 @@ class RunConfig:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise ConfigError("stop_when_agree", value,
                               "a share of the round's answers above 0 and at most 1, e.g. 0.8")
-        if not METHOD_INFO[self.method].adaptive:
-            adaptive = ", ".join(m for m, i in METHOD_INFO.items() if i.adaptive)
+        if self.method in METHODS and self.method not in ADAPTIVE_METHODS:
+            # A plugin says whether it can stop early (method_api.Method.prepare checks it).
             raise ConfigError("stop_when_agree", value,
-                              f"unset for {self.method}: only {adaptive} run rounds that can "
-                              "stop early")
+                              f"unset for {self.method}: only {', '.join(ADAPTIVE_METHODS)} "
+                              "run rounds that can stop early")
+
+    def _check_method_settings(self) -> None:
+        settings = self.method_settings
+        if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+            raise ConfigError("method_settings", settings, "an object of settings by name")
+        if settings and self.method in METHODS:
+            raise ConfigError("method_settings", settings,
+                              f"empty: {self.method} keeps its settings in their own fields")
 
     def _resolve_schedule(self) -> tuple[int, ...]:
         explicit = self.width_schedule
@@ -186,6 +186,8 @@ class RunConfig:
             return (self.width,) * (self.depth + 1) + last
         if self.method == "select":
             return (self.width, 1) if self.width > 1 else (1,)
+        if self.method not in METHODS:  # a plugin: one round of `width` as the estimate
+            return (self.width,)
         if self.method == "tournament":
             return (self.width, *tournament_judges(self.width, self.group, self.votes))
         if explicit is None:
@@ -279,6 +281,9 @@ class RunConfig:
             "group": self.group,
             "votes": self.votes,
             "stop_when_agree": self.stop_when_agree,
+            # Only a plugin's runs hold it: older readers and traces see what they knew.
+            **({"method_settings": dict(self.method_settings)} if self.method_settings
+               else {}),
             "prompts": self.prompts.to_dict(),
         }
 

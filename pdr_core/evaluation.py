@@ -28,9 +28,10 @@ import plotly.graph_objects as go
 
 from pdr_core.adaptive import savings
 from pdr_core.answers import answer_match
-from pdr_core.config import METHOD_INFO, METHODS, ConfigError, RunConfig
+from pdr_core.config import ConfigError, RunConfig
 from pdr_core.datasets import Problem, fingerprint
 from pdr_core.events import now_iso
+from pdr_core.method_builtins import get_method, method_registry
 from pdr_core.methods import new_run_id, resume, run
 from pdr_core.preview import preview
 from pdr_core.providers.base import Provider
@@ -41,10 +42,8 @@ from pdr_core.tasks import task_for_problem
 from pdr_core.trace import Trace
 
 FORMAT = "pdr-eval/1"
-# The methods an evaluation runs unless told otherwise (any of config.METHODS may be named).
+# The methods an evaluation runs unless told otherwise (any registered method may be named).
 DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
-# Every method in the order evaluations list them: the baselines and PDR, then the rest.
-METHOD_ORDER = DEFAULT_METHODS + tuple(m for m in METHODS if m not in DEFAULT_METHODS)
 RESULT_COLUMNS = ("problem_id", "method", "width", "depth", "max_tokens", "correct", "oracle",
                   "b_seq", "b_total", "rounds_saved", "tokens_saved", "run_id", "status")
 SUMMARY_COLUMNS = ("method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low",
@@ -117,10 +116,10 @@ class Setting:
     def label(self) -> str:
         """`pdr w4 d2 t512`, naming only what the method uses."""
         parts = [self.method]
-        knobs = METHOD_INFO[self.method].knobs
-        if "width" in knobs:
+        method = get_method(self.method)
+        if method.uses("width"):
             parts.append(f"w{self.width}")
-        if "depth" in knobs:
+        if method.uses("depth"):
             parts.append(f"d{self.depth}")
         parts.append(f"t{self.max_tokens}")
         return " ".join(parts)
@@ -164,8 +163,10 @@ class EvalSpec:
         object.__setattr__(self, "depths", _unique(self.depths, "depth"))
         object.__setattr__(self, "max_tokens", _unique(self.max_tokens, "max_tokens"))
         for method in self.methods:
-            if method not in METHODS:
-                raise ConfigError("methods", method, f"each one of {', '.join(METHODS)}")
+            try:
+                get_method(method)
+            except ConfigError as exc:
+                raise ConfigError("methods", method, f"each {exc.allowed}") from None
         for setting in self.settings():
             self.config(setting)  # raises ConfigError naming the bad value
 
@@ -173,9 +174,9 @@ class EvalSpec:
         """Every distinct arm, in method order."""
         arms: dict[Setting, None] = {}
         for method in self.methods:
-            knobs = METHOD_INFO[method].knobs
-            widths = self.widths if "width" in knobs else (1,)
-            depths = self.depths if "depth" in knobs else (1,)
+            declared = get_method(method)
+            widths = self.widths if declared.uses("width") else (1,)
+            depths = self.depths if declared.uses("depth") else (1,)
             for width in widths:
                 for depth in depths:
                     for max_tokens in self.max_tokens:
@@ -183,20 +184,20 @@ class EvalSpec:
         return list(arms)
 
     def config(self, setting: Setting) -> RunConfig:
-        return RunConfig(
+        return get_method(setting.method).prepare(RunConfig(
             method=setting.method, width=setting.width, depth=setting.depth,
             max_tokens=setting.max_tokens, distill=self.distill, k=self._k(setting),
             workspace_tokens=self.workspace_tokens, temperature=self.temperature,
             seed=self.seed, concurrency=self.run_concurrency, model=self.model,
             base_url=self.base_url,
-            stop_when_agree=(self.stop_when_agree if METHOD_INFO[setting.method].adaptive
+            stop_when_agree=(self.stop_when_agree if get_method(setting.method).adaptive
                              else None),
-        )
+        ))
 
     def _k(self, setting: Setting) -> int:
         # k cannot exceed the narrowest round it selects from (the width, 1 for sr): a grid
         # with widths 2 and 8 and k 4 still runs, with k capped to 2 on the narrow arm.
-        selects = setting.method == "sr" or "k" in METHOD_INFO[setting.method].knobs
+        selects = setting.method == "sr" or get_method(setting.method).uses("k")
         return min(self.k, setting.width) if selects else self.k
 
     def to_dict(self) -> dict[str, Any]:
@@ -617,7 +618,7 @@ def _record_savings(store: Store, evaluation: Evaluation, row: ResultRow) -> Non
     """Fill in what an early stop saved; only runs that may have stopped early (an adaptive
     arm that made fewer calls than planned) are read from the store."""
     spec = evaluation.spec
-    if spec.stop_when_agree is None or not METHOD_INFO[row.method].adaptive:
+    if spec.stop_when_agree is None or not get_method(row.method).adaptive:
         return
     if row.calls >= spec.config(row.setting).calls:
         return
@@ -873,7 +874,15 @@ def parse_methods(text: str) -> tuple[str, ...]:
     """'single,pdr' -> ('single', 'pdr'); raises ConfigError on an unknown method."""
     methods = tuple(part for part in text.replace(" ", "").split(",") if part)
     for method in methods or ("",):
-        if method not in METHODS:
-            raise ConfigError("methods", text, f"comma-separated, each one of "
-                              f"{', '.join(METHODS)}")
+        try:
+            get_method(method)
+        except ConfigError as exc:
+            raise ConfigError("methods", text, f"comma-separated, each {exc.allowed}"
+                              ) from None
     return methods
+
+
+def method_order() -> tuple[str, ...]:
+    """Every registered method in the order evaluations list them: the baselines and PDR,
+    then the other built-ins, then the installed plugins'."""
+    return DEFAULT_METHODS + tuple(m for m in method_registry() if m not in DEFAULT_METHODS)

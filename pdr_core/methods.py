@@ -1,152 +1,29 @@
-"""The methods, as small async stage functions over one engine and one trace format.
+"""Running a method: a run, its resumption and its forks, over one engine and one trace
+format.
 
-- pdr: parallel drafts, distilled into a bounded workspace, refined from it, round by round.
-- sr: sequential refinement, the width-1 case.
-- single: one long call with the whole per-call budget.
-- vote: `width` independent samples and a majority vote (self-consistency).
-- rsa, tournament, select: see pdr_core.methods_rsa and pdr_core.selection.
-
-pdr, sr and rsa stop early once a round's answers agree (`stop_when_agree`, see
-pdr_core.adaptive).
+The methods themselves are async stage functions declared through the method API
+(pdr_core.method_api; the built-ins in pdr_core.method_builtins: pdr and its baselines in
+pdr_core.methods_pdr, rsa in pdr_core.methods_rsa, tournament and select in
+pdr_core.selection) or by a plugin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from pdr_core.adaptive import converged
 from pdr_core.code.executor import execution_allowed
-from pdr_core.code.feedback import feedback_workspace
 from pdr_core.config import ConfigError, RunConfig, default_concurrency
-from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
+from pdr_core.engine import BudgetExhausted, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
-from pdr_core.method_kit import draft_round, select_final, stage_of, user_messages
-from pdr_core.methods_rsa import rsa
-from pdr_core.operators import (
-    Draft,
-    answer_tally,
-    final_vote,
-    format_drafts,
-    select_per_sample,
-    select_random,
-    select_topk,
-)
+from pdr_core.method_builtins import get_method
+from pdr_core.operators import Draft, final_vote
 from pdr_core.prompts import PromptSet, code_prompts
 from pdr_core.providers.base import Message, Provider
-from pdr_core.selection import generative_select, tournament
 from pdr_core.tasks import Task, task_from_record
 from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder, gives_answer
-from pdr_core.workspace import counter_of, extract
-
-
-async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[str, str]:
-    """One summary call over `drafts`: (its node id, the workspace it wrote)."""
-    config = ctx.config
-    user = config.prompts.summary.format(
-        question=ctx.question,
-        drafts=format_drafts(drafts, labelled=False),
-        answer_tally=answer_tally(drafts, ctx.task.key),
-        workspace_tokens=config.workspace_tokens,
-    )
-    spec = CallSpec("distill", round_, 0, [d.node_id for d in drafts],
-                    user_messages(ctx, user), config.distill_budget, config.workspace_tokens)
-    [summary] = await ctx.call_round([spec])
-    return summary.node_id, summary.text
-
-
-async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
-                  generations: int) -> list[tuple[str, str]]:
-    """Workspaces for the next round's generations: (distill node id, workspace text).
-
-    Shared operators return one workspace; per-sample operators one per generation.
-    """
-    config = ctx.config
-    kappa = config.workspace_tokens
-    if config.distill == "summary":
-        return [await summarize(ctx, drafts, round_)]
-    key = ctx.task.key
-    if config.distill in ("topk", "feedback"):
-        selections = [select_topk(drafts, config.k, key)]
-    elif config.distill == "per-sample-topk":
-        selections = select_per_sample(drafts, config.k, generations, key)
-    else:
-        selections = select_random(drafts, config.k, generations, config.seed, round_)
-    workspaces = []
-    for branch, selected in enumerate(selections):
-        if config.distill == "feedback":  # the programs with their test results
-            assert ctx.task.code is not None  # run() refuses feedback on other tasks
-            text, info = await feedback_workspace(selected, ctx.task.code, kappa,
-                                                  counter_of(ctx.provider))
-        else:
-            text, info = await extract(selected, kappa, counter_of(ctx.provider))
-        workspaces.append((ctx.record_extract(round_, branch, selected, text, info), text))
-    return workspaces
-
-
-async def pdr(ctx: RunContext) -> str | None:
-    config = ctx.config
-    drafts, previous = await draft_round(ctx), []
-    for round_ in range(2, config.rounds + 1):
-        if ctx.stopped_on_budget or converged(ctx, drafts, previous):
-            break
-        width = config.schedule[round_ - 1]
-        workspaces = await distill(ctx, drafts, round_ - 1, width)
-        specs = []
-        for branch in range(width):
-            distill_id, workspace = workspaces[branch % len(workspaces)]
-            user = config.prompts.refine.format(question=ctx.question, workspace=workspace)
-            specs.append(CallSpec(stage_of(config, round_), round_, branch, [distill_id],
-                                  user_messages(ctx, user), config.max_tokens))
-        previous, drafts = drafts, await ctx.call_round(specs)
-    return select_final(ctx, drafts)
-
-
-async def sr(ctx: RunContext) -> str | None:
-    """Refine one answer: round r sees the question and the previous solution (once), plus,
-    with `sr_summary`, a summary call's notes on it."""
-    config = ctx.config
-    [candidate] = await draft_round(ctx)
-    previous: list[Draft] = []
-    for round_ in range(2, config.rounds + 1):
-        if ctx.stopped_on_budget or converged(ctx, [candidate], previous):
-            break
-        previous = [candidate]
-        parents, notes = [candidate.node_id], ""
-        if config.sr_summary:
-            distill_id, notes = await summarize(ctx, [candidate], round_ - 1)
-            parents = [distill_id, candidate.node_id]
-        user = config.prompts.sr_refine.format(
-            question=ctx.question, draft=candidate.text, workspace=notes
-        )
-        spec = CallSpec(stage_of(config, round_), round_, 0, parents,
-                        user_messages(ctx, user), config.max_tokens)
-        [candidate] = await ctx.call_round([spec])
-    return candidate.answer
-
-
-async def single(ctx: RunContext) -> str | None:
-    [only] = await draft_round(ctx)
-    return only.answer
-
-
-async def majority(ctx: RunContext) -> str | None:
-    return select_final(ctx, await draft_round(ctx))
-
-
-METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {
-    "pdr": pdr,
-    "sr": sr,
-    "single": single,
-    "vote": majority,
-    "rsa": rsa,
-    "tournament": tournament,
-    "select": generative_select,
-}
-
 
 # A question past this cannot fit any model's context with room to answer.
 MAX_QUESTION_TOKENS = 32_000
@@ -210,7 +87,7 @@ async def run(
     a code task's question is its problem's prompt.
     """
     check_question(question)
-    config = for_task(config, task)
+    config = get_method(config.method).prepare(for_task(config, task))
     builder = TraceBuilder()
     ctx = RunContext(run_id or new_run_id(), question, config, provider, sink or _discard,
                      builder, reuse, task)
@@ -232,6 +109,7 @@ async def resume(trace: Trace, events: list[Event], provider: Provider,
     if trace.status == "completed":
         raise ValueError(f"run {trace.id} is already completed: nothing to resume")
     config = RunConfig.from_dict(trace.config)
+    get_method(config.method)  # a plugin's module that cannot be imported stops it here
     builder = TraceBuilder()
     for event in events:
         builder.apply(event)
@@ -324,9 +202,9 @@ def descendants(trace: Trace, node_id: str) -> set[str]:
 
 
 async def _execute(ctx: RunContext) -> Trace:
-    method = METHODS[ctx.config.method]
+    method = get_method(ctx.config.method)
     try:
-        answer = await method(ctx)
+        answer = await method.run(ctx)
     except asyncio.CancelledError:
         ctx.emit(RunFinished(ctx.run_id, "interrupted", error="cancelled"))
         raise

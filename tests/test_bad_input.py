@@ -21,7 +21,7 @@ from pdr_core.methods import run
 from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
 from pdr_core.providers.openai_compat import OpenAIProvider
 from pdr_core.store import Store, StoreError
-from pdr_core.testing import FakeProvider
+from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,7 +216,10 @@ def test_a_question_too_long_for_the_endpoint_fails_with_its_context_message(ser
     assert len(long_question.encode()) < len(ONE_MB_QUESTION.encode()) // 10
     server.clear()
     server.inject("context_length")
-    provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+    # One shared request for both drafts, as the endpoint is known to honour n: the one
+    # injected refusal answers every call.
+    provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                              memory=KnownCapabilities(server.base_url, "fake-model", n=True))
     trace = asyncio.run(run(long_question, RunConfig(method="vote", width=2), provider,
                             store.writer()))
     assert trace.status == "failed"

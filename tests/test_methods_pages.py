@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from test_app import app, start_run
 
-from pdr_core.config import METHOD_INFO, RunConfig
+from pdr_core.config import RunConfig
+from pdr_core.method_builtins import method_registry
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 
 
 def test_the_method_radio_lists_every_registered_method(db):
     at = app(FakeProvider())
-    assert list(at.radio(key="method").options) == [i.label for i in METHOD_INFO.values()]
+    assert list(at.radio(key="method").options) == [i.label for i in method_registry().values()]
 
 
 @pytest.mark.parametrize("method, knobs, config", [

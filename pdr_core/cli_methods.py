@@ -1,0 +1,98 @@
+"""The command line's method flags, generated from the methods' declared settings.
+
+`--method` takes a registered method's name or a plugin's `package.module:function`; every
+setting a method declares becomes one flag (a setting several methods share, one flag), so
+a plugin's settings appear in `--help` and parse without a change here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from pdr_core.config import is_method_ref
+from pdr_core.method_api import Method, Setting, load_ref
+from pdr_core.method_builtins import get_method, method_registry
+
+
+def named_methods(argv: Sequence[str]) -> tuple[Method, ...]:
+    """Plugin methods `argv` names by reference (`--method pkg.mod:fn`), loaded so that
+    their settings get flags; raises ConfigError when one cannot be loaded."""
+    refs = []
+    for i, arg in enumerate(argv):
+        if arg == "--method" and i + 1 < len(argv):
+            refs.append(argv[i + 1])
+        elif arg.startswith("--method="):
+            refs.append(arg.split("=", 1)[1])
+    known = method_registry()
+    return tuple(load_ref(ref) for ref in refs if is_method_ref(ref) and ref not in known)
+
+
+def _method_type(extra: Sequence[Method]):
+    table = {**method_registry(), **{m.key: m for m in extra}}
+
+    def method(text: str) -> str:
+        if text in table or is_method_ref(text):
+            return text
+        named = [key for key, m in table.items() if m.name == text]
+        if named:
+            return named[0]
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(table)}, or a plugin's "
+            "package.module:function)")
+
+    return method
+
+
+def _users(methods: Sequence[Method]) -> dict[str, tuple[Setting, list[str]]]:
+    """Each declared setting by name (the first declaration wins), with who declares it."""
+    found: dict[str, tuple[Setting, list[str]]] = {}
+    for method in methods:
+        for setting in method.settings:
+            found.setdefault(setting.name, (setting, []))[1].append(method.name)
+    return found
+
+
+def add_method_flags(p: argparse.ArgumentParser, extra: Sequence[Method] = ()) -> None:
+    """`--method` and one flag per declared setting of every method (and of `extra`)."""
+    methods = (*method_registry().values(), *extra)
+    p.add_argument("--method", type=_method_type(extra), default="pdr",
+                   help="a method's name (" + ", ".join(m.name for m in methods)
+                        + "), or a plugin's package.module:function")
+    for setting, users in _users(methods).values():
+        bounds = "" if setting.type is bool or setting.choices else f"; {setting.allowed()}"
+        default_text = "" if setting.default is None else f", default {setting.default}"
+        help_text = (f"{setting.help} [{', '.join(users)}{bounds}{default_text}]"
+                     .replace("%", "%%"))
+        # A plugin's own setting defaults to None: unset, the method's declared default.
+        default = setting.default if setting.stored_in_config else None
+        names = dict(dest=setting.name, default=default, help=help_text)
+        if setting.type is bool:
+            p.add_argument(*setting.flags, action="store_true", **names)
+        elif setting.choices:
+            p.add_argument(*setting.flags, choices=setting.choices, **names)
+        else:
+            p.add_argument(*setting.flags, type=setting.type, metavar=setting.name.upper(),
+                           **names)
+
+
+def method_config(args: argparse.Namespace) -> dict[str, Any]:
+    """RunConfig keyword arguments for `args.method`: every generated flag's value that a
+    RunConfig field holds, and the method's own settings as `method_settings`."""
+    method = get_method(args.method)
+    kwargs: dict[str, Any] = {"method": method.key}
+    for setting, _ in _users(method_registry().values()).values():
+        if setting.stored_in_config:  # the built-ins' fields keep their values as given
+            kwargs[setting.name] = getattr(args, setting.name)
+    own = {}
+    for setting in method.settings:
+        value = getattr(args, setting.name, None)
+        if setting.stored_in_config:
+            kwargs[setting.name] = value
+        elif value is not None:
+            own[setting.name] = value
+    if own:
+        kwargs["method_settings"] = own
+    return kwargs
+

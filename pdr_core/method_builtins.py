@@ -1,0 +1,86 @@
+"""The built-in methods, declared through the method API, and the registry of all methods.
+
+Their settings are RunConfig fields, so a setting's default is that field's default, read
+from the dataclass, never written again here. The registry is the built-ins followed by the
+methods installed packages register under the entry point group `pdr_inspector.methods`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from functools import lru_cache
+from typing import Any
+
+from pdr_core.config import DISTILLS, FINAL_SELECTS, MAX_DEPTH, MAX_WIDTH, RunConfig
+from pdr_core.method_api import Method, Setting, discover, lookup, registry
+from pdr_core.methods_pdr import majority, pdr, single, sr
+from pdr_core.methods_rsa import rsa
+from pdr_core.selection import generative_select, tournament
+
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
+
+
+def _field(name: str, kind: type, **declared: Any) -> Setting:
+    """A setting stored in the RunConfig field `name`, with that field's default."""
+    return Setting(name, kind, _DEFAULTS[name], **declared)
+
+
+WIDTH = _field("width", int, low=1, high=MAX_WIDTH, aliases=("--population",),
+               label="Width M (drafts per round)",
+               help="drafts per round (M); rsa: the population N; tournament, select: the "
+                    "candidates")
+DEPTH = _field("depth", int, low=1, high=MAX_DEPTH, aliases=("--steps",),
+               label="Depth R (rounds)",
+               help="rounds (R), the last of width 1; rsa: aggregation steps T after the "
+                    "drafts")
+K = _field("k", int, low=1, high=MAX_WIDTH, aliases=("--subset",),
+           label="k (drafts per workspace)",
+           help="drafts selected by top-k / random-k; rsa: candidates K each aggregation "
+                "reads")
+DISTILL = _field("distill", str, choices=DISTILLS, label="Distill operator",
+                 help="how a round's drafts become the next round's workspace")
+SR_SUMMARY = _field("sr_summary", bool, label="SR: notes on the previous solution",
+                    help="sr: a summary call writes notes on the previous solution each round")
+FINAL_SELECT = _field("final_select", str, choices=FINAL_SELECTS,
+                      label="How the last round's answer is chosen",
+                      help="how a last round wider than 1 gives the answer (recorded on the "
+                           "run); aggregate (rsa): one more aggregation call writes it")
+GROUP = _field("group", int, low=2, high=MAX_WIDTH, label="Tournament group G",
+               help="tournament: candidates per judged group (G)")
+VOTES = _field("votes", int, low=1, high=64, label="Tournament judges per group V",
+               help="tournament: judge calls per group (V); the majority advances")
+# Declaring it is what makes a method adaptive: it may stop once a round's answers agree.
+STOP_WHEN_AGREE = _field("stop_when_agree", float, low=0.0, high=1.0,
+                         label="Stop when answers agree (0 = never)",
+                         help="stop once a round's answers agree at least this much (e.g. "
+                              "0.8); recorded as stop reason 'converged'")
+
+BUILTINS = (
+    Method("pdr", "PDR (parallel-distill-refine)", pdr,
+           (WIDTH, DEPTH, DISTILL, K, STOP_WHEN_AGREE)),
+    Method("sr", "SR (sequential refinement)", sr, (DEPTH, SR_SUMMARY, STOP_WHEN_AGREE)),
+    Method("single", "Single pass (long chain of thought)", single),
+    Method("vote", "Majority vote (self-consistency)", majority, (WIDTH,)),
+    Method("rsa", "RSA (recursive self-aggregation)", rsa,
+           (WIDTH, DEPTH, K, FINAL_SELECT, STOP_WHEN_AGREE)),
+    Method("tournament", "Tournament (judged groups, winners advance)", tournament,
+           (WIDTH, GROUP, VOTES)),
+    Method("select", "Generative selection (the model picks the best)", generative_select,
+           (WIDTH,)),
+)
+
+
+@lru_cache(maxsize=1)
+def method_registry() -> dict[str, Method]:
+    """Every method this installation knows, by the name a run records: the built-ins,
+    then the installed plugins'. Cached: `method_registry.cache_clear()` looks again."""
+    return registry(BUILTINS, discover())
+
+
+_BUILTIN = {m.name: m for m in BUILTINS}
+
+
+def get_method(name: str) -> Method:
+    """The method `name`: registered, or imported from its `package.module:function`. A
+    built-in is found without looking for plugins."""
+    return _BUILTIN.get(name) or lookup(method_registry(), name)
