@@ -23,6 +23,7 @@ from pdr_core.config import (
     FINAL_SELECTS,
     METHODS,
     PRESETS,
+    SELECTIONS,
     ConfigError,
     RunConfig,
     parse_schedule,
@@ -80,6 +81,7 @@ def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
         base_url=base_url,
         sr_summary=args.sr_summary,
         final_select=args.final_select,
+        selection=args.selection,
         group=args.group,
         votes=args.votes,
         stop_when_agree=args.stop_when_agree,
@@ -478,8 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "flags as given, sized for the bundled model")
     p.add_argument("--final-select", choices=FINAL_SELECTS, default="vote",
                    help="how a last round wider than 1 gives the answer (recorded on the run); "
-                        "aggregate (rsa): one more aggregation call writes it")
+                        "aggregate (rsa): one more aggregation call writes it; verify: the "
+                        "model scores each draft (one call each), the best-scored wins")
     p.add_argument("--distill", choices=DISTILLS, default="summary")
+    p.add_argument("--select", dest="selection", choices=SELECTIONS, default="consensus",
+                   help="how topk and per-sample-topk rank drafts: consensus (answer "
+                        "clusters, this tool's heuristic) or verify (the model scores each "
+                        "draft, one call each)")
     p.add_argument("--sr-summary", action="store_true",
                    help="sr: a summary call writes notes on the previous solution each round")
     p.add_argument("--k", "--subset", dest="k", type=int, default=2,

@@ -23,13 +23,14 @@ from pdr_core.code.feedback import feedback_workspace
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.engine import BudgetExhausted, CallSpec, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
-from pdr_core.method_kit import draft_round, select_final, stage_of, user_messages
+from pdr_core.method_kit import draft_round, stage_of, user_messages
 from pdr_core.methods_rsa import rsa
 from pdr_core.operators import (
     Draft,
     answer_tally,
     final_vote,
     format_drafts,
+    rank_drafts,
     select_per_sample,
     select_random,
     select_topk,
@@ -40,6 +41,7 @@ from pdr_core.selection import generative_select, tournament
 from pdr_core.tasks import Task, task_from_record
 from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder, gives_answer
+from pdr_core.verify import rank_verified, ranking_record, select_final
 from pdr_core.workspace import counter_of, extract
 
 
@@ -69,10 +71,14 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
     if config.distill == "summary":
         return [await summarize(ctx, drafts, round_)]
     key = ctx.task.key
+    ranked, verified, ranking = rank_drafts(drafts, key), [], None
+    if config.selection == "verify":  # the model's scores rank the drafts, not consensus
+        ranked, scores, verified = await rank_verified(ctx, drafts, round_)
+        ranking = ranking_record(ranked, scores)
     if config.distill in ("topk", "feedback"):
-        selections = [select_topk(drafts, config.k, key)]
+        selections = [select_topk(ranked, config.k)]
     elif config.distill == "per-sample-topk":
-        selections = select_per_sample(drafts, config.k, generations, key)
+        selections = select_per_sample(ranked, config.k, generations)
     else:
         selections = select_random(drafts, config.k, generations, config.seed, round_)
     workspaces = []
@@ -83,7 +89,10 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
                                                   counter_of(ctx.provider))
         else:
             text, info = await extract(selected, kappa, counter_of(ctx.provider))
-        workspaces.append((ctx.record_extract(round_, branch, selected, text, info), text))
+        if ranking is not None:
+            info = {**info, "ranking": ranking}
+        node_id = ctx.record_extract(round_, branch, selected, text, info, verified)
+        workspaces.append((node_id, text))
     return workspaces
 
 
@@ -102,7 +111,7 @@ async def pdr(ctx: RunContext) -> str | None:
             specs.append(CallSpec(stage_of(config, round_), round_, branch, [distill_id],
                                   user_messages(ctx, user), config.max_tokens))
         previous, drafts = drafts, await ctx.call_round(specs)
-    return select_final(ctx, drafts)
+    return await select_final(ctx, drafts)
 
 
 async def sr(ctx: RunContext) -> str | None:
@@ -134,7 +143,7 @@ async def single(ctx: RunContext) -> str | None:
 
 
 async def majority(ctx: RunContext) -> str | None:
-    return select_final(ctx, await draft_round(ctx))
+    return await select_final(ctx, await draft_round(ctx))
 
 
 METHODS: dict[str, Callable[[RunContext], Awaitable[str | None]]] = {

@@ -21,11 +21,12 @@ from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
 from pdr_core.replay import duration, trace_at
+from pdr_core.scores import verify_flags
 from pdr_core.selection import fell_back
 from pdr_core.store import Store, StoreError, default_db_path
 from pdr_core.tasks import answer_text, final_tests
 from pdr_core.textfmt import inert, model_markdown
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
 from pdr_core.workspace import workspace_flags, workspace_summary
 from ui.code_view import code_diff_block, is_program, render_final_program, render_tests
@@ -375,7 +376,9 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
         for flag in workspace_flags(node):
             if not flag.startswith("cut at kappa"):
                 st.warning(inert(flag[:1].upper() + flag[1:] + "."))
-    if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
+    for flag in verify_flags(node):
+        st.warning(inert(flag[:1].upper() + flag[1:] + "."))
+    if node.status == "ok" and node.call and gives_answer(node.stage) and node.answer is None:
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
         st.error(inert(f"This call failed ({node.error_kind}): {node.error}"))
