@@ -309,14 +309,14 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_baseline(args: argparse.Namespace, store: Store) -> int:
     """A single pass at the run's B_seq, on the run's own endpoint; prints the new run."""
-    from pdr_core.baseline import baseline_config
+    from pdr_core.baseline import BASELINE_TAG, baseline_config, baseline_name
 
     source = store.get_trace(store.resolve_id(args.run_id))
     config, note = baseline_config(source, args.context_tokens)
     provider = _provider_for(args, source.config)
     print(f"single pass at B_seq {source.budget.b_seq:,} of run {source.id}"
           + (f"; {note}" if note else ""), file=sys.stderr)
-    writer = store.writer(name=f"baseline of {source.id}", tags=("baseline",))
+    writer = store.writer(name=baseline_name(source.id), tags=(BASELINE_TAG,))
     trace = asyncio.run(run(source.question, config, provider, writer,
                             reference=source.reference_answer))
     return _finish(trace, args)

@@ -29,6 +29,7 @@ from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.viz import answer_flow_figure, budget_table, timeline_figure, tree_figure
 from pdr_core.workspace import workspace_flags, workspace_summary
+from ui.baseline import render_baseline
 from ui.code_view import code_diff_block, is_program, render_final_program, render_tests
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,
@@ -271,6 +272,7 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     render_header(trace)
     if trace.status != "running" and trace.nodes:
         render_replay(trace, prefix)
+    render_baseline(trace, prefix, get_store(), _start_job)
     ids = [n.id for n in trace.nodes]
     picker_key = run_key(trace.id, prefix, "node")
     tree_fig, flow_fig, timeline_fig = run_figures(trace)
@@ -413,16 +415,23 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
     return st.session_state.get(tab_key) if link else None
 
 
-def _start_job(job) -> None:
-    """Start a job, keep it in this session, and watch it live on the Run page."""
+def keep_job(job) -> bool:
+    """Start a job and keep it in this session; False (the reason shown) when the store
+    cannot take it."""
     try:
         job.start()
     except StoreError as exc:  # a damaged or read-only store: nothing was called
         st.error(str(exc))
-        return
+        return False
     st.session_state.setdefault(JOBS, {})[job.run_id] = job
-    st.session_state[ACTIVE_RUN] = job.run_id
-    st.switch_page("pages/run.py")
+    return True
+
+
+def _start_job(job) -> None:
+    """Start a job, keep it in this session, and watch it live on the Run page."""
+    if keep_job(job):
+        st.session_state[ACTIVE_RUN] = job.run_id
+        st.switch_page("pages/run.py")
 
 
 def render_fork(trace: Trace, node: Node, prefix: str) -> None:
