@@ -391,6 +391,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         base_url=provider.base_url, name=args.name or "",
         stop_when_agree=args.stop_when_agree,
         execute_code=code is not None and allowed(args),
+        matched_bseq=args.matched_bseq,
     )
     try:
         evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
@@ -588,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
                    help="pdr, sr, rsa arms stop once a round's answers agree at least this "
                         "much; results.csv says what it saved")
+    p.add_argument("--matched-bseq", action="store_true",
+                   help="add, per problem and pdr/sr arm, a single pass whose max tokens is "
+                        "that arm's B_seq on the problem (the paper's matched comparison)")
     p.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.add_argument("--eval-id", help="resume this evaluation (default: a new id)")

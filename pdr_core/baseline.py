@@ -35,8 +35,11 @@ def baseline_config(trace: Trace, context_tokens: int | None = None
             note = (f"capped at {room:,} tokens by the model's context of {context_tokens:,}: "
                     f"below the run's B_seq of {b_seq:,}")
     fields = source.to_dict()
+    # What only a several-call method takes is reset: a single pass has nothing to stop
+    # early, verify or select among.
     fields.update(method="single", max_tokens=max_tokens, total_budget=None,
-                  width_schedule=None, sr_summary=False)
+                  width_schedule=None, sr_summary=False, stop_when_agree=None,
+                  final_select="vote", selection="consensus")
     return RunConfig.from_dict(fields), note
 
 
