@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.config import METHOD_INFO, PRESETS, ConfigError, RunConfig
+from pdr_core.config import (
+    FINAL_VERIFY_METHODS,
+    METHOD_INFO,
+    PRESETS,
+    RANKED,
+    SELECTIONS,
+    ConfigError,
+    RunConfig,
+)
 from pdr_core.examples import examples
 from pdr_core.methods import check_question
 from pdr_core.preview import known_price, preview
@@ -86,6 +94,16 @@ with right:
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
                            disabled="distill" not in knobs)
     st.caption(DISTILL_HELP[distill])
+    selection = st.radio("Top-k ranking", SELECTIONS, horizontal=True,
+                         **kept("selection", "consensus"),
+                         disabled=method != "pdr" or distill not in RANKED,
+                         help="consensus: by answer clusters (this tool's heuristic); verify: "
+                              "the model scores each draft, one call per draft.")
+    verify_last = st.checkbox("Final selection by verify", **kept("final_verify", False),
+                              disabled=method not in FINAL_VERIFY_METHODS,
+                              help="A last round wider than 1: the model scores each draft "
+                                   "(one call each) and the best-scored answer wins, instead "
+                                   "of a majority vote.")
     sr_summary = st.checkbox("SR: notes on the previous solution", **kept("sr_summary"),
                              disabled=method != "sr",
                              help="SR refines one answer with no distill call; this adds a "
@@ -160,7 +178,9 @@ try:
         sr_summary=bool(sr_summary) and method == "sr",
         group=group, votes=votes,
         stop_when_agree=float(agree) if agree and METHOD_INFO[method].adaptive else None,
-        final_select="aggregate" if aggregate_last and method == "rsa" else "vote",
+        final_select="aggregate" if aggregate_last and method == "rsa" else
+        "verify" if verify_last and method in FINAL_VERIFY_METHODS else "vote",
+        selection=selection if method == "pdr" and distill in RANKED else "consensus",
         distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),
         model=settings.model or "", base_url=settings.base_url or "",

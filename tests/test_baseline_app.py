@@ -92,3 +92,15 @@ def test_compare_starts_a_capped_baseline_with_a_note_and_shows_it_beside_its_ru
     assert at.selectbox(key="compare_b").value == job.run_id
     assert any("Run B is the matched-budget baseline of run A" in n
                and "capped below" in n for n in _notices(at))
+
+
+def test_the_baseline_of_an_adaptive_verified_run_is_a_plain_single_pass(tmp_path):
+    from pdr_core.testing import FakeProvider
+
+    config = RunConfig(method="pdr", width=2, depth=2, distill="topk", k=1,
+                       selection="verify", stop_when_agree=0.9)
+    source = asyncio.run(run("What is 6 * 7?", config, FakeProvider(), reference="42"))
+    baseline, note = baseline_config(source)
+    assert note is None and baseline.method == "single"
+    assert baseline.max_tokens == source.budget.b_seq and baseline.calls == 1
+    assert (baseline.stop_when_agree, baseline.selection) == (None, "consensus")

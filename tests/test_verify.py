@@ -160,3 +160,24 @@ def test_select_and_final_select_verify_from_the_cli(tmp_path):
         refused = cli("run", QUESTION, "--select", "verify", *endpoint, db=db)
         assert refused.returncode != 0 and "selection='verify' is invalid" in refused.stderr
         assert sum(_is_verify(r["body"]["messages"]) for r in server.chat_requests) == 8
+
+
+def test_the_run_page_runs_verify_selection_and_shows_the_scores(db):
+    from test_app import app, start_run
+
+    from pdr_core.store import Store
+
+    at = app(FakeProvider(answer=verifier))
+    at.radio(key="method").set_value("pdr").run()
+    at.selectbox(key="distill").set_value("topk").run()
+    at.slider(key="k").set_value(2).run()
+    at.radio(key="selection").set_value("verify").run()
+    config = RunConfig(method="pdr", width=4, depth=2, distill="topk", k=2,
+                       selection="verify")
+    assert [m.value for m in at.metric if m.label == "Calls"] == [str(config.calls)]
+    start_run(at, QUESTION, "52")
+    assert not at.exception, at.exception
+    [stored] = Store(db).list_runs()
+    trace = Store(db).get_trace(stored.id)
+    assert trace.config["selection"] == "verify" and trace.budget.calls == config.calls
+    assert trace.node("r1-distill-0").parent_ids[:2] == ["r1-draft-1", "r1-draft-3"]
