@@ -6,11 +6,15 @@ from typing import Any
 
 import streamlit as st
 
+from pdr_core.baseline import matched_note, source_of
 from pdr_core.compare import NodeSide, StageStats, compare, final_outputs, stage_figure
 from pdr_core.diffs import diff_html, diff_stats
 from pdr_core.store import RunNotFound
 from pdr_core.textfmt import inert, model_markdown
-from ui.components import STATUS_BADGE, get_store, load_trace, short
+from ui.baseline import render_baseline
+from ui.components import STATUS_BADGE, get_store, load_trace, short, start_job
+
+PENDING = "compare_pending"  # (A, B) to show on the next draw
 
 st.title("Compare runs")
 store = get_store()
@@ -27,6 +31,10 @@ labels = {
     for r in runs
 }
 ids = list(labels)
+# A baseline started here opens beside its source run (set before the pickers are drawn).
+pending = st.session_state.pop(PENDING, None)
+if pending and all(run_id in labels for run_id in pending):
+    st.session_state["compare_a"], st.session_state["compare_b"] = pending
 left, right = st.columns(2)
 # A is the baseline (the older of the two newest runs), B the newer: the diff reads A -> B.
 a_id = left.selectbox("Run A (baseline)", ids, index=1, format_func=labels.get, key="compare_a")
@@ -47,6 +55,15 @@ else:
     st.warning("The two runs answer different questions.")
     st.markdown(f"**A:** {model_markdown(trace_a.question)}")
     st.markdown(f"**B:** {model_markdown(trace_b.question)}")
+
+
+def _beside(source_id: str):
+    """Start a baseline job and show it here, as run B beside its source as run A."""
+    def start(job) -> None:
+        if start_job(job):
+            st.session_state[PENDING] = (source_id, job.run_id)
+            st.rerun()
+    return start
 
 
 def _text(value: Any) -> str:
@@ -98,6 +115,19 @@ outcome = [
 ]
 st.dataframe([{"": label, "A": _text(a), "B": _text(b)} for label, a, b in outcome],
              hide_index=True, key="compare_results")
+
+# --- matched-budget baseline ----------------------------------------------------------------
+names = {r.id: r.name for r in runs}
+for name, source, other, baseline in (("B", trace_a, "A", trace_b), ("A", trace_b, "B", trace_a)):
+    if source_of(names.get(baseline.id)) == source.id:
+        st.info(inert(f"Run {name} is the matched-budget baseline of run {other}: "
+                      f"{matched_note(source, baseline)}."))
+        break
+else:
+    for name, trace in (("A", trace_a), ("B", trace_b)):
+        if source_of(names.get(trace.id)) is None:
+            st.caption(f"Run {name}:")
+            render_baseline(trace, f"compare_{name.lower()}", store, _beside(trace.id))
 
 # --- aligned nodes --------------------------------------------------------------------------
 st.subheader("Nodes, aligned by round, stage and branch")

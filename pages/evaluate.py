@@ -55,7 +55,8 @@ FORM = {"eval_source": "Generator", "eval_benchmark": BENCHMARKS[0].name,
         "eval_gen_difficulty": "medium", "eval_gen_seed": 0, "eval_path": "",
         "eval_limit": 0, "eval_methods": list(DEFAULT_METHODS), "eval_widths": [4],
         "eval_depths": [2], "eval_max_tokens": [1024], "eval_distill": "summary",
-        "eval_concurrency": 4, "eval_name": "", "eval_id_input": ""}
+        "eval_concurrency": 4, "eval_name": "", "eval_id_input": "",
+        "eval_matched_bseq": False}
 
 
 def restore_form() -> None:
@@ -139,6 +140,7 @@ def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
         max_tokens=tuple(sorted(st.session_state["eval_max_tokens"])),
         distill=st.session_state["eval_distill"], model=model, base_url=base_url,
         name=st.session_state["eval_name"].strip(),
+        matched_bseq=st.session_state["eval_matched_bseq"],
     )
 
 
@@ -171,6 +173,10 @@ c3.text_input("Name (optional)", key="eval_name")
 c4.text_input("Evaluation id (optional)", key="eval_id_input",
               help="An id already stored resumes that evaluation: its completed runs are "
                    "kept, failed and missing ones run.")
+st.checkbox("Matched B_seq: a single pass at each PDR / SR arm's B_seq", key="eval_matched_bseq",
+            help="Per problem and PDR or SR arm, one more run: a single pass whose max tokens "
+                 "is that arm's B_seq on the problem, run once the arm's run is done. The "
+                 "paper's central comparison; shown as its own dashed line in the figure.")
 keep_form()
 
 spec = None

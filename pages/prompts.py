@@ -19,6 +19,7 @@ STAGE_HELP = {
     "judge": "Tournament: a judge compares one group's candidates and names the best by its "
              "number.",
     "select": "Generative selection: the model reads every candidate and names the best.",
+    "verify": "Verify selection: the model scores one draft from 0 to 10 (one call per draft).",
 }
 
 st.title("Prompts")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.config import PRESETS, ConfigError, RunConfig
+from pdr_core.config import (
+    FINAL_VERIFY_METHODS,
+    PRESETS,
+    RANKED,
+    SELECTIONS,
+    ConfigError,
+    RunConfig,
+)
 from pdr_core.examples import examples
 from pdr_core.method_builtins import method_registry
 from pdr_core.methods import check_question
@@ -91,6 +98,16 @@ with right:
     distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
                            disabled=not declared.uses("distill"))
     st.caption(DISTILL_HELP[distill])
+    selection = st.radio("Top-k ranking", SELECTIONS, horizontal=True,
+                         **kept("selection", "consensus"),
+                         disabled=method != "pdr" or distill not in RANKED,
+                         help="consensus: by answer clusters (this tool's heuristic); verify: "
+                              "the model scores each draft, one call per draft.")
+    verify_last = st.checkbox("Final selection by verify", **kept("final_verify", False),
+                              disabled=method not in FINAL_VERIFY_METHODS,
+                              help="A last round wider than 1: the model scores each draft "
+                                   "(one call each) and the best-scored answer wins, instead "
+                                   "of a majority vote.")
     sr_summary = st.checkbox("SR: notes on the previous solution", **kept("sr_summary"),
                              disabled=not declared.uses("sr_summary"),
                              help="SR refines one answer with no distill call; this adds a "
@@ -166,8 +183,9 @@ try:
         sr_summary=bool(sr_summary) and declared.uses("sr_summary"),
         group=group, votes=votes,
         stop_when_agree=float(agree) if agree and declared.adaptive else None,
-        final_select=("aggregate" if aggregate_last and declared.uses("final_select")
-                      else "vote"),
+        final_select="aggregate" if aggregate_last and method == "rsa" else
+        "verify" if verify_last and method in FINAL_VERIFY_METHODS else "vote",
+        selection=selection if method == "pdr" and distill in RANKED else "consensus",
         method_settings=own_settings,
         distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),

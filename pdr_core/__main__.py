@@ -312,14 +312,14 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_baseline(args: argparse.Namespace, store: Store) -> int:
     """A single pass at the run's B_seq, on the run's own endpoint; prints the new run."""
-    from pdr_core.baseline import baseline_config
+    from pdr_core.baseline import BASELINE_TAG, baseline_config, baseline_name
 
     source = store.get_trace(store.resolve_id(args.run_id))
     config, note = baseline_config(source, args.context_tokens)
     provider = _provider_for(args, source.config, store)
     print(f"single pass at B_seq {source.budget.b_seq:,} of run {source.id}"
           + (f"; {note}" if note else ""), file=sys.stderr)
-    writer = store.writer(name=f"baseline of {source.id}", tags=("baseline",))
+    writer = store.writer(name=baseline_name(source.id), tags=(BASELINE_TAG,))
     trace = asyncio.run(run(source.question, config, provider, writer,
                             reference=source.reference_answer))
     return _finish(trace, args)
@@ -394,6 +394,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         base_url=provider.base_url, name=args.name or "",
         stop_when_agree=args.stop_when_agree,
         execute_code=code is not None and allowed(args),
+        matched_bseq=args.matched_bseq,
     )
     try:
         evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
@@ -570,6 +571,9 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
                    help="pdr, sr, rsa arms stop once a round's answers agree at least this "
                         "much; results.csv says what it saved")
+    p.add_argument("--matched-bseq", action="store_true",
+                   help="add, per problem and pdr/sr arm, a single pass whose max tokens is "
+                        "that arm's B_seq on the problem (the paper's matched comparison)")
     p.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.add_argument("--eval-id", help="resume this evaluation (default: a new id)")

@@ -24,7 +24,14 @@ def is_method_ref(name: object) -> bool:
     return isinstance(name, str) and _METHOD_REF.match(name) is not None
 # How a last round wider than 1 yields the final answer; recorded on the run. `aggregate`
 # (rsa only): one more aggregation call over the last population writes the answer.
-FINAL_SELECTS = ("vote", "aggregate")
+# `verify`: the model scores each draft of the last round (one call each); the best wins.
+FINAL_SELECTS = ("vote", "aggregate", "verify")
+# Methods whose last round can leave several drafts for a final selection to choose from.
+FINAL_VERIFY_METHODS = ("pdr", "vote", "rsa")
+# How topk and per-sample-topk rank drafts: `consensus` (answer clusters, this tool's
+# heuristic, see pdr_core.operators) or `verify` (the model scores each draft, one call each).
+SELECTIONS = ("consensus", "verify")
+RANKED = ("topk", "per-sample-topk")
 # Named starting points: the paper's example schedule, and a small one for the bundled model.
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"method": "pdr", "width": 4, "depth": 2},
@@ -94,6 +101,7 @@ class RunConfig:
     base_url: str = ""
     sr_summary: bool = False
     final_select: str = "vote"
+    selection: str = "consensus"
     # tournament: candidates per group, and judge calls per group (the majority wins).
     group: int = 2
     votes: int = 1
@@ -115,6 +123,7 @@ class RunConfig:
         if self.final_select == "aggregate" and self.method != "rsa":
             raise ConfigError("final_select", self.final_select,
                               f"vote: only rsa ends with an aggregation, not {self.method}")
+        self._check_selection()
         if self.distill not in DISTILLS:
             raise ConfigError("distill", self.distill, f"one of {', '.join(DISTILLS)}")
         _check_int("width", self.width, 1, MAX_WIDTH)
@@ -147,6 +156,28 @@ class RunConfig:
             object.__setattr__(self, "concurrency", default_concurrency(self.schedule))
         _check_int("concurrency", self.concurrency, 1, 4096)
         self._check_k()
+
+    def _check_selection(self) -> None:
+        if self.final_select == "verify" and self.method not in FINAL_VERIFY_METHODS:
+            raise ConfigError("final_select", "verify",
+                              f"vote: {self.method} ends with one answer, there is nothing to "
+                              f"verify among (verify applies to {', '.join(FINAL_VERIFY_METHODS)})")
+        if self.selection not in SELECTIONS:
+            raise ConfigError("selection", self.selection, f"one of {', '.join(SELECTIONS)}")
+        if self.selection == "verify" and (self.method != "pdr" or self.distill not in RANKED):
+            raise ConfigError("selection", "verify",
+                              f"consensus, or verify with method pdr and distill "
+                              f"{' or '.join(RANKED)} (the operators that rank drafts)")
+
+    @property
+    def verify_calls(self) -> int:
+        """Verification calls of a complete run: one per draft of every round whose drafts
+        are ranked by verify, and one per draft of a last round wider than 1 under a final
+        selection by verify."""
+        ranked = sum(self.schedule[:-1]) if self.selection == "verify" else 0
+        last = self.schedule[-1] if self.final_select == "verify" and self.schedule[-1] > 1 \
+            else 0
+        return ranked + last
 
     def _check_stop_when_agree(self) -> None:
         value = self.stop_when_agree
@@ -255,7 +286,7 @@ class RunConfig:
     def calls(self) -> int:
         """Number of model calls a complete run makes."""
         distill_calls = self.rounds - 1 if self.summary_calls else 0
-        return sum(self.schedule) + distill_calls
+        return sum(self.schedule) + distill_calls + self.verify_calls
 
     def to_dict(self) -> dict[str, Any]:
         """The `config` object of a pdr-trace/1 trace."""
@@ -278,6 +309,7 @@ class RunConfig:
             "base_url": self.base_url,
             "sr_summary": self.sr_summary,
             "final_select": self.final_select,
+            "selection": self.selection,
             "group": self.group,
             "votes": self.votes,
             "stop_when_agree": self.stop_when_agree,

@@ -322,13 +322,15 @@ class RunContext:
         return survivors
 
     def record_extract(self, round_: int, branch: int, selected: Sequence[Draft],
-                       workspace: str, info: dict | None = None) -> str:
-        """An extractive workspace as a distill node: no call, parents = its drafts."""
+                       workspace: str, info: dict | None = None,
+                       verified: Sequence[str] = ()) -> str:
+        """An extractive workspace as a distill node: no call, parents = its drafts, then
+        the `verified` nodes whose scores chose them (a verify selection)."""
         node_id = self.node_id("distill", round_, branch)
         if self.reused(node_id, [], workspace) is not None:
             return node_id
         self.emit(NodeStarted(self.run_id, node_id, "distill", round_, branch,
-                              [d.node_id for d in selected], []))
+                              [d.node_id for d in selected] + list(verified), []))
         self.emit(NodeFinished(self.run_id, node_id, workspace, None,
                                {"prompt_tokens": 0, "completion_tokens": 0}, call=False,
                                workspace=info))

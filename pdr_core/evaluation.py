@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import plotly.graph_objects as go
 
 from pdr_core.adaptive import savings
 from pdr_core.answers import answer_match
+from pdr_core.baseline import baseline_config
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.datasets import Problem, fingerprint
 from pdr_core.events import now_iso
@@ -45,9 +46,13 @@ FORMAT = "pdr-eval/1"
 # The methods an evaluation runs unless told otherwise (any registered method may be named).
 DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
 RESULT_COLUMNS = ("problem_id", "method", "width", "depth", "max_tokens", "correct", "oracle",
-                  "b_seq", "b_total", "rounds_saved", "tokens_saved", "run_id", "status")
+                  "b_seq", "b_total", "rounds_saved", "tokens_saved", "run_id", "status",
+                  "matched")
 SUMMARY_COLUMNS = ("method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low",
-                   "ci_high", "mean_b_seq", "mean_b_total", "tokens_saved")
+                   "ci_high", "mean_b_seq", "mean_b_total", "tokens_saved", "matched")
+# With matched B_seq, each arm of these methods gets a single pass per problem whose
+# max_tokens is that arm's run's B_seq on the problem (pdr_core.baseline).
+MATCHED_METHODS = ("pdr", "sr")
 BUDGETS = {"b_seq": "mean B_seq (tokens on the critical path)",
            "b_total": "mean B_total (tokens of all calls)"}
 METHOD_COLORS = {"single": "#4C78A8", "vote": "#F58518", "sr": "#B279A2", "pdr": "#54A24B"}
@@ -111,10 +116,23 @@ class Setting:
     width: int
     depth: int
     max_tokens: int
+    # A matched single pass: the method of the arm whose B_seq it matches (width, depth and
+    # max_tokens are that arm's); "" for an ordinary arm.
+    matched: str = ""
+
+    @property
+    def source(self) -> Setting:
+        """The arm a matched single pass matches (itself for an ordinary arm)."""
+        if not self.matched:
+            return self
+        return Setting(self.matched, self.width, self.depth, self.max_tokens)
 
     @property
     def label(self) -> str:
-        """`pdr w4 d2 t512`, naming only what the method uses."""
+        """`pdr w4 d2 t512`, naming only what the method uses; a matched single pass is
+        `single @ B_seq of pdr w4 d2 t512`."""
+        if self.matched:
+            return f"single @ B_seq of {self.source.label}"
         parts = [self.method]
         method = get_method(self.method)
         if method.uses("width"):
@@ -156,6 +174,8 @@ class EvalSpec:
     stop_when_agree: float | None = None
     # Code problems: whether their programs run (a person switched it on); else ungraded.
     execute_code: bool = False
+    # A single pass at each pdr/sr arm's B_seq, per problem (MATCHED_METHODS).
+    matched_bseq: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", _unique(self.methods, "methods"))
@@ -181,9 +201,16 @@ class EvalSpec:
                 for depth in depths:
                     for max_tokens in self.max_tokens:
                         arms[Setting(method, width, depth, max_tokens)] = None
+        if self.matched_bseq:
+            for arm in list(arms):
+                if arm.method in MATCHED_METHODS:
+                    arms[Setting("single", arm.width, arm.depth, arm.max_tokens,
+                                 arm.method)] = None
         return list(arms)
 
     def config(self, setting: Setting) -> RunConfig:
+        """The arm's configuration; a matched single pass's max_tokens is set per problem
+        when it runs (`matched_config`), here it is the arm's per-call budget."""
         return get_method(setting.method).prepare(RunConfig(
             method=setting.method, width=setting.width, depth=setting.depth,
             max_tokens=setting.max_tokens, distill=self.distill, k=self._k(setting),
@@ -244,7 +271,21 @@ class Evaluation:
 
 
 def _key(problem_id: str, setting: Setting) -> CellKey:
-    return (problem_id, setting.method, setting.width, setting.depth, setting.max_tokens)
+    method = f"{setting.method}@{setting.matched}" if setting.matched else setting.method
+    return (problem_id, method, setting.width, setting.depth, setting.max_tokens)
+
+
+def _source_run(store: Store, evaluation: Evaluation, problem: Problem, setting: Setting
+                ) -> Trace | None:
+    """The completed run of the arm a matched single pass matches, on `problem`; None
+    while there is none."""
+    attempt = _latest_attempts(store, evaluation.id).get(_key(problem.id, setting.source))
+    if attempt is None:
+        return None
+    summary = _runs(store, evaluation).get(attempt.run_id)
+    if summary is None or summary.status != "completed":
+        return None
+    return store.get_trace(attempt.run_id)
 
 
 def new_eval_id() -> str:
@@ -397,7 +438,12 @@ async def _run_cell(store: Store, evaluation: Evaluation, provider: Provider,
     tags = (evaluation.tag, evaluation.spec.name) if evaluation.spec.name else (evaluation.tag,)
     writer = store.writer(name=f"{evaluation.name} · {problem.id} · {setting.label}", tags=tags)
     task = task_for_problem(problem, evaluation.spec.execute_code)
-    trace = await run(problem.question, evaluation.spec.config(setting), provider, writer,
+    config = evaluation.spec.config(setting)
+    if setting.matched:  # max_tokens: the B_seq of the arm's run on this problem
+        source = _source_run(store, evaluation, problem, setting)
+        assert source is not None  # run_evaluation runs a matched cell after its arm's
+        config, _ = baseline_config(source)
+    trace = await run(problem.question, config, provider, writer,
                       reference=problem.answer if task is None else None, run_id=run_id,
                       task=task)
     _record_grade(store, evaluation, problem, trace)
@@ -492,10 +538,16 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
 
     report()
     # A TaskGroup cancels the other runs if one raises unexpectedly; each cancelled run is
-    # recorded as interrupted and runs again on resume.
+    # recorded as interrupted and runs again on resume. Matched single passes run after
+    # the arms whose B_seq they take; one whose arm's run did not complete stays pending.
     async with asyncio.TaskGroup() as group:
         for problem, setting, interrupted in todo:
-            group.create_task(one(problem, setting, interrupted))
+            if not setting.matched:
+                group.create_task(one(problem, setting, interrupted))
+    async with asyncio.TaskGroup() as group:
+        for problem, setting, interrupted in todo:
+            if setting.matched and _source_run(store, evaluation, problem, setting):
+                group.create_task(one(problem, setting, interrupted))
     return collect_results(store, evaluation)
 
 
@@ -578,10 +630,11 @@ class ResultRow:
     # What stopping on agreement saved (adaptive compute; see pdr_core.adaptive).
     rounds_saved: int = 0
     tokens_saved: int = 0
+    matched: str = ""  # see Setting.matched
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.method, self.width, self.depth, self.max_tokens)
+        return Setting(self.method, self.width, self.depth, self.max_tokens, self.matched)
 
 
 def _decided_by(final: str | None, problem: Problem) -> str | None:
@@ -595,7 +648,8 @@ def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
     for problem, setting, attempt, summary in _cell_runs(store, evaluation):
         row = ResultRow(problem.id, setting.method, setting.width, setting.depth,
                         setting.max_tokens, None, None, 0, 0, "", "pending",
-                        label=setting.label, reference=problem.answer)
+                        label=setting.label, reference=problem.answer,
+                        matched=setting.matched)
         if attempt is not None and summary is not None:
             row.run_id, row.status = summary.id, summary.status
             row.b_seq, row.b_total, row.calls = summary.b_seq, summary.b_total, summary.calls
@@ -648,6 +702,7 @@ class SummaryRow:
     pending: int = 0
     # Tokens that stopping on agreement saved, summed over the arm's completed runs.
     tokens_saved: int = 0
+    matched: str = ""  # see Setting.matched
 
 
 def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[SummaryRow]:
@@ -673,6 +728,7 @@ def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[Summa
             failed=sum(1 for r in group if r.status in ("failed", "interrupted")),
             pending=sum(1 for r in group if r.status in ("pending", "running")),
             tokens_saved=sum(r.tokens_saved for r in graded),
+            matched=setting.matched,
         ))
     return out
 
@@ -715,12 +771,13 @@ def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq") -> go.
     if budget not in BUDGETS:
         raise ValueError(f"budget {budget!r}: one of {', '.join(BUDGETS)}")
     figure = go.Figure()
-    methods = list(dict.fromkeys(s.method for s in summary))
-    for method in methods:
-        points = sorted((s for s in summary if s.method == method and s.n),
+    lines = list(dict.fromkeys(_line(s) for s in summary))
+    for line in lines:
+        points = sorted((s for s in summary if _line(s) == line and s.n),
                         key=lambda s: getattr(s, f"mean_{budget}"))
         if not points:
             continue
+        method = points[0].method
         figure.add_trace(go.Scatter(
             x=[getattr(s, f"mean_{budget}") for s in points],
             y=[s.accuracy for s in points],
@@ -728,9 +785,11 @@ def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq") -> go.
                      "array": [s.ci_high - s.accuracy for s in points],
                      "arrayminus": [s.accuracy - s.ci_low for s in points]},
             mode="lines+markers",
-            name=method,
-            marker={"color": METHOD_COLORS.get(method), "size": 9},
-            line={"color": METHOD_COLORS.get(method)},
+            name=line,
+            marker={"color": METHOD_COLORS.get(method), "size": 9,
+                    "symbol": "diamond" if points[0].matched else "circle"},
+            line={"color": METHOD_COLORS.get(method),
+                  "dash": "dash" if points[0].matched else "solid"},
             text=[s.label for s in points],
             customdata=[[s.n, s.ci_low, s.ci_high] for s in points],
             hovertemplate="%{text}<br>accuracy %{y:.1%} (95% CI %{customdata[1]:.1%}"
@@ -744,6 +803,11 @@ def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq") -> go.
         legend_title="method", margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     return figure
+
+
+def _line(summary: SummaryRow) -> str:
+    """The figure's line of an arm: its method, or the matched single passes of a method."""
+    return f"single @ {summary.matched} B_seq" if summary.matched else summary.method
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -848,7 +912,12 @@ def estimate(spec: EvalSpec, problems: Sequence[Problem],
     arms = []
     for setting in spec.settings():
         config = spec.config(setting)
-        previews = [preview(config, p.question, price) for p in problems]
+        if setting.matched:  # a single pass at most the arm's worst B_seq on each problem
+            source = spec.config(setting.source)
+            previews = [preview(replace(config, max_tokens=preview(source, p.question)
+                                        .worst_b_seq), p.question, price) for p in problems]
+        else:
+            previews = [preview(config, p.question, price) for p in problems]
         costs = [p.cost_usd for p in previews]
         arms.append(ArmEstimate(
             setting.label, len(previews), sum(p.calls for p in previews),

@@ -11,7 +11,7 @@ from dataclasses import MISSING, fields
 from functools import lru_cache
 from typing import Any
 
-from pdr_core.config import DISTILLS, FINAL_SELECTS, MAX_DEPTH, MAX_WIDTH, RunConfig
+from pdr_core.config import DISTILLS, FINAL_SELECTS, MAX_DEPTH, MAX_WIDTH, SELECTIONS, RunConfig
 from pdr_core.method_api import Method, Setting, discover, lookup, registry
 from pdr_core.methods_pdr import majority, pdr, single, sr
 from pdr_core.methods_rsa import rsa
@@ -44,7 +44,14 @@ SR_SUMMARY = _field("sr_summary", bool, label="SR: notes on the previous solutio
 FINAL_SELECT = _field("final_select", str, choices=FINAL_SELECTS,
                       label="How the last round's answer is chosen",
                       help="how a last round wider than 1 gives the answer (recorded on the "
-                           "run); aggregate (rsa): one more aggregation call writes it")
+                           "run); aggregate (rsa): one more aggregation call writes it; "
+                           "verify (pdr, vote, rsa): the model scores each draft (one call "
+                           "each), the best-scored wins")
+SELECTION = _field("selection", str, choices=SELECTIONS, flag="--select",
+                   label="Top-k ranking",
+                   help="how topk and per-sample-topk rank drafts: consensus (answer clusters, "
+                        "this tool's heuristic) or verify (the model scores each draft, one "
+                        "call each)")
 GROUP = _field("group", int, low=2, high=MAX_WIDTH, label="Tournament group G",
                help="tournament: candidates per judged group (G)")
 VOTES = _field("votes", int, low=1, high=64, label="Tournament judges per group V",
@@ -57,10 +64,10 @@ STOP_WHEN_AGREE = _field("stop_when_agree", float, low=0.0, high=1.0,
 
 BUILTINS = (
     Method("pdr", "PDR (parallel-distill-refine)", pdr,
-           (WIDTH, DEPTH, DISTILL, K, STOP_WHEN_AGREE)),
+           (WIDTH, DEPTH, DISTILL, K, SELECTION, FINAL_SELECT, STOP_WHEN_AGREE)),
     Method("sr", "SR (sequential refinement)", sr, (DEPTH, SR_SUMMARY, STOP_WHEN_AGREE)),
     Method("single", "Single pass (long chain of thought)", single),
-    Method("vote", "Majority vote (self-consistency)", majority, (WIDTH,)),
+    Method("vote", "Majority vote (self-consistency)", majority, (WIDTH, FINAL_SELECT)),
     Method("rsa", "RSA (recursive self-aggregation)", rsa,
            (WIDTH, DEPTH, K, FINAL_SELECT, STOP_WHEN_AGREE)),
     Method("tournament", "Tournament (judged groups, winners advance)", tournament,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pdr_core.config import RunConfig
 from pdr_core.engine import CallSpec, RunContext
-from pdr_core.operators import Draft, final_vote, format_drafts
+from pdr_core.operators import Draft, format_drafts
 from pdr_core.providers.base import Message
 
 
@@ -45,10 +45,3 @@ def candidates_prompt(ctx: RunContext, template: str, candidates: Sequence[Draft
                            candidates=format_drafts(candidates, labelled=False))
     return user_messages(ctx, user)
 
-
-def select_final(ctx: RunContext, drafts: list[Draft]) -> str | None:
-    """The final answer from the last round's drafts, by the configured final selection,
-    recorded for the trace when there was more than one draft to choose from."""
-    round_ = max((ctx.builder.trace.node(d.node_id).round for d in drafts), default=1)
-    answer, ctx.selection = final_vote(drafts, round_, ctx.task.key)
-    return answer

@@ -14,15 +14,17 @@ from __future__ import annotations
 from pdr_core.adaptive import converged
 from pdr_core.code.feedback import feedback_workspace
 from pdr_core.engine import CallSpec, RunContext
-from pdr_core.method_kit import draft_round, select_final, stage_of, user_messages
+from pdr_core.method_kit import draft_round, stage_of, user_messages
 from pdr_core.operators import (
     Draft,
     answer_tally,
     format_drafts,
+    rank_drafts,
     select_per_sample,
     select_random,
     select_topk,
 )
+from pdr_core.verify import rank_verified, ranking_record, select_final
 from pdr_core.workspace import counter_of, extract
 
 
@@ -52,10 +54,14 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
     if config.distill == "summary":
         return [await summarize(ctx, drafts, round_)]
     key = ctx.task.key
+    ranked, verified, ranking = rank_drafts(drafts, key), [], None
+    if config.selection == "verify":  # the model's scores rank the drafts, not consensus
+        ranked, scores, verified = await rank_verified(ctx, drafts, round_)
+        ranking = ranking_record(ranked, scores)
     if config.distill in ("topk", "feedback"):
-        selections = [select_topk(drafts, config.k, key)]
+        selections = [select_topk(ranked, config.k)]
     elif config.distill == "per-sample-topk":
-        selections = select_per_sample(drafts, config.k, generations, key)
+        selections = select_per_sample(ranked, config.k, generations)
     else:
         selections = select_random(drafts, config.k, generations, config.seed, round_)
     workspaces = []
@@ -66,7 +72,10 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
                                                   counter_of(ctx.provider))
         else:
             text, info = await extract(selected, kappa, counter_of(ctx.provider))
-        workspaces.append((ctx.record_extract(round_, branch, selected, text, info), text))
+        if ranking is not None:
+            info = {**info, "ranking": ranking}
+        node_id = ctx.record_extract(round_, branch, selected, text, info, verified)
+        workspaces.append((node_id, text))
     return workspaces
 
 
@@ -85,7 +94,7 @@ async def pdr(ctx: RunContext) -> str | None:
             specs.append(CallSpec(stage_of(config, round_), round_, branch, [distill_id],
                                   user_messages(ctx, user), config.max_tokens))
         previous, drafts = drafts, await ctx.call_round(specs)
-    return select_final(ctx, drafts)
+    return await select_final(ctx, drafts)
 
 
 async def sr(ctx: RunContext) -> str | None:
@@ -117,4 +126,4 @@ async def single(ctx: RunContext) -> str | None:
 
 
 async def majority(ctx: RunContext) -> str | None:
-    return select_final(ctx, await draft_round(ctx))
+    return await select_final(ctx, await draft_round(ctx))

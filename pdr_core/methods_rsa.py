@@ -5,7 +5,8 @@ T = `depth` aggregation steps every one of N new candidates is written from the 
 and K = `k` distinct candidates of the previous population, drawn at random by a generator
 seeded from the run's seed, the round and the candidate (`operators.select_random`), so a
 run with the same seed draws the same subsets. The answer is a majority vote over the last
-population, or, with final_select `aggregate`, one more aggregation call (width 1, K drawn
+population (or the best-verified candidate, with final_select `verify`), or, with
+final_select `aggregate`, one more aggregation call (width 1, K drawn
 the same way) writes it. Node ids: r1-draft-j, then r{t+1}-aggregate-j for step t.
 """
 
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 from pdr_core.adaptive import converged
 from pdr_core.engine import CallSpec, RunContext
-from pdr_core.method_kit import candidates_prompt, draft_round, select_final
+from pdr_core.method_kit import candidates_prompt, draft_round
 from pdr_core.operators import Draft, select_random
+from pdr_core.verify import select_final
 
 
 async def aggregate_round(ctx: RunContext, population: list[Draft], round_: int,
@@ -44,4 +46,4 @@ async def rsa(ctx: RunContext) -> str | None:
         ids = ", ".join(ctx.builder.trace.node(final.node_id).parent_ids)
         ctx.selection = f"one final aggregation ({final.node_id}) over {ids}"
         return final.answer
-    return select_final(ctx, population)
+    return await select_final(ctx, population)

@@ -5,6 +5,7 @@ Selection rules (extractive operators make no model call):
   of this tool, not the paper's: drafts are ranked by the size of their answer cluster
   (largest first), then drafts with an answer before drafts without, then shorter text first
   (a concise correct derivation is cheaper to read), then branch order.
+  With selection `verify` the model's scores rank the drafts instead (pdr_core.verify).
 - per-sample-topk: generation j of the next round gets its own k drafts, a window of the
   ranking rotated by j over the top min(2k, M) candidates, so the generations see
   different but strong evidence.
@@ -57,15 +58,15 @@ def rank_drafts(drafts: Sequence[Draft], key: AnswerKey = normalize_answer) -> l
     return [drafts[i] for i in order]
 
 
-def select_topk(drafts: Sequence[Draft], k: int, key: AnswerKey = normalize_answer
-                ) -> list[Draft]:
-    return rank_drafts(drafts, key)[:k]
+def select_topk(ranked: Sequence[Draft], k: int) -> list[Draft]:
+    """The first k of `ranked` (drafts in the selection's order: consensus or verify)."""
+    return list(ranked[:k])
 
 
-def select_per_sample(drafts: Sequence[Draft], k: int, generations: int,
-                      key: AnswerKey = normalize_answer) -> list[list[Draft]]:
-    """One selection of k drafts for each of `generations` next-round generations."""
-    ranked = rank_drafts(drafts, key)
+def select_per_sample(ranked: Sequence[Draft], k: int, generations: int
+                      ) -> list[list[Draft]]:
+    """One selection of k drafts for each of `generations` next-round generations, from
+    `ranked` (drafts in the selection's order)."""
     pool = ranked[: max(k, min(len(ranked), 2 * k))]
     return [[pool[(j + i) % len(pool)] for i in range(min(k, len(pool)))]
             for j in range(generations)]

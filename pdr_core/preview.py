@@ -77,6 +77,13 @@ def preview(
         prompt_sum += width * call_prompt
         completion_sum += width * config.max_tokens
         last = index == len(config.schedule) - 1
+        if (config.selection == "verify" and not last) or (
+                config.final_select == "verify" and last and width > 1):
+            verify = prompt(prompts.verify, candidate) + config.max_tokens
+            seq += verify  # the selection waits for every score: one call on the path
+            total += width * verify
+            prompt_sum += width * (verify - config.max_tokens)
+            completion_sum += width * config.max_tokens
         if not last and config.summary_calls:
             distill_prompt = prompt(prompts.summary, width * candidate)
             distill_out = config.distill_budget

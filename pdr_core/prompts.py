@@ -7,7 +7,7 @@ must use, so an edited template is checked before any call is made.
 from __future__ import annotations
 
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 SYSTEM = (
     "You are a careful mathematician. Reason step by step, check your work, "
@@ -72,6 +72,16 @@ SELECT = (
     "{candidates}"
 )
 
+# Verification (`--select verify`, `--final-select verify`): the model scores one draft, 0 to
+# 10, in \boxed{}, which `pdr_core.scores.parse_score` reads.
+VERIFY = (
+    "Below is a solution to the problem. Check it step by step: is every step valid and is "
+    "the final answer correct? Do not solve the problem anew. End with a score from 0 "
+    "(certainly wrong) to 10 (certainly correct) in \\boxed{{}}, e.g. \\boxed{{7}}.\n\n"
+    "Problem:\n{question}\n\n"
+    "Solution:\n{solution}"
+)
+
 # One draft as it appears inside an extractive workspace, and inside a summary prompt (there
 # without its extracted answer, which would anchor the summariser).
 DRAFT_ITEM = "### Attempt {index} (answer: {answer})\n{text}"
@@ -95,6 +105,7 @@ FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
               frozenset({"question", "candidates"})),
     "select": (frozenset({"question", "candidates", "count"}),
                frozenset({"question", "candidates"})),
+    "verify": (frozenset({"question", "solution"}), frozenset({"question", "solution"})),
 }
 
 
@@ -119,6 +130,7 @@ class PromptSet:
     aggregate: str = AGGREGATE
     judge: str = JUDGE
     select: str = SELECT
+    verify: str = VERIFY
 
     def __post_init__(self) -> None:
         for stage, (allowed, required) in FIELDS.items():
@@ -175,7 +187,7 @@ def code_prompts(prompts: PromptSet) -> PromptSet:
     """The templates of a code run: the built-in system and draft templates become the code
     ones; edited templates are kept as they are."""
     default = PromptSet()
-    return PromptSet(
+    return replace(
+        prompts,
         system=CODE_SYSTEM if prompts.system == default.system else prompts.system,
-        draft=CODE_DRAFT if prompts.draft == default.draft else prompts.draft,
-        summary=prompts.summary, refine=prompts.refine, sr_refine=prompts.sr_refine)
+        draft=CODE_DRAFT if prompts.draft == default.draft else prompts.draft)

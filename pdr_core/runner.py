@@ -8,6 +8,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pdr_core.baseline import BASELINE_TAG, baseline_config, baseline_name, model_context
 from pdr_core.config import RunConfig
 from pdr_core.engine import EventSink
 from pdr_core.events import Event
@@ -82,6 +83,18 @@ class RunJob(LoopThread):
         job._action = lambda sink: fork(parent, node_id, provider, sink, config, messages,
                                         job.run_id)
         return job
+
+    @classmethod
+    def matched_baseline(cls, store: Store, source: Trace, provider: Provider,
+                         context_tokens: int | None = None) -> tuple[RunJob, str | None]:
+        """A job that runs a single pass at `source`'s B_seq (pdr_core.baseline), capped by
+        the model's context (`context_tokens`, else the provider's own); and the note on a
+        cap, or None."""
+        context = context_tokens or model_context(provider)
+        config, note = baseline_config(source, context)
+        job = cls(store, source.question, config, provider, source.reference_answer)
+        job._writer = lambda: store.writer(name=baseline_name(source.id), tags=(BASELINE_TAG,))
+        return job, note
 
     def start(self) -> RunJob:
         """Start the run on its thread; StoreError at once when the store cannot be

@@ -24,11 +24,12 @@ from pdr_core.heap import bulk_build
 FORMAT = "pdr-trace/1"
 # The built-in stages, in pipeline order; stage names are open: any name matching
 # STAGE_NAME is a stage.
-STAGES = ("draft", "distill", "refine", "aggregate", "judge", "select", "final")
+STAGES = ("draft", "verify", "distill", "refine", "aggregate", "judge", "select", "final")
 STAGE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-# Stages whose output is not an answer to the question: a workspace, or a choice among
-# candidates. Every other stage is a generation, with an answer marked right or wrong.
-ANSWERLESS_STAGES = frozenset({"distill", "judge", "select"})
+# Stages whose output is not an answer to the question: a workspace, a choice among
+# candidates, or a draft's score. Every other stage is a generation, with an answer marked
+# right or wrong.
+ANSWERLESS_STAGES = frozenset({"distill", "judge", "select", "verify"})
 STATUSES = ("running", "completed", "failed", "interrupted")
 # Imports larger than this are refused before parsing.
 MAX_IMPORT_BYTES = 50 * 1024 * 1024

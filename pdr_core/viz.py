@@ -17,6 +17,7 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from pdr_core.answers import AnswerKey, answer_clusters
+from pdr_core.scores import parse_score, score_text, verify_flags
 from pdr_core.tasks import answer_text, final_tests, trace_key
 from pdr_core.trace import STAGES, Node, Trace, gives_answer, longest_token_path
 from pdr_core.workspace import workspace_flags
@@ -56,6 +57,7 @@ STAGE_COLORS = {
     "aggregate": "#B279A2",
     "judge": "#C9A227",
     "select": "#0B84A5",
+    "verify": "#6F4E7C",
 }
 # Bars of stages with no colour of their own (any stage name a method may use).
 OTHER_STAGE_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#5B5EA6", "#8E6C8A", "#2F9E9E")
@@ -107,6 +109,10 @@ def _seconds(node: Node) -> float | None:
     return (end - start).total_seconds()
 
 
+# Stages drawn between two rounds: the workspace, and the verification that selects for it.
+BETWEEN_ROUNDS = frozenset({"distill", "verify"})
+
+
 def _is_generation(node: Node) -> bool:
     return gives_answer(node.stage)
 
@@ -118,7 +124,7 @@ def _is_choice(node: Node) -> bool:
 
 def column_of(node: Node) -> int:
     """The node's column: round 1 drafts, distill 1, round 2, distill 2, ..., final."""
-    return 2 * (node.round - 1) + (1 if node.stage == "distill" else 0)
+    return 2 * (node.round - 1) + (1 if node.stage in BETWEEN_ROUNDS else 0)
 
 
 def _configured_rounds(trace: Trace) -> int:
@@ -187,7 +193,9 @@ def _column_labels(
         present = stages.get(column, set())
         other = sorted(present - {"draft", "refine", "final"})
         if column % 2:
-            labels.append(f"Distill {round_}")
+            labels.append(" / ".join(
+                name for stage, name in (("verify", "Verify"), ("distill", "Distill"))
+                if stage in present or (stage == "distill" and not present)) + f" {round_}")
         elif "final" in present or (not present and (single or 1 < round_ == rounds)):
             labels.append("Final")
         elif other:  # a stage of another method: aggregate, judge, select, ...
@@ -236,6 +244,10 @@ def _hover(node: Node) -> str:
         kind = "summary call" if node.call else "extractive (no call)"
         lines.append(f"workspace from {len(node.parent_ids)} draft(s) · {kind}")
         lines.extend(_esc(flag, HOVER_ERROR_CHARS) for flag in workspace_flags(node))
+    elif node.stage == "verify":
+        lines.append(f"verifies {_esc(', '.join(node.parent_ids), 60)} · score "
+                     f"{score_text(parse_score(node.text))}")
+        lines.extend(_esc(flag, HOVER_ERROR_CHARS) for flag in verify_flags(node))
     elif _is_choice(node):
         lines.append(f"chooses among {len(node.parent_ids)} candidate(s) · no answer of its "
                      "own")

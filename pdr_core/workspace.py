@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdr_core.operators import Draft, draft_item
+from pdr_core.scores import score_text
 from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens, truncate_to_chars
 from pdr_core.trace import Node
 
@@ -125,6 +126,11 @@ def workspace_summary(node: Node) -> str:
            for row in info.get("drafts") or [] if isinstance(row, dict)]
     if cut:
         parts.append("per draft: " + "; ".join(cut))
+    ranking = info.get("ranking")
+    if isinstance(ranking, dict) and isinstance(ranking.get("scores"), list):
+        scored = [f"{row.get('node_id')} {score_text(row.get('score'))}"
+                  for row in ranking["scores"] if isinstance(row, dict)]
+        parts.append("selected by verify, best first: " + ", ".join(scored))
     parts.extend(workspace_flags(node))
     return "; ".join(parts) or "no record of its bound (a run saved before it was kept)"
 

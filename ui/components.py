@@ -68,6 +68,13 @@ def start_job(job: RunJob) -> bool:
     return True
 
 
+def start_and_watch(job: RunJob) -> None:
+    """Start `job` and watch it live on the Run page."""
+    if start_job(job):
+        st.session_state[ACTIVE_RUN] = job.run_id
+        st.switch_page("pages/run.py", query_params={"run": job.run_id})
+
+
 @st.cache_resource
 def _store_at(path: str) -> Store:
     return Store(path)

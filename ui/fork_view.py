@@ -9,13 +9,12 @@ from pdr_core.providers import EndpointSettings
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from ui.components import (
-    ACTIVE_RUN,
     BUILT_IN,
     get_store,
     make_provider,
     run_async,
     run_endpoint,
-    start_job,
+    start_and_watch,
 )
 from ui.diff_view import diff_block
 from ui.state import run_key
@@ -39,14 +38,7 @@ def resume_controls(trace: Trace, prefix: str) -> None:
         except ProviderError as exc:
             st.error(f"Cannot use the endpoint: {exc}")
             return
-        _start_job(RunJob.resuming(get_store(), trace, provider))
-
-
-def _start_job(job) -> None:
-    """Start a job and watch it live on the Run page."""
-    if start_job(job):
-        st.session_state[ACTIVE_RUN] = job.run_id
-        st.switch_page("pages/run.py", query_params={"run": job.run_id})
+        start_and_watch(RunJob.resuming(get_store(), trace, provider))
 
 
 def render_fork(trace: Trace, node: Node, prefix: str) -> None:
@@ -90,7 +82,7 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
         except (ConfigError, TemplateError, ProviderError) as exc:
             st.error(f"Cannot fork: {exc}")
         else:
-            _start_job(RunJob.forking(get_store(), trace, node.id, provider, config, messages))
+            start_and_watch(RunJob.forking(get_store(), trace, node.id, provider, config, messages))
     if node.messages:
         render_playground(trace, node, edited or "", key, settings)
 

@@ -7,9 +7,10 @@ from datetime import datetime
 import streamlit as st
 
 from pdr_core.extraction import find_answer, no_answer_reason
+from pdr_core.scores import verify_flags
 from pdr_core.tasks import answer_text
 from pdr_core.textfmt import inert, model_markdown
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.workspace import workspace_flags, workspace_summary
 from ui.code_view import render_tests
 from ui.components import metric_row
@@ -59,7 +60,9 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
         for flag in workspace_flags(node):
             if not flag.startswith("cut at kappa"):
                 st.warning(inert(flag[:1].upper() + flag[1:] + "."))
-    if node.status == "ok" and node.call and node.stage != "distill" and node.answer is None:
+    for flag in verify_flags(node):
+        st.warning(inert(flag[:1].upper() + flag[1:] + "."))
+    if node.status == "ok" and node.call and gives_answer(node.stage) and node.answer is None:
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
         st.error(inert(f"This call failed ({node.error_kind}): {node.error}"))

@@ -23,8 +23,16 @@ from pdr_core.viz import (
     timeline_figure,
     tree_figure,
 )
+from ui.baseline import render_baseline
 from ui.code_view import render_final_program
-from ui.components import LATEST, LATEST_LABEL, STATUS_BADGE, metric_row
+from ui.components import (
+    LATEST,
+    LATEST_LABEL,
+    STATUS_BADGE,
+    get_store,
+    metric_row,
+    start_and_watch,
+)
 from ui.links import open_linked_node, publish
 from ui.node_view import render_node
 from ui.state import run_key
@@ -168,6 +176,7 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     render_header(trace)
     if trace.status != "running" and trace.nodes:
         render_replay(trace, prefix)
+    render_baseline(trace, prefix, get_store(), start_and_watch)
     ids = [n.id for n in trace.nodes]
     picker_key = run_key(trace.id, prefix, "node")
     if link:
