@@ -34,7 +34,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ FAULTS = (
 _HEAD_LIMIT = 1 << 16
 _CHAT_PATH = "/v1/chat/completions"
 _MODELS_PATH = "/v1/models"
+_TOKENIZE_PATH = "/tokenize"  # at the server's root, as vLLM and llama.cpp serve it
 
 
 def _error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
@@ -129,12 +130,15 @@ class OpenAIServer:
         stream_chunks: int = 8,
         hang: float = 60.0,
         answer: AnswerRule = default_answer,
+        tokenizer: Callable[[str], list[int]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
         self.models = list(models)
         self.api_key = api_key
         self.open_models = open_models  # /v1/models answers without a key, as many do
+        # With a tokenizer, POST /tokenize answers as vLLM's does; without, it is not found.
+        self.tokenizer = tokenizer
         self.latency = latency
         self.per_token = per_token
         self.support_n = support_n
@@ -453,6 +457,12 @@ class OpenAIServer:
         keep_alive: bool,
         record: dict[str, Any],
     ) -> int:
+        if path == _TOKENIZE_PATH and method == "POST" and self.tokenizer is not None:
+            record["body"] = json.loads(body or b"{}")
+            tokens = self.tokenizer(str(record["body"].get("prompt", "")))
+            await self._send_json(writer, 200, {"count": len(tokens), "tokens": tokens,
+                                                "max_model_len": 8192}, None, keep_alive)
+            return 200
         if path not in (_CHAT_PATH, _MODELS_PATH):
             message = f"Unknown request URL: {method} {path}. Did you mean {_CHAT_PATH}?"
             error = _error_body(message, "invalid_request_error", "unknown_url")
