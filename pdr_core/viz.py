@@ -20,6 +20,7 @@ from pdr_core.answers import AnswerKey, answer_clusters
 from pdr_core.scores import parse_score, score_text, verify_flags
 from pdr_core.tasks import answer_text, final_tests, trace_key
 from pdr_core.trace import STAGES, Node, Trace, gives_answer, longest_token_path
+from pdr_core.trace import critical_path as shared_critical_path
 from pdr_core.workspace import workspace_flags
 
 # Qualitative palette for answer clusters, biggest cluster first. It leaves out pure
@@ -638,24 +639,22 @@ def _final_annotation(
 
 
 def critical_path(trace: Trace) -> list[str]:
-    """Calls on the latency critical path: per parallel stage the call that finished last,
-    plus every distill call; in stage order. Running calls are not on it yet."""
-    last: dict[tuple[int, int], tuple[datetime, int, int, Node]] = {}
-    for node in trace.nodes:
-        if not node.call or node.status == "running":
-            continue
+    """Calls on the latency critical path, root first: the chain of calls, each waiting on
+    the parent that finished last, that ends at the last call to finish (the shared
+    `trace.critical_path` keyed by finish time). Running and extractive nodes are not on it."""
+    def settled(node: Node) -> bool:
+        return node.call and node.status != "running" and _time(node.finished_at) is not None
+
+    def finished(node: Node) -> float:
         end = _time(node.finished_at)
-        if end is None:
-            continue
-        column = column_of(node)
-        if node.stage == "distill":
-            last[(column, node.branch)] = (end, node.tokens, -node.branch, node)
-        else:
-            key = (column, -1)
-            candidate = (end, node.tokens, -node.branch, node)
-            if key not in last or candidate[:3] > last[key][:3]:
-                last[key] = candidate
-    return [last[key][3].id for key in sorted(last)]
+        return end.timestamp() if end is not None and settled(node) else 0.0
+
+    # A node finishes after its parents; one clock tick (1 µs) apart keeps a child that
+    # finished within its parent's tick after it on the path.
+    _, path = shared_critical_path(trace.nodes, finished,
+                                   lambda own, before: max(own, before + 1e-6))
+    calls = {n.id for n in trace.nodes if settled(n)}
+    return [node_id for node_id in path if node_id in calls]
 
 
 def timeline_stages(nodes: Iterable[Node]) -> list[str]:
