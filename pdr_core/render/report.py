@@ -18,8 +18,12 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from pdr_core import viz
 from pdr_core.diffs import diff_html, next_workspace, predecessor
+from pdr_core.render.budget import budget_table
+from pdr_core.render.flow import answer_flow_figure
+from pdr_core.render.graph import build_graph, column_of
+from pdr_core.render.timeline import timeline_figure
+from pdr_core.render.tree import tree_figure
 from pdr_core.replay import node_spans, parse_stamp
 from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.workspace import workspace_summary
@@ -154,7 +158,7 @@ def _budget_table(trace: Trace) -> str:
     head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
     body = "".join(
         "<tr>" + "".join(f"<td>{cell(row[k])}</td>" for k in keys) + "</tr>"
-        for row in viz.budget_table(trace)
+        for row in budget_table(trace)
     )
     return f'<table class="budget"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -246,12 +250,12 @@ def _node_section(trace: Trace, node: Node, index: dict[str, int]) -> str:
 def _replay_plan(trace: Trace) -> dict[str, Any]:
     """Seconds since the first call at which each node started and finished, in start order,
     with its column of the tree (the page's script shows them by `replay.shown_share`)."""
-    items = [{"i": i, "col": viz.column_of(node), "start": start, "end": end}
+    items = [{"i": i, "col": column_of(node), "start": start, "end": end}
              for i, (node, (start, end)) in enumerate(zip(trace.nodes, node_spans(trace),
                                                           strict=True))]
     items.sort(key=lambda item: (item["start"], item["end"], item["i"]))
     return {
-        "columns": viz.build_graph(trace).graph["column_labels"],
+        "columns": build_graph(trace).graph["column_labels"],
         "duration": max((item["end"] for item in items), default=0.0),
         "nodes": items,
     }
@@ -260,8 +264,8 @@ def _replay_plan(trace: Trace) -> dict[str, Any]:
 def render_report(trace: Trace) -> str:
     """The whole report of `trace` as one self-contained HTML document."""
     index = {node.id: i for i, node in enumerate(trace.nodes)}
-    figures = {"tree": viz.tree_figure(trace), "flow": viz.answer_flow_figure(trace),
-               "timeline": viz.timeline_figure(trace)}
+    figures = {"tree": tree_figure(trace), "flow": answer_flow_figure(trace),
+               "timeline": timeline_figure(trace)}
     figures_json = "{" + ",".join(f'"{k}":{fig.to_json()}' for k, fig in figures.items()) + "}"
     blocks = "\n".join((_data_block("pdr-trace", trace.to_json(indent=None)),
                         _data_block("pdr-figures", figures_json),
