@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from pdr_core.config import METHODS
-from pdr_core.report import render_report
+from pdr_core.render.report import render_report
 from pdr_core.store import RunNotFound, StoreError
 from pdr_core.textfmt import inert
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json

@@ -198,7 +198,7 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
     trace = store.get_trace(store.resolve_id(args.run_id))
     if args.format == "html":
         # Imported here: the report pulls in plotly, which the other commands never need.
-        from pdr_core.report import write_report
+        from pdr_core.render.report import write_report
 
         # A report is megabytes (plotly.js is inline): a file, never stdout.
         out = write_report(trace, args.out or f"{trace.id}.html")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,20 +160,38 @@ def compute_budget(nodes: Iterable[Node]) -> Budget:
 def longest_token_path(nodes: Iterable[Node]) -> tuple[int, list[str]]:
     """B_seq and the ids of the path that sets it, root first.
 
-    The call graph has an edge from each parent id to its node; a node weighs its prompt
-    plus completion tokens when it is a settled call and nothing otherwise (an extractive
-    workspace, a call still running), so the heaviest path passes through extractive nodes
-    without cost and through every distill or other call it depends on. One rule for every
-    method and shape: forks, resumed runs and irregular schedules included. Parents precede
-    their node in a trace (the engine emits them so, and imports are checked for it); a
-    parent id that does not is ignored, so nothing can loop.
+    A node weighs its prompt plus completion tokens when it is a settled call and nothing
+    otherwise (an extractive workspace, a call still running), so the heaviest path passes
+    through extractive nodes without cost and through every distill or other call it
+    depends on. One rule for every method and shape: forks, resumed runs and irregular
+    schedules included.
     """
-    best: dict[str, tuple[int, str | None]] = {}
+    total, path = critical_path(nodes, settled_tokens, operator.add)
+    return int(total), path
+
+
+def settled_tokens(node: Node) -> float:
+    """A node's weight on the token critical path: its tokens if it is a settled call."""
+    return node.tokens if node.call and node.status != "running" else 0
+
+
+def critical_path(nodes: Iterable[Node], weight: Callable[[Node], float],
+                  combine: Callable[[float, float], float]) -> tuple[float, list[str]]:
+    """The heaviest path through the call graph and its value, ids root first.
+
+    The graph has an edge from each parent id to its node; a node's value is
+    `combine(weight(node), value of its heaviest parent)`: summed tokens give B_seq
+    (`longest_token_path`), the latest finish time (`max`) gives the latency critical
+    path. Parents precede their node in a trace (the engine emits them so, and imports are
+    checked for it); a parent id that does not is ignored, so nothing can loop. Ties go to
+    the parent listed first.
+    """
+    best: dict[str, tuple[float, str | None]] = {}
     for node in nodes:
-        weight = node.tokens if node.call and node.status != "running" else 0
         before = [p for p in node.parent_ids if p in best]
         previous = max(before, key=lambda p: best[p][0], default=None)
-        best[node.id] = (weight + (best[previous][0] if previous else 0), previous)
+        value = weight(node)
+        best[node.id] = (combine(value, best[previous][0]) if previous else value, previous)
     if not best:
         return 0, []
     end: str | None = max(best, key=lambda i: best[i][0])

@@ -16,7 +16,7 @@ from conftest import run_fake
 from plotly.offline import get_plotlyjs
 
 from pdr_core.config import RunConfig
-from pdr_core.report import render_report, visible, write_report
+from pdr_core.render.report import render_report, visible, write_report
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import Trace, trace_from_dict

@@ -14,7 +14,7 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser
 from test_report import HOSTILE, hostile_trace
 
-from pdr_core.report import write_report
+from pdr_core.render.report import write_report
 from pdr_core.trace import Trace, trace_from_dict
 
 require_browser()

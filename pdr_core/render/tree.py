@@ -1,0 +1,272 @@
+"""The run tree: every call a marker in its round's column, coloured by its answer group,
+edges from parents, the selected node ringed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import networkx as nx
+import plotly.graph_objects as go
+
+from pdr_core.answers import AnswerKey
+from pdr_core.render.graph import (
+    CHOICE,
+    CHOICE_COLOR,
+    CORRECT_COLOR,
+    DISTILL,
+    DISTILL_COLOR,
+    DISTILL_LINE,
+    EDGE_COLOR,
+    EDGE_SELECTED_COLOR,
+    FAILED,
+    FAILED_COLOR,
+    FONT,
+    HOVER_ANSWER_CHARS,
+    HOVER_ERROR_CHARS,
+    HOVER_TEXT_CHARS,
+    INCORRECT_COLOR,
+    NO_ANSWER,
+    NO_ANSWER_COLOR,
+    PALETTE,
+    RUNNING,
+    RUNNING_COLOR,
+    SELECTED_COLOR,
+    answer_groups,
+    answer_label,
+    build_graph,
+    esc,
+    is_choice,
+    is_generation,
+    node_seconds,
+)
+from pdr_core.scores import parse_score, score_text, verify_flags
+from pdr_core.tasks import trace_key
+from pdr_core.trace import Node, Trace
+from pdr_core.workspace import workspace_flags
+
+
+def _hover(node: Node) -> str:
+    lines = [
+        f"<b>{esc(node.id, 60)}</b>",
+        f"stage: {esc(node.stage)} · round {node.round} · branch {node.branch}",
+    ]
+    if node.stage == "distill":
+        kind = "summary call" if node.call else "extractive (no call)"
+        lines.append(f"workspace from {len(node.parent_ids)} draft(s) · {kind}")
+        lines.extend(esc(flag, HOVER_ERROR_CHARS) for flag in workspace_flags(node))
+    elif node.stage == "verify":
+        lines.append(f"verifies {esc(', '.join(node.parent_ids), 60)} · score "
+                     f"{score_text(parse_score(node.text))}")
+        lines.extend(esc(flag, HOVER_ERROR_CHARS) for flag in verify_flags(node))
+    elif is_choice(node):
+        lines.append(f"chooses among {len(node.parent_ids)} candidate(s) · no answer of its "
+                     "own")
+    else:
+        answer = esc(node.answer, HOVER_ANSWER_CHARS) if node.answer is not None else "none"
+        mark = {True: " ✓ correct", False: " ✗ incorrect"}.get(node.correct, "")
+        lines.append(f"answer: {answer}{mark}")
+    usage = node.usage
+    lines.append(
+        f"tokens: {node.tokens} (prompt {int(usage.get('prompt_tokens', 0))}, "
+        f"completion {int(usage.get('completion_tokens', 0))})"
+    )
+    seconds = node_seconds(node)
+    lines.append(f"seconds: {seconds:.2f}" if seconds is not None else "seconds: –")
+    finish = f" (finish: {esc(node.finish_reason, 20)})" if node.finish_reason else ""
+    lines.append(f"status: {esc(node.status)}{finish}")
+    if node.error:
+        lines.append(f"error: {esc(node.error, HOVER_ERROR_CHARS)}")
+    if node.text:
+        lines.append(f"text: {esc(node.text, HOVER_TEXT_CHARS)}")
+    return "<br>".join(lines)
+
+
+def _group_of(node: Node, colors: Mapping[str, str], key: AnswerKey) -> str:
+    """Which marker trace draws `node`: failed, running, distill, an answer key or none."""
+    if node.status == "failed":
+        return FAILED
+    if node.status == "running":
+        return RUNNING
+    if node.stage == "distill":
+        return DISTILL
+    if is_choice(node):
+        return CHOICE
+    group = key(node.answer)
+    return group if group in colors else NO_ANSWER
+
+
+def _edge_xy(
+    graph: nx.DiGraph, edges: Iterable[tuple[str, str]]
+) -> tuple[list[float | None], list[float | None]]:
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for parent, child in edges:
+        p, c = graph.nodes[parent], graph.nodes[child]
+        xs += [p["column"], c["column"], None]
+        ys += [p["row"], c["row"], None]
+    return xs, ys
+
+
+def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
+    """The run as a tree: columns are stages, rows branches, colours answer clusters.
+
+    Each marker's `customdata` is its node id (see `node_id_from_point`). Correct nodes get a
+    green outline and ✓, incorrect ones a red outline and ✗ (with a reference); failed
+    nodes are red X markers; running nodes hollow; `selected` gets a dark ring.
+    """
+    graph = build_graph(trace)
+    widest = graph.graph["widest"]
+    columns = graph.graph["columns"]
+    clusters = answer_groups(trace)
+    colors = {key: PALETTE[i % len(PALETTE)] for i, (key, _) in enumerate(clusters)}
+    size = 18 if widest <= 8 else 14
+
+    groups: dict[str, list[Node]] = {}
+    key_of = trace_key(trace)
+    for node in trace.nodes:
+        groups.setdefault(_group_of(node, colors, key_of), []).append(node)
+
+    data: list[go.Scatter] = []
+    running_edges = [(p, c) for p, c in graph.edges if graph.nodes[c]["node"].status == "running"]
+    settled_edges = [(p, c) for p, c in graph.edges if graph.nodes[c]["node"].status != "running"]
+    for edges, dash in ((settled_edges, "solid"), (running_edges, "dot")):
+        if edges:
+            xs, ys = _edge_xy(graph, edges)
+            data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                                   line={"color": EDGE_COLOR, "width": 1.2, "dash": dash}))
+    if selected in graph:
+        # Lineage of the selected node: the edges that fed it and the ones it feeds.
+        lineage = [*graph.in_edges(selected), *graph.out_edges(selected)]
+        if lineage:
+            xs, ys = _edge_xy(graph, lineage)
+            data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                                   line={"color": EDGE_SELECTED_COLOR, "width": 2.2}))
+        # Drawn before the node markers and not hoverable, so clicks still reach the node.
+        point = graph.nodes[selected]
+        data.append(go.Scatter(
+            x=[point["column"]], y=[point["row"]], mode="markers", hoverinfo="skip",
+            showlegend=False, name="selected", meta={"node": selected},
+            marker={"symbol": "circle-open", "size": size + 14, "color": SELECTED_COLOR,
+                    "line": {"width": 3, "color": SELECTED_COLOR}},
+        ))
+
+    rank = 0
+    for key, nodes in clusters:
+        members = groups.get(key, [])
+        if members:
+            rank += 1
+            name = answer_label(nodes[0], len(members))
+            data.append(_marker_trace(graph, members, name, colors[key], "circle", size, rank))
+    fixed = (
+        (NO_ANSWER, "no answer", NO_ANSWER_COLOR, "circle"),
+        (DISTILL, "workspace (distill)", DISTILL_COLOR, "square"),
+        (CHOICE, "choice (judge / select)", CHOICE_COLOR, "diamond"),
+        (FAILED, "failed", FAILED_COLOR, "x"),
+        (RUNNING, "running", RUNNING_COLOR, "circle-open"),
+    )
+    for group, label, color, symbol in fixed:
+        members = groups.get(group, [])
+        if members:
+            rank += 1
+            name = f"{label} (×{len(members)})" if group == NO_ANSWER else label
+            data.append(_marker_trace(graph, members, name, color, symbol, size, rank))
+
+    height = max(300, 130 + 40 * widest)
+    layout = go.Layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        font=FONT,
+        clickmode="event+select",
+        dragmode=False,
+        hovermode="closest",
+        hoverlabel={"align": "left", "bgcolor": "white", "font": {"size": 12}},
+        showlegend=True,
+        legend={"title": {"text": "answers"}, "itemclick": "toggle", "bgcolor": "white"},
+        uirevision=trace.id,
+        # A new selected node starts the chart's own selection afresh (the legend is kept):
+        # plotly would otherwise toggle the point clicked last off when it is clicked again.
+        selectionrevision=f"{trace.id}:{selected}",
+        xaxis={
+            "tickvals": list(range(columns)),
+            "ticktext": graph.graph["column_labels"],
+            "side": "top",
+            "showgrid": False,
+            "zeroline": False,
+            "showline": False,
+            "ticks": "",
+            "tickfont": {"size": 11},
+            "range": [-0.5, columns - 0.4],
+        },
+        yaxis={
+            "visible": False,
+            "showgrid": False,
+            "zeroline": False,
+            "autorange": "reversed",
+        },
+    )
+    return go.Figure(data=data, layout=layout)
+
+
+def _marker_trace(
+    graph: nx.DiGraph,
+    nodes: list[Node],
+    name: str,
+    color: str,
+    symbol: str,
+    size: int,
+    rank: int,
+) -> go.Scatter:
+    """One legend group of nodes; outlines and ✓/✗ text per point show correctness."""
+    xs, ys, ids, hovers, texts, text_colors, line_colors, line_widths = ([] for _ in range(8))
+    for node in nodes:
+        attrs = graph.nodes[node.id]
+        xs.append(attrs["column"])
+        ys.append(attrs["row"])
+        ids.append(node.id)
+        hovers.append(_hover(node))
+        verdict = node.correct if is_generation(node) and node.status == "ok" else None
+        if verdict is True:
+            texts.append("✓")
+            text_colors.append(CORRECT_COLOR)
+            line_colors.append(CORRECT_COLOR)
+            line_widths.append(3)
+        elif verdict is False:
+            texts.append("✗")
+            text_colors.append(INCORRECT_COLOR)
+            line_colors.append(INCORRECT_COLOR)
+            line_widths.append(3)
+        else:
+            texts.append("")
+            text_colors.append(color)
+            outlined = symbol in ("square", "diamond")
+            line_colors.append(DISTILL_LINE if outlined else "white")
+            line_widths.append(1.5 if outlined else 1)
+    if symbol in ("x", "circle-open"):
+        # Line-drawn symbols take their colour from the marker line.
+        line_colors = [color] * len(nodes)
+        line_widths = [2] * len(nodes)
+    has_text = any(texts)
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="markers+text" if has_text else "markers",
+        name=name,
+        legendrank=rank,
+        customdata=ids,
+        hovertext=hovers,
+        hovertemplate="%{hovertext}<extra></extra>",
+        text=texts if has_text else None,
+        textposition="middle right",
+        textfont={"color": text_colors, "size": 13},
+        marker={
+            "symbol": symbol,
+            "size": size,
+            "color": color,
+            "line": {"color": line_colors, "width": line_widths},
+        },
+        # The page shows the selection with its own ring; plotly must not dim the rest.
+        selected={"marker": {"opacity": 1}},
+        unselected={"marker": {"opacity": 1}},
+    )
