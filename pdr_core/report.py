@@ -116,6 +116,9 @@ def _header(trace: Trace) -> str:
     ]
     if trace.stop_reason:
         run_rows.append(("Stopped", _e(trace.stop_reason)))
+    if trace.name or trace.tags:
+        run_rows[:0] = [("Name", f"<bdi>{_e(trace.name)}</bdi>"),
+                        ("Tags", _e(", ".join(trace.tags) or None))]
     config_rows = []
     for key in CONFIG_KEYS:
         value = config.get(key)

@@ -394,7 +394,7 @@ class Store:
             from pdr_core.methods import new_run_id
 
             trace.id = new_run_id()
-        writer = RunWriter(self, imported=True)
+        writer = RunWriter(self, imported=True, name=trace.name, tags=tuple(trace.tags))
         try:
             with bulk_build(), writer.batch():
                 for event in trace_to_events(trace):
@@ -587,6 +587,7 @@ class Store:
             # seen whole or not at all.
             conn.execute("BEGIN")
             status = self._status(conn, run_id)
+            label = conn.execute("SELECT name, tags FROM runs WHERE id = ?", (run_id,)).fetchone()
             payloads = conn.execute(
                 "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
@@ -602,6 +603,7 @@ class Store:
         trace = builder.trace
         if trace is None:
             raise TraceError(f"run {run_id} has no events")
+        trace.name, trace.tags = label[0], [t for t in label[1].split(",") if t]
         for node in trace.nodes:
             if node.status == "running":
                 node.text = partials.get(node.id, "")
