@@ -93,10 +93,9 @@ st.dataframe(
 
 # --- results --------------------------------------------------------------------------------
 st.subheader("Results")
-if result.verdict.lower is None:
-    st.info(inert(result.verdict.text))
-else:
-    st.success(inert(result.verdict.text))
+# Green only when the cheaper run was right: a saving on a wrong answer is no success.
+{True: st.success, False: st.warning}.get(result.verdict.cheaper_correct, st.info)(
+    inert(result.verdict.text))
 cols = st.columns(2)
 for col, name, res in ((cols[0], "A", result.a), (cols[1], "B", result.b)):
     col.markdown(f"**Run {name}** · `{res.run_id}` · {res.method} · "
