@@ -160,7 +160,7 @@ def test_history_lists_filters_opens_and_deletes(db):
     assert not at.exception
     assert at.selectbox(key="history_open").value == single.id  # newest first
     def listed():
-        return [label.split(" · ")[1] + ":" + label.split(" · ")[3]
+        return [label.split(" · ")[1].split(" (")[0] + ":" + label.split(" · ")[3]
                 for label in at.selectbox(key="history_open").options]
 
     assert listed() == ["single:What is 0 * 7?", "vote:What is 1 * 7?", "vote:What is 0 * 7?"]
@@ -350,3 +350,21 @@ def test_replay_elapsed_counts_replay_time_not_time_since_the_run_was_made(db):
     assert not at.exception
     shown = [m.value for m in at.metric if m.label == "Elapsed"][-1]  # the replay frame's
     assert 0.0 <= float(shown.removesuffix(" s")) < 1.5, shown
+
+
+def test_run_pickers_name_method_distill_and_shape(db):
+    configs = {"pdr": {"method": "pdr", "width": 3, "depth": 2, "distill": "topk"},
+               "sched": {"method": "pdr", "width_schedule": (4, 2, 1), "depth": 3},
+               "vote": {"method": "vote", "width": 3}, "single": {"method": "single"}}
+    ids = {name: _stored(db, 1, **config)[0].id for name, config in configs.items()}
+    expected = {"pdr": " · pdr (topk, 3×2) · ", "sched": " · pdr (summary, 4×3, widths 4,2,1) · ",
+                "vote": " · vote (width 3) · ", "single": " · single · "}
+    at = history()
+    options = at.selectbox(key="history_open").options
+    shown = {label.rsplit(" · ", 1)[1]: label for label in options}
+    for name, run_id in ids.items():
+        assert expected[name] in shown[run_id], shown[run_id]
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=30).run()
+    options = at.selectbox(key="compare_a").options
+    assert sorted(label.split(" · ")[1] for label in options) == sorted(
+        e.strip(" ·") for e in expected.values())
