@@ -12,7 +12,16 @@ import streamlit as st
 
 from pdr_core.benchmarks import BENCHMARKS
 from pdr_core.config import ConfigError
-from pdr_core.datasets import DIFFICULTIES, KINDS, DatasetError, load_dataset_spec, read_jsonl
+from pdr_core.data_folder import ENV as DATA_ENV
+from pdr_core.data_folder import check_hub_spec, data_file, data_folder
+from pdr_core.datasets import (
+    DIFFICULTIES,
+    KINDS,
+    DatasetError,
+    load_dataset_spec,
+    load_jsonl,
+    read_jsonl,
+)
 from pdr_core.evaluation import (
     DEFAULT_METHODS,
     RUN_LINK_SUFFIX,
@@ -97,11 +106,11 @@ def choose_problems():
         st.caption(f"Source: {bench.source}.")
     elif source == "File or spec":
         label = st.text_input(
-            "JSONL path or spec", key="eval_path",
+            "JSONL file or spec", key="eval_path",
             placeholder="problems.jsonl · aime2024 · gen:linear:10:hard · "
                         "hf:HuggingFaceH4/MATH-500",
-            help="A built-in benchmark's name; a JSONL file with id, question and answer on "
-                 "every line; "
+            help="A built-in benchmark's name; a JSONL file in the server's data folder "
+                 f"({DATA_ENV}; none unless set), with id, question and answer on every line; "
                  "gen:KIND:N[:DIFFICULTY][:seed=S]; or hf:NAME[:SPLIT] (needs "
                  "`pip install datasets` and a network).").strip()
     else:
@@ -114,9 +123,13 @@ def choose_problems():
         if upload is not None:
             problems = read_jsonl(upload.getvalue(), upload.name)
         elif label.startswith("hf:") or label in BENCHMARK_LABELS:
+            if label.startswith("hf:"):
+                check_hub_spec(label)
             problems = load_kept(label)
-        else:
+        elif label.startswith("gen:"):
             problems = load_dataset_spec(label)
+        else:  # a file: only from the server's data folder, never any server path
+            problems = load_jsonl(data_file(label, data_folder()))
     except DatasetError as exc:
         st.error(inert(f"Cannot use this dataset: {exc}"))
         return None, label
