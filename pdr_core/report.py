@@ -18,6 +18,7 @@ from typing import Any
 from plotly.offline import get_plotlyjs
 
 from pdr_core import viz
+from pdr_core.budget_view import COLUMNS, budget_rows
 from pdr_core.diffs import diff_html, next_workspace, predecessor
 from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.workspace import workspace_summary
@@ -146,22 +147,9 @@ def _header(trace: Trace) -> str:
 
 
 def _budget_table(trace: Trace) -> str:
-    def cell(value: Any) -> str:
-        if value is None:
-            return "–"
-        if isinstance(value, bool):
-            return "✓" if value else "✗"
-        if isinstance(value, float):
-            return f"{value:.0%}"
-        return f"{value:,}" if isinstance(value, int) else _e(value)
-
-    keys = ("row", "calls", "prompt_tokens", "completion_tokens", "tokens", "largest_call",
-            "cap", "share_of_cap", "within_cap")
-    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(row[k])}</td>" for k in keys) + "</tr>"
-        for row in viz.budget_table(trace)
-    )
+    head = "".join(f"<th>{_e(title)}</th>" for title in COLUMNS.values())
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row.values()) + "</tr>"
+                   for row in budget_rows(trace))
     return f'<table class="budget"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 

@@ -368,3 +368,15 @@ def test_run_pickers_name_method_distill_and_shape(db):
     options = at.selectbox(key="compare_a").options
     assert sorted(label.split(" · ")[1] for label in options) == sorted(
         e.strip(" ·") for e in expected.values())
+
+
+def test_budget_table_has_titled_columns_and_no_none_cells(db):
+    [trace] = _stored(db, 1, method="pdr", width=2, depth=2)
+    at = history()
+    [table] = [d.value for d in at.dataframe if "B_seq" in d.value.to_numpy()]
+    assert list(table.columns) == ["", "Calls", "Prompt tokens", "Completion tokens", "Tokens",
+                                   "Largest call", "Cap", "Share of cap", "Within cap"]
+    cells = [str(v) for v in table.to_numpy().ravel()]
+    assert "None" not in cells and "nan" not in cells
+    b_seq = table[table[""] == "B_seq"].iloc[0]
+    assert b_seq["Tokens"] == f"{trace.budget.b_seq:,}" and b_seq["Cap"] == "–"

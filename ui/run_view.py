@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pdr_core.adaptive import savings
+from pdr_core.budget_view import budget_rows
 from pdr_core.replay import duration, trace_at
 from pdr_core.selection import fell_back
 from pdr_core.tasks import answer_text, final_tests
@@ -17,7 +18,6 @@ from pdr_core.textfmt import inert
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import (
     answer_flow_figure,
-    budget_table,
     column_of,
     node_id_from_point,
     timeline_figure,
@@ -206,7 +206,7 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     with timeline:
         st.plotly_chart(timeline_fig, key=run_key(trace.id, prefix, "timeline"))
     with budget:
-        st.dataframe(budget_table(trace), hide_index=True,
+        st.dataframe(budget_rows(trace), hide_index=True,
                      key=run_key(trace.id, prefix, "budget"))
     if shown is None:
         st.info("No node yet.")
