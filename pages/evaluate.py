@@ -40,7 +40,9 @@ from pdr_core.evaluation import (
     report_json,
     results_csv,
     summarize,
+    summary_cells,
     summary_csv,
+    summary_header,
 )
 from pdr_core.method_builtins import method_registry
 from pdr_core.preview import known_price
@@ -283,12 +285,10 @@ def results_view() -> None:
         st.plotly_chart(accuracy_figure(summary, "b_total"), key="eval_fig_total")
     st.markdown("**Per method and setting** (oracle: share of runs where some generation "
                 "was right)")
-    st.dataframe([{"arm": s.label, "n": s.n, "accuracy": s.accuracy, "ci_low": s.ci_low,
-                   "ci_high": s.ci_high, "mean_b_seq": s.mean_b_seq,
-                   "mean_b_total": s.mean_b_total, "oracle": s.oracle_accuracy,
-                   "failed": s.failed, "pending": s.pending,
-                   "tokens_saved": s.tokens_saved} for s in summary],
-                 hide_index=True, key="eval_summary_table")
+    # Text cells, as the command line prints them: percentages, rounded means, "-" for none.
+    st.dataframe([dict(zip(summary_header(), summary_cells(s), strict=True))
+                  | {"pending": str(s.pending), "tokens saved": f"{s.tokens_saved:,}"}
+                  for s in summary], hide_index=True, key="eval_summary_table")
     st.markdown("**Per problem** (each arm's run opens in History)")
     links = {s.label + RUN_LINK_SUFFIX: st.column_config.LinkColumn(
         s.label + RUN_LINK_SUFFIX, display_text="open ↗", help=f"The {s.label} run of this "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from conftest import plain
@@ -58,8 +59,13 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     frames = [f.value for f in at.dataframe]  # problems, estimate, summary, per problem, runs
     [summary] = [f for f in frames if "arm" in f.columns]
     assert list(summary["arm"]) == ["single t256", "pdr w2 d2 t256"]
-    assert list(summary["n"]) == [3, 3]
-    assert summary["ci_low"].notna().all() and summary["oracle"].notna().all()
+    assert list(summary["n"]) == ["3", "3"]
+    # Read as the command line prints it: percentages and rounded means, no snake_case.
+    assert "mean B_seq" in summary.columns and "ci_low" not in summary.columns
+    assert all(isinstance(c, str) for c in summary.to_numpy().ravel())
+    assert all(re.fullmatch(r"\d{1,3}\.\d%", c) for c in summary["accuracy"])
+    assert all(re.fullmatch(r"\d{1,3}\.\d%-\d{1,3}\.\d%", c) for c in summary["95% CI"])
+    assert all(c.endswith("%") for c in summary["oracle"])
     [per_problem] = [f for f in frames if "reference" in f.columns and "problem" in f.columns]
     assert len(per_problem) == 3 and "pdr w2 d2 t256" in per_problem.columns
     [every_run] = [f for f in frames if "run_id" in f.columns]
