@@ -51,9 +51,10 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert any(m.value == "**Final answer:** 52 · :green[**correct**]" for m in at.markdown)
     picker = at.selectbox(key=run_key(stored[0].id, "live", "node"))
     # 3 drafts, a summary, 3 refinements, a summary, the final
-    assert len(picker.options) == 1 + 9 and picker.options[4].startswith("r1-distill-0 (distill")
-    assert picker.options[0].startswith("Latest finished node")
-    assert any(plain(c.value).startswith("Showing r3-final-0") for c in at.caption)
+    assert len(picker.options) == 9 and picker.options[3].startswith("r1-distill-0 (distill")
+    # A finished run has no "latest" to follow: it opens on its last node.
+    assert not any(o.startswith("Latest finished node") for o in picker.options)
+    assert picker.value == "r3-final-0"
     picker.set_value("r2-refine-1").run()
     assert not at.exception
     # the node detail: its output text and a diff against its round-1 predecessor
@@ -380,3 +381,12 @@ def test_budget_table_has_titled_columns_and_no_none_cells(db):
     assert "None" not in cells and "nan" not in cells
     b_seq = table[table[""] == "B_seq"].iloc[0]
     assert b_seq["Tokens"] == f"{trace.budget.b_seq:,}" and b_seq["Cap"] == "–"
+
+
+def test_a_saved_run_has_no_latest_node_entry_and_opens_on_its_last_node(db):
+    [done] = _stored(db, 1, method="pdr", width=2, depth=2)
+    at = history()
+    picker = at.selectbox(key=run_key(done.id, "history", "node"))
+    assert not any(o.startswith("Latest finished node") for o in picker.options)
+    assert picker.value == "r2-final-0"
+    assert not any(plain(c.value).startswith("Showing ") for c in at.caption)
