@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from pdr_core import viz
 from pdr_core.budget_view import COLUMNS, budget_rows
-from pdr_core.diffs import diff_html, next_workspace, predecessor
+from pdr_core.diffs import diff_html, next_workspace, predecessor, predecessor_title
 from pdr_core.trace import Node, Trace, gives_answer
 from pdr_core.workspace import workspace_summary
 
@@ -195,7 +195,9 @@ def _node_section(trace: Trace, node: Node, index: dict[str, int]) -> str:
     if node.reasoning:
         parts.append(f"<details><summary>Reasoning ({len(node.reasoning):,} characters)</summary>"
                      f"{_pre(node.reasoning)}</details>")
-    for other_id, title in ((predecessor(trace, node.id), "Changes from {} (previous round)"),
+    before = predecessor(trace, node.id)
+    relation = before and predecessor_title(trace, node.id, before)
+    for other_id, title in ((before, f"Changes from {{}} ({relation})"),
                             (next_workspace(trace, node.id), "Changes to the next workspace {}")):
         if other_id is not None:
             other = trace.nodes[index[other_id]]

@@ -38,7 +38,8 @@ def click_drafts_and_see_their_detail(page, question: str, drafts: list[str]) ->
     """The final node is selected; clicking a draft in the tree selects it instead. Points
     are found by node id, so neither the answers nor the order plotly drew the points in
     (they follow the answer clusters) matter."""
-    open_tab(page, "Diff", page.get_by_text("Against r1-draft-0 (previous round)"))
+    # The final is diffed against the workspace it was given, not an arbitrary draft.
+    open_tab(page, "Diff", page.get_by_text("Against r1-distill-0 (the workspace it was given)"))
     picker = page.locator(f"{keyed('live_node_')} input")
     # The run has finished: no "latest" to follow, the picker is on its last node.
     expect(picker).to_have_value(re.compile(r"^r2-final-0 \(final, round 2, branch 0\)"))
