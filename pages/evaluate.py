@@ -283,8 +283,13 @@ def results_view() -> None:
         st.plotly_chart(accuracy_figure(summary, "b_seq"), key="eval_fig_seq")
     with total:
         st.plotly_chart(accuracy_figure(summary, "b_total"), key="eval_fig_total")
-    st.markdown("**Per method and setting** (oracle: share of runs where some generation "
-                "was right)")
+    # Arm labels name method, width, depth and max tokens; the distill operator is the
+    # evaluation's own, said once here.
+    uses = any(METHODS[m].uses("distill") for m in {s.method for s in evaluation.spec.settings()}
+               if m in METHODS)
+    distill = f"distill operator {evaluation.spec.distill}; " if uses else ""
+    st.markdown(f"**Per method and setting** ({distill}oracle: share of runs where some "
+                "generation was right)")
     # Text cells, as the command line prints them: percentages, rounded means, "-" for none.
     st.dataframe([dict(zip(summary_header(), summary_cells(s), strict=True))
                   | {"pending": str(s.pending), "tokens saved": f"{s.tokens_saved:,}"}
