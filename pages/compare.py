@@ -12,7 +12,7 @@ from pdr_core.diffs import diff_html, diff_stats
 from pdr_core.store import RunNotFound
 from pdr_core.textfmt import inert, model_markdown
 from ui.baseline import render_baseline
-from ui.components import STATUS_BADGE, get_store, load_trace, short, start_job
+from ui.components import STATUS_BADGE, get_store, load_trace, run_label, start_job
 
 PENDING = "compare_pending"  # (A, B) to show on the next draw
 
@@ -25,11 +25,7 @@ if len(runs) < 2:
             "Run page or with `python -m pdr_core run`.")
     st.stop()
 
-labels = {
-    r.id: f"{r.created_at[:19].replace('T', ' ')} · {r.method} · {r.status} · "
-          f"{short(r.name or r.question, 70)}"
-    for r in runs
-}
+labels = {r.id: run_label(r, 70) for r in runs}
 ids = list(labels)
 # A baseline started here opens beside its source run (set before the pickers are drawn).
 pending = st.session_state.pop(PENDING, None)
@@ -93,10 +89,9 @@ st.dataframe(
 
 # --- results --------------------------------------------------------------------------------
 st.subheader("Results")
-if result.verdict.lower is None:
-    st.info(inert(result.verdict.text))
-else:
-    st.success(inert(result.verdict.text))
+# Green only when the cheaper run was right: a saving on a wrong answer is no success.
+{True: st.success, False: st.warning}.get(result.verdict.cheaper_correct, st.info)(
+    inert(result.verdict.text))
 cols = st.columns(2)
 for col, name, res in ((cols[0], "A", result.a), (cols[1], "B", result.b)):
     col.markdown(f"**Run {name}** · `{res.run_id}` · {res.method} · "

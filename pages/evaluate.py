@@ -12,7 +12,16 @@ import streamlit as st
 
 from pdr_core.benchmarks import BENCHMARKS
 from pdr_core.config import ConfigError
-from pdr_core.datasets import DIFFICULTIES, KINDS, DatasetError, load_dataset_spec, read_jsonl
+from pdr_core.data_folder import ENV as DATA_ENV
+from pdr_core.data_folder import check_hub_spec, data_file, data_folder
+from pdr_core.datasets import (
+    DIFFICULTIES,
+    KINDS,
+    DatasetError,
+    load_dataset_spec,
+    load_jsonl,
+    read_jsonl,
+)
 from pdr_core.evaluation import (
     DEFAULT_METHODS,
     RUN_LINK_SUFFIX,
@@ -31,7 +40,9 @@ from pdr_core.evaluation import (
     report_json,
     results_csv,
     summarize,
+    summary_cells,
     summary_csv,
+    summary_header,
 )
 from pdr_core.method_builtins import method_registry
 from pdr_core.preview import known_price
@@ -97,11 +108,11 @@ def choose_problems():
         st.caption(f"Source: {bench.source}.")
     elif source == "File or spec":
         label = st.text_input(
-            "JSONL path or spec", key="eval_path",
+            "JSONL file or spec", key="eval_path",
             placeholder="problems.jsonl · aime2024 · gen:linear:10:hard · "
                         "hf:HuggingFaceH4/MATH-500",
-            help="A built-in benchmark's name; a JSONL file with id, question and answer on "
-                 "every line; "
+            help="A built-in benchmark's name; a JSONL file in the server's data folder "
+                 f"({DATA_ENV}; none unless set), with id, question and answer on every line; "
                  "gen:KIND:N[:DIFFICULTY][:seed=S]; or hf:NAME[:SPLIT] (needs "
                  "`pip install datasets` and a network).").strip()
     else:
@@ -114,9 +125,13 @@ def choose_problems():
         if upload is not None:
             problems = read_jsonl(upload.getvalue(), upload.name)
         elif label.startswith("hf:") or label in BENCHMARK_LABELS:
+            if label.startswith("hf:"):
+                check_hub_spec(label)
             problems = load_kept(label)
-        else:
+        elif label.startswith("gen:"):
             problems = load_dataset_spec(label)
+        else:  # a file: only from the server's data folder, never any server path
+            problems = load_jsonl(data_file(label, data_folder()))
     except DatasetError as exc:
         st.error(inert(f"Cannot use this dataset: {exc}"))
         return None, label
@@ -268,14 +283,17 @@ def results_view() -> None:
         st.plotly_chart(accuracy_figure(summary, "b_seq"), key="eval_fig_seq")
     with total:
         st.plotly_chart(accuracy_figure(summary, "b_total"), key="eval_fig_total")
-    st.markdown("**Per method and setting** (oracle: share of runs where some generation "
-                "was right)")
-    st.dataframe([{"arm": s.label, "n": s.n, "accuracy": s.accuracy, "ci_low": s.ci_low,
-                   "ci_high": s.ci_high, "mean_b_seq": s.mean_b_seq,
-                   "mean_b_total": s.mean_b_total, "oracle": s.oracle_accuracy,
-                   "failed": s.failed, "pending": s.pending,
-                   "tokens_saved": s.tokens_saved} for s in summary],
-                 hide_index=True, key="eval_summary_table")
+    # Arm labels name method, width, depth and max tokens; the distill operator is the
+    # evaluation's own, said once here.
+    uses = any(METHODS[m].uses("distill") for m in {s.method for s in evaluation.spec.settings()}
+               if m in METHODS)
+    distill = f"distill operator {evaluation.spec.distill}; " if uses else ""
+    st.markdown(f"**Per method and setting** ({distill}oracle: share of runs where some "
+                "generation was right)")
+    # Text cells, as the command line prints them: percentages, rounded means, "-" for none.
+    st.dataframe([dict(zip(summary_header(), summary_cells(s), strict=True))
+                  | {"pending": str(s.pending), "tokens saved": f"{s.tokens_saved:,}"}
+                  for s in summary], hide_index=True, key="eval_summary_table")
     st.markdown("**Per problem** (each arm's run opens in History)")
     links = {s.label + RUN_LINK_SUFFIX: st.column_config.LinkColumn(
         s.label + RUN_LINK_SUFFIX, display_text="open ↗", help=f"The {s.label} run of this "

@@ -11,7 +11,7 @@ from pdr_core.render.report import render_report
 from pdr_core.store import RunNotFound, StoreError
 from pdr_core.textfmt import inert
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
-from ui.components import get_store, load_trace, short, show_question
+from ui.components import get_store, load_trace, run_label, short, show_question
 from ui.fork_view import render_fork_comparison, resume_controls
 from ui.links import publish_run
 from ui.live_view import cancel_control, live_run_view, watch_running
@@ -121,8 +121,7 @@ table = st.dataframe(
 rows = table.selection.rows if table is not None else []
 # The id makes each label unique: the browser sends back the label picked, and two runs of
 # one question in the same second would otherwise open the wrong one.
-labels = {r.id: f"{r.created_at[:19].replace('T', ' ')} · {r.method} · {r.status} · "
-                f"{short(r.name or r.question, 60)} · {r.id}" for r in runs}
+labels = {r.id: run_label(r, 60, with_id=True) for r in runs}
 if rows:
     st.session_state["history_open"] = runs[rows[0]].id
 if st.session_state.get("history_open") not in labels:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.prompts import FIELDS, PromptSet, TemplateError
+from pdr_core.prompts import FIELDS, PromptSet, TemplateError, validate_template
 from pdr_core.store import StoreError
 from ui.components import BUILT_IN, get_store
 
@@ -48,13 +48,17 @@ for stage, (allowed, required) in FIELDS.items():
     ) or "none"
     edited[stage] = st.text_area(stage, key=f"prompt_{stage}", height=140,
                                  help=STAGE_HELP[stage])
+    try:  # checked here so that the message shows under the template it is about
+        validate_template(stage, edited[stage], allowed, required)
+    except TemplateError as exc:
+        st.error(f"Not valid, so the set cannot be used or saved: {exc}")
     st.caption(f"{STAGE_HELP[stage]} Variables: {variables}.")
 
 try:
     prompts = PromptSet(**edited)
-except TemplateError as exc:
+except TemplateError:
     prompts = None
-    st.error(f"Not valid, so it cannot be used or saved: {exc}")
+    st.caption("Fix the templates marked in red above to save this set.")
 
 c1, c2 = st.columns([3, 1])
 name = c1.text_input("Save as (name)", key="prompts_name",

@@ -245,13 +245,19 @@ def predecessor(trace: Trace, node_id: str) -> str | None:
     """The node that `node_id` is best diffed against, or None.
 
     A refine/final node: the same-branch generation of the previous round, or branch 0
-    of it when the previous round is narrower. A distill node: the same-branch distill
-    node of the previous round. Drafts, and ids not in the trace, have none.
+    of it when the previous round is narrower. When the previous round is wider, none of
+    its generations is this node's own: it is diffed against the workspace it was given
+    (its distill parent). A distill node: the same-branch distill node of the previous
+    round. Drafts, and ids not in the trace, have none.
     """
     node = _find(trace, node_id)
     if node is None or node.round <= 1:
         return None
     if node.stage in ("refine", "final"):
+        workspace = [p for p in node.parent_ids if (parent := _find(trace, p)) is not None
+                     and parent.stage == "distill"]
+        if workspace and _width(trace, node.round - 1) > _width(trace, node.round):
+            return workspace[0]
         previous = _generation(trace, node.round - 1, node.branch)
         if previous is None:
             previous = _generation(trace, node.round - 1, 0)
@@ -260,6 +266,17 @@ def predecessor(trace: Trace, node_id: str) -> str | None:
     else:
         previous = None
     return previous.id if previous is not None else None
+
+
+def predecessor_title(trace: Trace, node_id: str, other_id: str) -> str:
+    """What the predecessor `other_id` is to `node_id`, for a diff's title."""
+    if _find(trace, other_id).stage == "distill" and _find(trace, node_id).stage != "distill":
+        return "the workspace it was given"
+    return "previous round"
+
+
+def _width(trace: Trace, round_: int) -> int:
+    return sum(1 for n in trace.nodes if n.round == round_ and n.stage in GENERATIONS)
 
 
 def next_workspace(trace: Trace, node_id: str) -> str | None:

@@ -8,7 +8,9 @@ from pdr_core.evals.export import (
     SUMMARY_COLUMNS,
     report_json,
     results_csv,
+    summary_cells,
     summary_csv,
+    summary_header,
     summary_text,
     write_outputs,
 )
@@ -52,5 +54,5 @@ __all__ = [
     "ensure_tables", "estimate", "list_evaluations", "load_evaluation", "method_order",
     "new_eval_id", "parse_int_list", "parse_methods", "pending_cells", "per_problem_table",
     "report_json", "results_csv", "run_evaluation", "summarize", "summary_csv",
-    "summary_text", "write_outputs",
+    "summary_cells", "summary_header", "summary_text", "write_outputs",
 ]

@@ -91,3 +91,29 @@ def get_method(name: str) -> Method:
     """The method `name`: registered, or imported from its `package.module:function`. A
     built-in is found without looking for plugins."""
     return _BUILTIN.get(name) or lookup(method_registry(), name)
+
+
+def shape_label(config: dict[str, Any]) -> str:
+    """`pdr (summary, 4×2)`: a run's method and, as far as the method uses them, its
+    distill operator and width × depth (and a tapering width schedule: `widths 8,4,1`). A method not
+    registered here shows its name alone (a stored name is never imported)."""
+    name = str(config.get("method", ""))
+    method = _BUILTIN.get(name) or method_registry().get(name)
+    if method is None:
+        return name
+    parts = []
+    if method.uses("distill"):
+        parts.append(str(config.get("distill", _DEFAULTS["distill"])))
+    width = config.get("width", _DEFAULTS["width"])
+    depth = config.get("depth", _DEFAULTS["depth"])
+    schedule = config.get("width_schedule") or ()
+    if method.uses("width") and method.uses("depth"):
+        parts.append(f"{width}×{depth}")
+        # A schedule other than `width` in every round but the last is worth showing.
+        if any(w != width for w in schedule[:-1]):
+            parts.append("widths " + ",".join(map(str, schedule)))
+    elif method.uses("width"):
+        parts.append(f"width {width}")
+    elif method.uses("depth"):
+        parts.append(f"depth {depth}")
+    return f"{name} ({', '.join(parts)})" if parts else name

@@ -162,9 +162,12 @@ def validate_template(
         ) from None
     unknown = used - allowed
     if unknown:
+        # A JSON example in a template ({"answer": 42}) reads as a variable named "answer".
+        literal = ("; for literal braces (JSON, sets, code) write {{ and }}, e.g. "
+                   '{{"answer": 42}}' if any(not n.isidentifier() for n in unknown) else "")
         raise TemplateError(
             f"template '{stage}' uses unknown variable(s) {_braced(unknown)}; "
-            f"it may use {_braced(allowed) or 'no variables'}"
+            f"it may use {_braced(allowed) or 'no variables'}{literal}"
         )
     missing = required - used
     if missing:

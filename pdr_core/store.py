@@ -25,7 +25,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -193,6 +193,7 @@ class RunSummary:
     name: str | None
     tags: tuple[str, ...]
     imported: bool
+    config: dict = field(default_factory=dict)  # the run's settings, for its label
 
 
 class Store:
@@ -394,7 +395,7 @@ class Store:
             from pdr_core.methods import new_run_id
 
             trace.id = new_run_id()
-        writer = RunWriter(self, imported=True)
+        writer = RunWriter(self, imported=True, name=trace.name, tags=tuple(trace.tags))
         try:
             with bulk_build(), writer.batch():
                 for event in trace_to_events(trace):
@@ -491,7 +492,7 @@ class Store:
         sql = (
             f"SELECT id, created_at, substr(question, 1, {QUESTION_PREVIEW}), method, model,"
             " status, final_answer, correct, b_seq, b_total, calls, name, tags, imported,"
-            " owner_host, owner_pid, owner_started FROM runs"
+            " owner_host, owner_pid, owner_started, config FROM runs"
             f" {where} ORDER BY created_at DESC, rowid DESC"
             + (" LIMIT ? OFFSET ?" if paged else "")
         )
@@ -508,6 +509,7 @@ class Store:
                 correct=None if row[7] is None else bool(row[7]), b_seq=row[8],
                 b_total=row[9], calls=row[10], name=row[11],
                 tags=tuple(t for t in row[12].split(",") if t), imported=bool(row[13]),
+                config=json.loads(row[17]),
             ))
         return summaries if paged else summaries[offset : offset + limit]
 
@@ -587,6 +589,7 @@ class Store:
             # seen whole or not at all.
             conn.execute("BEGIN")
             status = self._status(conn, run_id)
+            label = conn.execute("SELECT name, tags FROM runs WHERE id = ?", (run_id,)).fetchone()
             payloads = conn.execute(
                 "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
@@ -602,6 +605,7 @@ class Store:
         trace = builder.trace
         if trace is None:
             raise TraceError(f"run {run_id} has no events")
+        trace.name, trace.tags = label[0], [t for t in label[1].split(",") if t]
         for node in trace.nodes:
             if node.status == "running":
                 node.text = partials.get(node.id, "")

@@ -110,6 +110,9 @@ class Trace:
     final_selection: str | None = None
     # A code task's problem and whether its programs ran (pdr_core.tasks); None for math.
     task: dict[str, Any] | None = None
+    # The user's label for the run (the store's name and tags), kept in exports and reports.
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -142,6 +145,8 @@ class Trace:
             "parent_node_id": self.parent_node_id,
             "final_selection": self.final_selection,
             "task": self.task,
+            "name": self.name,
+            "tags": list(self.tags),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -413,6 +418,8 @@ _OPTIONAL_TOP_KEYS: dict[str, tuple[type, ...]] = {
     "parent_node_id": (str, type(None)),
     "final_selection": (str, type(None)),
     "task": (dict, type(None)),
+    "name": (str, type(None)),
+    "tags": (list,),
 }
 _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "error_kind": (str, type(None)),
@@ -468,6 +475,8 @@ def trace_from_dict(data: Any) -> Trace:
         )
     _check_config(data["config"])
     _check_text(data)
+    if not all(isinstance(t, str) for t in data.get("tags", [])):
+        raise TraceError("trace 'tags' must be a list of strings")
     if data["status"] not in STATUSES:
         raise TraceError(f"trace 'status' is {data['status']!r}; expected one of {STATUSES}")
     nodes = []
@@ -525,6 +534,7 @@ def trace_from_dict(data: Any) -> Trace:
         finished_at=data.get("finished_at"), parent_run_id=data.get("parent_run_id"),
         parent_node_id=data.get("parent_node_id"),
         final_selection=data.get("final_selection"), task=data.get("task"),
+        name=data.get("name"), tags=list(data.get("tags", [])),
     )
 
 

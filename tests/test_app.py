@@ -51,9 +51,10 @@ def test_run_page_runs_and_renders_tree_detail_and_diff(db):
     assert any(m.value == "**Final answer:** 52 · :green[**correct**]" for m in at.markdown)
     picker = at.selectbox(key=run_key(stored[0].id, "live", "node"))
     # 3 drafts, a summary, 3 refinements, a summary, the final
-    assert len(picker.options) == 1 + 9 and picker.options[4].startswith("r1-distill-0 (distill")
-    assert picker.options[0].startswith("Latest finished node")
-    assert any(plain(c.value).startswith("Showing r3-final-0") for c in at.caption)
+    assert len(picker.options) == 9 and picker.options[3].startswith("r1-distill-0 (distill")
+    # A finished run has no "latest" to follow: it opens on its last node.
+    assert not any(o.startswith("Latest finished node") for o in picker.options)
+    assert picker.value == "r3-final-0"
     picker.set_value("r2-refine-1").run()
     assert not at.exception
     # the node detail: its output text and a diff against its round-1 predecessor
@@ -160,7 +161,7 @@ def test_history_lists_filters_opens_and_deletes(db):
     assert not at.exception
     assert at.selectbox(key="history_open").value == single.id  # newest first
     def listed():
-        return [label.split(" · ")[1] + ":" + label.split(" · ")[3]
+        return [label.split(" · ")[1].split(" (")[0] + ":" + label.split(" · ")[3]
                 for label in at.selectbox(key="history_open").options]
 
     assert listed() == ["single:What is 0 * 7?", "vote:What is 1 * 7?", "vote:What is 0 * 7?"]
@@ -350,3 +351,42 @@ def test_replay_elapsed_counts_replay_time_not_time_since_the_run_was_made(db):
     assert not at.exception
     shown = [m.value for m in at.metric if m.label == "Elapsed"][-1]  # the replay frame's
     assert 0.0 <= float(shown.removesuffix(" s")) < 1.5, shown
+
+
+def test_run_pickers_name_method_distill_and_shape(db):
+    configs = {"pdr": {"method": "pdr", "width": 3, "depth": 2, "distill": "topk"},
+               "sched": {"method": "pdr", "width_schedule": (4, 2, 1), "depth": 3},
+               "vote": {"method": "vote", "width": 3}, "single": {"method": "single"}}
+    ids = {name: _stored(db, 1, **config)[0].id for name, config in configs.items()}
+    expected = {"pdr": " · pdr (topk, 3×2) · ", "sched": " · pdr (summary, 4×3, widths 4,2,1) · ",
+                "vote": " · vote (width 3) · ", "single": " · single · "}
+    at = history()
+    options = at.selectbox(key="history_open").options
+    shown = {label.rsplit(" · ", 1)[1]: label for label in options}
+    for name, run_id in ids.items():
+        assert expected[name] in shown[run_id], shown[run_id]
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=30).run()
+    options = at.selectbox(key="compare_a").options
+    assert sorted(label.split(" · ")[1] for label in options) == sorted(
+        e.strip(" ·") for e in expected.values())
+
+
+def test_budget_table_has_titled_columns_and_no_none_cells(db):
+    [trace] = _stored(db, 1, method="pdr", width=2, depth=2)
+    at = history()
+    [table] = [d.value for d in at.dataframe if "B_seq" in d.value.to_numpy()]
+    assert list(table.columns) == ["", "Calls", "Prompt tokens", "Completion tokens", "Tokens",
+                                   "Largest call", "Cap", "Share of cap", "Within cap"]
+    cells = [str(v) for v in table.to_numpy().ravel()]
+    assert "None" not in cells and "nan" not in cells
+    b_seq = table[table[""] == "B_seq"].iloc[0]
+    assert b_seq["Tokens"] == f"{trace.budget.b_seq:,}" and b_seq["Cap"] == "–"
+
+
+def test_a_saved_run_has_no_latest_node_entry_and_opens_on_its_last_node(db):
+    [done] = _stored(db, 1, method="pdr", width=2, depth=2)
+    at = history()
+    picker = at.selectbox(key=run_key(done.id, "history", "node"))
+    assert not any(o.startswith("Latest finished node") for o in picker.options)
+    assert picker.value == "r2-final-0"
+    assert not any(plain(c.value).startswith("Showing ") for c in at.caption)

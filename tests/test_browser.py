@@ -38,10 +38,11 @@ def click_drafts_and_see_their_detail(page, question: str, drafts: list[str]) ->
     """The final node is selected; clicking a draft in the tree selects it instead. Points
     are found by node id, so neither the answers nor the order plotly drew the points in
     (they follow the answer clusters) matter."""
-    open_tab(page, "Diff", page.get_by_text("Against r1-draft-0 (previous round)"))
+    # The final is diffed against the workspace it was given, not an arbitrary draft.
+    open_tab(page, "Diff", page.get_by_text("Against r1-distill-0 (the workspace it was given)"))
     picker = page.locator(f"{keyed('live_node_')} input")
-    expect(picker).to_have_value(re.compile(r"^Latest finished node"))
-    expect(page.get_by_text("Showing r2-final-0 (final, round 2, branch 0)")).to_be_visible()
+    # The run has finished: no "latest" to follow, the picker is on its last node.
+    expect(picker).to_have_value(re.compile(r"^r2-final-0 \(final, round 2, branch 0\)"))
     for draft in drafts:
         click_node(page, "live_tree_", draft)
         expect(picker).to_have_value(re.compile(rf"^{draft} \(draft, round 1"), timeout=20_000)

@@ -117,3 +117,12 @@ def test_no_runs_asks_for_runs(db):
     at = page()
     assert not at.exception
     assert any("there is no run" in n for n in notices(at))
+
+
+def test_a_cheaper_run_that_was_wrong_is_no_green_success(db):
+    store_run(db, RunConfig(method="pdr", width=3, depth=2), reference="41")
+    store_run(db, RunConfig(method="single"), reference="41")  # cheaper, and wrong
+    at = page()
+    verdict = next(plain(w.value) for w in at.warning if "lower B_seq" in plain(w.value))
+    assert "It was wrong." in verdict
+    assert not [s for s in at.success if "lower B_seq" in plain(s.value)]

@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 from conftest import run_fake
+from pdr_core.render.report import render_report
 
 from pdr_core import diffs
 from pdr_core.config import RunConfig
@@ -15,6 +16,7 @@ from pdr_core.diffs import (
     diff_stats,
     next_workspace,
     predecessor,
+    predecessor_title,
     word_diff,
 )
 
@@ -194,8 +196,10 @@ def test_predecessor_and_next_workspace_on_pdr_per_sample():
     ids = {n.id for n in trace.nodes}
     assert {"r1-distill-0", "r1-distill-1", "r2-distill-0"} <= ids
     assert predecessor(trace, "r1-draft-2") is None
-    assert predecessor(trace, "r2-refine-1") == "r1-draft-1"
-    assert predecessor(trace, "r3-final-0") == "r2-refine-0"
+    # round 1 (4) is wider than round 2 (2): a refinement is diffed against its workspace
+    assert predecessor(trace, "r2-refine-1") == "r1-distill-1"
+    # round 2 is wider than round 3: the final is diffed against the workspace it was given
+    assert predecessor(trace, "r3-final-0") == "r2-distill-0"
     assert predecessor(trace, "r1-distill-1") is None
     assert predecessor(trace, "r2-distill-0") == "r1-distill-0"
     assert next_workspace(trace, "r1-distill-0") == "r2-distill-0"
@@ -210,6 +214,17 @@ def test_predecessor_falls_back_to_branch_zero_of_a_narrower_round():
     assert predecessor(trace, "r2-refine-1") == "r1-draft-1"
     assert predecessor(trace, "r2-refine-3") == "r1-draft-0"
     assert predecessor(trace, "r2-distill-0") == "r1-distill-0"
+
+
+def test_the_final_node_is_diffed_against_its_workspace_not_a_draft():
+    trace = run_fake(RunConfig(method="pdr", width=4, depth=2))
+    [workspace] = trace.node("r2-final-0").parent_ids
+    assert trace.node(workspace).stage == "distill"
+    assert predecessor(trace, "r2-final-0") == workspace
+    assert predecessor_title(trace, "r2-final-0", workspace) == "the workspace it was given"
+    assert predecessor_title(trace, "r2-final-0", "r1-draft-0") == "previous round"
+    report = render_report(trace)
+    assert 'Changes from <a href="#n' in report and "(the workspace it was given)" in report
 
 
 def test_predecessor_on_sr():

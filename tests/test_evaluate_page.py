@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from conftest import plain
@@ -58,8 +59,14 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     frames = [f.value for f in at.dataframe]  # problems, estimate, summary, per problem, runs
     [summary] = [f for f in frames if "arm" in f.columns]
     assert list(summary["arm"]) == ["single t256", "pdr w2 d2 t256"]
-    assert list(summary["n"]) == [3, 3]
-    assert summary["ci_low"].notna().all() and summary["oracle"].notna().all()
+    assert list(summary["n"]) == ["3", "3"]
+    assert any("distill operator summary" in m.value for m in at.markdown)
+    # Read as the command line prints it: percentages and rounded means, no snake_case.
+    assert "mean B_seq" in summary.columns and "ci_low" not in summary.columns
+    assert all(isinstance(c, str) for c in summary.to_numpy().ravel())
+    assert all(re.fullmatch(r"\d{1,3}\.\d%", c) for c in summary["accuracy"])
+    assert all(re.fullmatch(r"\d{1,3}\.\d%-\d{1,3}\.\d%", c) for c in summary["95% CI"])
+    assert all(c.endswith("%") for c in summary["oracle"])
     [per_problem] = [f for f in frames if "reference" in f.columns and "problem" in f.columns]
     assert len(per_problem) == 3 and "pdr w2 d2 t256" in per_problem.columns
     [every_run] = [f for f in frames if "run_id" in f.columns]
@@ -75,12 +82,13 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     assert len(downloads) == 3
 
 
-def test_a_malformed_file_is_named_with_its_line(db, tmp_path):
+def test_a_malformed_file_is_named_with_its_line(db, tmp_path, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "question": "q", "answer": "1"}\nnot json\n')
+    monkeypatch.setenv("PDR_DATA_DIR", str(tmp_path))
     at = page(FakeProvider())
     at.radio(key="eval_source").set_value("File or spec").run()
-    at.text_input(key="eval_path").input(str(bad)).run()
+    at.text_input(key="eval_path").input("bad.jsonl").run()
     assert not at.exception
     assert any("line 2: not valid JSON" in plain(e.value) for e in at.error)
     assert at.button(key="eval_launch").disabled
@@ -193,3 +201,37 @@ def test_each_problem_links_to_its_runs_and_history_hides_evaluation_runs(db):
     assert history.query_params["run"] in (own.id, [own.id])
     # the linked run was shown for the link only: the filter hides it again
     assert len(history.selectbox(key="history_open").options) == 1
+
+
+def path_errors(at: AppTest, path: str) -> list[str]:
+    at.text_input(key="eval_path").input(path).run()
+    assert not at.exception
+    return [plain(e.value) for e in at.error]
+
+
+def test_the_path_field_reads_only_the_data_folder_and_reveals_nothing_else(
+        db, tmp_path, monkeypatch):
+    good = '{"id": "a", "question": "What is 1 + 1?", "answer": "2"}\n'
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text(good)
+    monkeypatch.delenv("PDR_DATA_DIR", raising=False)
+    at = page(FakeProvider())
+    at.radio(key="eval_source").set_value("File or spec").run()
+    # No data folder: no server path is read, and an existing file reads like a missing one.
+    there, missing = path_errors(at, str(outside)), path_errors(at, str(tmp_path / "no.jsonl"))
+    assert there == missing and "upload" in there[0] and "PDR_DATA_DIR" in there[0]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "ok.jsonl").write_text(good)
+    (folder / "out.jsonl").symlink_to(outside)
+    monkeypatch.setenv("PDR_DATA_DIR", str(folder))
+    at = page(FakeProvider())
+    at.radio(key="eval_source").set_value("File or spec").run()
+    for escape in (str(outside), "../secret.jsonl", "out.jsonl"):
+        [error] = path_errors(at, escape)
+        assert "not in the data folder" in error, escape
+    [error] = path_errors(at, "nothing.jsonl")
+    assert "no file 'nothing.jsonl' in the data folder" in error and "ok.jsonl" in error
+    assert "not a Hugging Face dataset id" in path_errors(at, f"hf:{folder}")[0]
+    assert path_errors(at, "ok.jsonl") == []
+    assert not at.button(key="eval_launch").disabled

@@ -48,3 +48,18 @@ def test_a_run_records_the_prompt_set_it_used(db):
     trace = job.wait(timeout=30)
     assert trace.nodes[0].messages[-1]["content"] == "Answer only.\nWhat is 4 + 4?"
     assert trace.config["prompts"]["draft"] == "Answer only.\n{question}"
+
+
+def test_literal_json_braces_get_a_hint_under_their_own_template(db):
+    at = AppTest.from_file(str(ROOT / "pages" / "prompts.py"), default_timeout=30).run()
+    at.text_area(key="prompt_select").input(
+        '{question}\n{candidates}\nReply as {"best": 1}').run()
+    [error] = at.error
+    assert "{{" in error.value and "}}" in error.value and "'select'" in error.value
+    # The message sits under the select template, before the next template's box.
+    order = [getattr(e, "key", None) or e.type for e in at.main if e.type in
+             ("text_area", "error")]
+    assert order.index("error") == order.index("prompt_select") + 1
+    at.text_area(key="prompt_select").input(
+        '{question}\n{candidates}\nReply as {{"best": 1}}').run()
+    assert not at.error and not at.button(key="prompts_save").disabled

@@ -284,3 +284,21 @@ def test_runs_of_evaluations_can_be_left_out_of_listings(store):
     assert store.count_runs(evaluations=False) == 2
     assert store.count_runs(status="interrupted", evaluations=False) == 0
     assert [r.id for r in store.list_runs(text="aime", evaluations=False)] == []
+
+
+def test_export_import_and_report_keep_the_name_and_tags(store, tmp_path):
+    from pdr_core.render.report import render_report
+
+    trace = run_fake(RunConfig(method="pdr", width=2, depth=2), sink=store.writer())
+    store.set_name(trace.id, "baseline <b>", ("demo", "aime"))
+    exported = store.get_trace(trace.id).to_json()
+    assert json.loads(exported)["name"] == "baseline <b>"
+    elsewhere = Store(tmp_path / "other.db")
+    new_id = elsewhere.import_trace(trace_from_json(exported))
+    [row] = elsewhere.list_runs()
+    assert (row.id, row.name, row.tags) == (new_id, "baseline <b>", ("demo", "aime"))
+    report = render_report(elsewhere.get_trace(new_id))
+    assert "baseline &lt;b&gt;" in report and "demo, aime" in report
+    bad = json.loads(exported) | {"tags": ["ok", 3]}
+    with pytest.raises(TraceError, match="tags"):
+        trace_from_json(json.dumps(bad))

@@ -12,9 +12,10 @@ import asyncio
 import streamlit as st
 
 from pdr_core.heap import freeze_startup_objects
+from pdr_core.method_builtins import shape_label
 from pdr_core.prompts import PromptSet
 from pdr_core.runner import JobRegistry, RunJob
-from pdr_core.store import Store, StoreError, default_db_path
+from pdr_core.store import RunSummary, Store, StoreError, default_db_path
 from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Trace
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
@@ -145,3 +146,11 @@ def show_question(text: str) -> None:
 def short(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def run_label(run: RunSummary, limit: int = 60, with_id: bool = False) -> str:
+    """A run picker's entry: when, method (distill, width×depth), status, name or question
+    (and the id, which keeps labels of runs made in the same second apart)."""
+    label = (f"{run.created_at[:19].replace('T', ' ')} · {shape_label(run.config)} · "
+             f"{run.status} · {short(run.name or run.question, limit)}")
+    return f"{label} · {run.id}" if with_id else label

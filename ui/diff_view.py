@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.diffs import diff_html, diff_stats, next_workspace, predecessor
+from pdr_core.diffs import (
+    diff_html,
+    diff_stats,
+    next_workspace,
+    predecessor,
+    predecessor_title,
+)
 from pdr_core.textfmt import inert
 from pdr_core.trace import Node, Trace
 from ui.code_view import code_diff_block, is_program
@@ -15,7 +21,8 @@ def render_diffs(trace: Trace, node: Node, prefix: str) -> None:
     before = predecessor(trace, node.id)
     after = next_workspace(trace, node.id) if node.stage == "distill" else None
     if before:
-        _diff_nodes(trace, f"Against {before} (previous round)", trace.node(before), node)
+        _diff_nodes(trace, f"Against {before} ({predecessor_title(trace, node.id, before)})",
+                    trace.node(before), node)
     if after:
         _diff_nodes(trace, f"Against {after} (next round's workspace)", node,
                     trace.node(after))

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pdr_core.adaptive import savings
+from pdr_core.budget_view import budget_rows
 from pdr_core.replay import duration, trace_at
 from pdr_core.selection import fell_back
 from pdr_core.tasks import answer_text, final_tests
@@ -17,7 +18,6 @@ from pdr_core.textfmt import inert
 from pdr_core.trace import Node, Trace
 from pdr_core.viz import (
     answer_flow_figure,
-    budget_table,
     column_of,
     node_id_from_point,
     timeline_figure,
@@ -181,12 +181,15 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     picker_key = run_key(trace.id, prefix, "node")
     if link:
         open_linked_node(picker_key, ids)
-    if st.session_state.get(picker_key, LATEST) not in (LATEST, *ids):
-        st.session_state[picker_key] = LATEST
-    # The picker starts on "latest": it follows the newest finished node while a run grows,
-    # without the page setting the widget on every refresh (which races the browser).
+    # A live run's picker starts on "latest": it follows the newest finished node while the
+    # run grows, without the page setting the widget on every refresh (which races the
+    # browser). A saved run has nothing to follow: it opens on its last node.
     finished = [n.id for n in trace.nodes if n.status != "running"]
     latest = finished[-1] if finished else (ids[0] if ids else None)
+    live = trace.status == "running"
+    options = [LATEST, *ids] if live else ids
+    if st.session_state.get(picker_key, LATEST) not in options:
+        st.session_state[picker_key] = LATEST if live else latest
     chosen = st.session_state.get(picker_key, LATEST)
     shown = latest if chosen == LATEST else chosen
     tree_fig, flow_fig, timeline_fig = run_figures(trace, shown)
@@ -206,7 +209,7 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     with timeline:
         st.plotly_chart(timeline_fig, key=run_key(trace.id, prefix, "timeline"))
     with budget:
-        st.dataframe(budget_table(trace), hide_index=True,
+        st.dataframe(budget_rows(trace), hide_index=True,
                      key=run_key(trace.id, prefix, "budget"))
     if shown is None:
         st.info("No node yet.")
@@ -214,7 +217,7 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     row = st.container(horizontal=True, vertical_alignment="bottom", wrap=False)
     choice = row.selectbox(
         "Node",
-        [LATEST, *ids],
+        options,
         key=picker_key,
         format_func=lambda i: LATEST_LABEL if i == LATEST else _node_label(trace.node(i)),
         help="Click a node in the tree, pick it here, or move within its round with the "

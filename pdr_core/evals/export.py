@@ -88,21 +88,27 @@ def write_outputs(out_dir: str | Path, evaluation: Evaluation, rows: Sequence[Re
     return [out / name for name in files]
 
 
-def summary_text(summary: Sequence[SummaryRow], metric: str = "accuracy") -> str:
-    """The summary as an aligned plain-text table (the command line prints it); `metric`
-    names the accuracy column (pass@1 for code)."""
-    header = ("arm", "n", metric, "95% CI", "mean B_seq", "mean B_total", "oracle",
-              "failed")
-    lines = [header]
-    for s in summary:
-        def pct(value: float | None) -> str:
-            return "-" if value is None else f"{value:.1%}"
+def summary_header(metric: str = "accuracy") -> tuple[str, ...]:
+    """The titles of `summary_cells`; `metric` names the accuracy column (pass@1 for code)."""
+    return ("arm", "n", metric, "95% CI", "mean B_seq", "mean B_total", "oracle", "failed")
 
-        ci = "-" if s.ci_low is None else f"{s.ci_low:.1%}-{s.ci_high:.1%}"
-        lines.append((s.label, str(s.n), pct(s.accuracy), ci,
-                      "-" if s.mean_b_seq is None else f"{s.mean_b_seq:,.0f}",
-                      "-" if s.mean_b_total is None else f"{s.mean_b_total:,.0f}",
-                      pct(s.oracle_accuracy), str(s.failed)))
+
+def summary_cells(s: SummaryRow) -> tuple[str, ...]:
+    """One arm's summary as text: shares as percentages (one decimal), means rounded."""
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    ci = "-" if s.ci_low is None else f"{s.ci_low:.1%}-{s.ci_high:.1%}"
+    return (s.label, str(s.n), pct(s.accuracy), ci,
+            "-" if s.mean_b_seq is None else f"{s.mean_b_seq:,.0f}",
+            "-" if s.mean_b_total is None else f"{s.mean_b_total:,.0f}",
+            pct(s.oracle_accuracy), str(s.failed))
+
+
+def summary_text(summary: Sequence[SummaryRow], metric: str = "accuracy") -> str:
+    """The summary as an aligned plain-text table (the command line prints it)."""
+    header = summary_header(metric)
+    lines = [header, *(summary_cells(s) for s in summary)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
                      .rstrip() for line in lines)

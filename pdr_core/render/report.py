@@ -18,8 +18,8 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from pdr_core.diffs import diff_html, next_workspace, predecessor
-from pdr_core.render.budget import budget_table
+from pdr_core.budget_view import COLUMNS, budget_rows
+from pdr_core.diffs import diff_html, next_workspace, predecessor, predecessor_title
 from pdr_core.render.flow import answer_flow_figure
 from pdr_core.render.graph import build_graph, column_of
 from pdr_core.render.timeline import timeline_figure
@@ -117,6 +117,9 @@ def _header(trace: Trace) -> str:
     ]
     if trace.stop_reason:
         run_rows.append(("Stopped", _e(trace.stop_reason)))
+    if trace.name or trace.tags:
+        run_rows[:0] = [("Name", f"<bdi>{_e(trace.name)}</bdi>"),
+                        ("Tags", _e(", ".join(trace.tags) or None))]
     config_rows = []
     for key in CONFIG_KEYS:
         value = config.get(key)
@@ -144,22 +147,9 @@ def _header(trace: Trace) -> str:
 
 
 def _budget_table(trace: Trace) -> str:
-    def cell(value: Any) -> str:
-        if value is None:
-            return "–"
-        if isinstance(value, bool):
-            return "✓" if value else "✗"
-        if isinstance(value, float):
-            return f"{value:.0%}"
-        return f"{value:,}" if isinstance(value, int) else _e(value)
-
-    keys = ("row", "calls", "prompt_tokens", "completion_tokens", "tokens", "largest_call",
-            "cap", "share_of_cap", "within_cap")
-    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(row[k])}</td>" for k in keys) + "</tr>"
-        for row in budget_table(trace)
-    )
+    head = "".join(f"<th>{_e(title)}</th>" for title in COLUMNS.values())
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row.values()) + "</tr>"
+                   for row in budget_rows(trace))
     return f'<table class="budget"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -213,7 +203,9 @@ def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
     if node.reasoning:
         parts.append(f"<details><summary>Reasoning ({len(node.reasoning):,} characters)</summary>"
                      f"{_pre(node.reasoning)}</details>")
-    for other_id, title in ((predecessor(trace, node.id), "Changes from {} (previous round)"),
+    before = predecessor(trace, node.id)
+    relation = before and predecessor_title(trace, node.id, before)
+    for other_id, title in ((before, f"Changes from {{}} ({relation})"),
                             (next_workspace(trace, node.id), "Changes to the next workspace {}")):
         if other_id is not None:
             other = trace.nodes[index[other_id]]
