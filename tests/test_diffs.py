@@ -6,7 +6,6 @@ from html.parser import HTMLParser
 
 import pytest
 from conftest import run_fake
-from pdr_core.render.report import render_report
 
 from pdr_core import diffs
 from pdr_core.config import RunConfig
@@ -19,6 +18,7 @@ from pdr_core.diffs import (
     predecessor_title,
     word_diff,
 )
+from pdr_core.render.report import render_report
 
 
 def rebuilt(ops):
