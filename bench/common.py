@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pdr_core.events import Event
-from pdr_core.store import _GroupCommit
+from pdr_core.store.group_commit import GroupCommit
 
 ROOT = Path(__file__).resolve().parent.parent
 # The latency the issue asks for: 300 ms a call plus 2 ms an output token.
@@ -216,7 +216,7 @@ def ideal_time(grouped: dict[tuple, list[dict]], slots: int) -> float:
 
 class StoreClock:
     """Adds up the time the store takes: inside its event sinks, and in the grouped commits
-    it makes on the event loop's timer (`_GroupCommit.flush`), which no sink sees.
+    it makes on the event loop's timer (`GroupCommit.flush`), which no sink sees.
 
     Use `sink(writer)` for each run, inside `with clock.commits():`.
     """
@@ -240,10 +240,10 @@ class StoreClock:
 
     @contextmanager
     def commits(self) -> Iterator[StoreClock]:
-        original = _GroupCommit.flush
+        original = GroupCommit.flush
         clock = self
 
-        def flush(turn: _GroupCommit) -> None:
+        def flush(turn: GroupCommit) -> None:
             if clock._inside_sink:
                 return original(turn)
             start = time.perf_counter()
@@ -252,11 +252,11 @@ class StoreClock:
             finally:
                 clock.seconds += time.perf_counter() - start
 
-        _GroupCommit.flush = flush
+        GroupCommit.flush = flush
         try:
             yield self
         finally:
-            _GroupCommit.flush = original
+            GroupCommit.flush = original
 
 
 def rss_bytes() -> int:

@@ -51,7 +51,7 @@ else:
                              **kept("base_url", current.base_url or ""),
                              placeholder="http://localhost:11434/v1 (Ollama), "
                                          "http://localhost:8000/v1 (vLLM), "
-                                         "https://api.openai.com/v1")
+                                         f"{DEFAULT_OPENAI_URL}")
     typed = st.text_input(
         "API key", type="password", disabled=locked, **kept("api_key"),
         help="Held only in this browser session's memory, never stored. It goes only to "
@@ -89,7 +89,7 @@ else:
                "call of one output token: it proves the key works, and costs that call.")
     if st.button("Test connection", key="test_connection",
                  disabled=settings is None or settings.uses_local):
-        from pdr_core.providers.openai_compat import OpenAIProvider
+        from pdr_core.providers.openai import OpenAIProvider
 
         try:
             provider = OpenAIProvider(settings.base_url, settings.api_key,

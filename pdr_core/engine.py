@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pdr_core.config import RunConfig
 from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStarted
 from pdr_core.operators import Draft
-from pdr_core.providers.base import Message, Provider, ProviderError, Sampling
+from pdr_core.providers.base import (
+    CompletesN,
+    Completion,
+    Message,
+    Provider,
+    ProviderError,
+    Sampling,
+)
 from pdr_core.tasks import MathTask, Task
 from pdr_core.tokens import estimate_prompt_tokens
 from pdr_core.trace import Node, TraceBuilder, gives_answer
@@ -212,18 +219,22 @@ class RunContext:
                                    completion.finish_reason, workspace=info, tests=tests))
             return Draft(node_id, spec.branch, text, answer)
 
-    def _shares_request(self, specs: Sequence[CallSpec]) -> bool:
-        """Identical prompts (round-1 drafts) can be one request with `n` choices, one
-        prefill instead of M, where the provider offers it."""
-        return (
+    def _batcher(self, specs: Sequence[CallSpec]) -> CompletesN | None:
+        """The provider, when identical prompts (round-1 drafts) can be one request with `n`
+        choices through it: one prefill instead of M."""
+        provider = self.provider
+        if (
             len(specs) > 1
-            and hasattr(self.provider, "complete_n")
+            and isinstance(provider, CompletesN)
             # Once the endpoint is known to ignore n, separate calls fail separately.
-            and getattr(self.provider, "supports_n", None) is not False
+            and provider.supports_n is not False
             and all(s.messages == specs[0].messages for s in specs[1:])
-        )
+        ):
+            return provider
+        return None
 
-    async def call_shared(self, specs: Sequence[CallSpec]) -> list[Draft | None]:
+    async def call_shared(self, batcher: CompletesN, specs: Sequence[CallSpec]
+                          ) -> list[Draft | None]:
         """Make identical calls as one `n`-choice request; each choice is its own node."""
         async with self._limit:
             reserved: list[tuple[CallSpec, str, int]] = []
@@ -253,20 +264,12 @@ class RunContext:
             try:
                 # An endpoint that ignores n gets the choices as separate calls: at most
                 # the run's concurrency of them at once.
-                completions = await self.provider.complete_n(  # type: ignore[attr-defined]
+                completions = await batcher.complete_n(
                     first.messages, sampling, len(reserved), on_delta,
                     max_parallel=self.config.concurrency)
             except ProviderError as exc:
                 self._reserved -= released
-                partial = exc.partial or []
-                completions = [partial[i] if i < len(partial) else None
-                               for i in range(len(reserved))]
-                for index, (node_id, completion) in enumerate(zip(ids, completions,
-                                                                  strict=True)):
-                    if completion is None:  # each failed choice with its own cause
-                        cause = exc.causes.get(index, exc)
-                        self.emit(NodeFailed(self.run_id, node_id, str(cause), cause.kind,
-                                             text=self.builder.partial.get(node_id, "")))
+                completions = self._shared_failed(exc, ids)
                 if not any(completions):
                     return [None] * len(specs)
             except asyncio.CancelledError:
@@ -290,18 +293,31 @@ class RunContext:
                 drafts.append(Draft(node_id, spec.branch, completion.text, answer))
             return drafts + [None] * (len(specs) - len(drafts))
 
+    def _shared_failed(self, exc: ProviderError, ids: list[str]) -> list[Completion | None]:
+        """The choices of a failed shared request that did come back (None for the others,
+        each recorded as failed with its own cause)."""
+        partial = exc.partial or []
+        completions = [partial[i] if i < len(partial) else None for i in range(len(ids))]
+        for index, (node_id, completion) in enumerate(zip(ids, completions, strict=True)):
+            if completion is None:
+                cause = exc.causes.get(index, exc)
+                self.emit(NodeFailed(self.run_id, node_id, str(cause), cause.kind,
+                                     text=self.builder.partial.get(node_id, "")))
+        return completions
+
     async def call_round(self, specs: Sequence[CallSpec]) -> list[Draft]:
         """Run a stage's calls concurrently; the survivors, in branch order.
 
         Raises RunFailed when every call failed, naming the first error.
         """
         specs = [self.edited(spec) for spec in specs]
-        if self._shares_request(specs):
+        batcher = self._batcher(specs)
+        if batcher is not None:
             # Resumed or forked runs may hold some of the choices already.
             cached = [self.reused(self.node_id(s.stage, s.round, s.branch), s.messages)
                       for s in specs]
             fresh = [s for s, c in zip(specs, cached, strict=True) if c is None]
-            called = iter(await self.call_shared(fresh) if len(fresh) > 1 else
+            called = iter(await self.call_shared(batcher, fresh) if len(fresh) > 1 else
                           [await self.call(s) for s in fresh])
             results = [c if c is not None else next(called) for c in cached]
         else:

@@ -10,13 +10,13 @@ pdr_core.selection) or by a plugin.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import replace
 
 from pdr_core.code.executor import execution_allowed
 from pdr_core.config import ConfigError, RunConfig, default_concurrency
 from pdr_core.engine import BudgetExhausted, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
+from pdr_core.ids import new_run_id
 from pdr_core.method_builtins import get_method
 from pdr_core.operators import Draft, final_vote
 from pdr_core.prompts import PromptSet, code_prompts
@@ -57,10 +57,6 @@ def for_task(config: RunConfig, task: Task | None) -> RunConfig:
     if task is None or task.code is None:
         return config
     return replace(config, prompts=code_prompts(config.prompts))
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def _discard(_event: object) -> None:

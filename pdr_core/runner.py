@@ -12,7 +12,8 @@ from pdr_core.baseline import BASELINE_TAG, baseline_config, baseline_name, mode
 from pdr_core.config import RunConfig
 from pdr_core.engine import EventSink
 from pdr_core.events import Event
-from pdr_core.methods import fork, new_run_id, resume, run
+from pdr_core.ids import new_run_id
+from pdr_core.methods import fork, resume, run
 from pdr_core.providers.base import Message, Provider
 from pdr_core.store import RunWriter, Store
 from pdr_core.tasks import Task

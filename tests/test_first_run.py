@@ -61,7 +61,8 @@ def test_a_fresh_process_sends_its_first_round_as_one_wave_and_learns_n_beside_i
     db = tmp_path / "runs.sqlite"
     with OpenAIServer(support_n=False, latency=0.3) as server:
         run_cli(server, db, "--width", "16", "--depth", "2")
-        requests = server.wait_idle()
+        server.wait_idle()
+        requests = server.chat_requests  # not the one refused look for a tokenize route
     first = min(requests, key=lambda r: r["start"])
     drafts = [r for r in requests if r["body"]["messages"] == first["body"]["messages"]]
     probes = [r for r in requests if r["body"]["max_tokens"] == 1]

@@ -9,7 +9,9 @@ from collections import Counter
 import pytest
 
 from pdr_core.providers.base import ProviderError, Sampling
-from pdr_core.providers.openai_compat import OpenAIProvider, _Admission, _sse_data
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.providers.openai.admission import Admission
+from pdr_core.providers.openai.sse import sse_data
 
 try:
     from tests.openai_server import OpenAIServer, peak_in_flight
@@ -25,7 +27,7 @@ def _events(chunks: list[bytes]) -> list[bytes]:
             yield chunk
 
     async def collect() -> list[bytes]:
-        return [data async for data in _sse_data(feed())]
+        return [data async for data in sse_data(feed())]
 
     return asyncio.run(collect())
 
@@ -136,7 +138,7 @@ def test_admission_opens_at_most_per_turn_requests_in_one_turn_of_the_loop():
 
         done = asyncio.Event()
         loop.call_soon(tick)
-        admission = _Admission(loop, limit=6, per_turn=4)
+        admission = Admission(loop, limit=6, per_turn=4)
         opened: list[int] = []
         most = now = 0
 
@@ -161,7 +163,7 @@ def test_admission_opens_at_most_per_turn_requests_in_one_turn_of_the_loop():
 def test_a_request_cancelled_while_waiting_for_its_turn_gives_its_slot_back():
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        admission = _Admission(loop, limit=2, per_turn=1)
+        admission = Admission(loop, limit=2, per_turn=1)
         entered: list[int] = []
 
         async def one(index: int) -> None:

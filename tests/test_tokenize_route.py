@@ -50,3 +50,21 @@ def test_a_server_that_is_down_is_not_remembered_as_lacking_it() -> None:
     route = TokenizeRoute("http://127.0.0.1:9/v1", "sk-x", "m", memory, timeout=2)
     assert asyncio.run(route.count("text")) is None
     assert memory.recall("http://127.0.0.1:9/v1", "m", "tokenize") is None
+
+
+def test_a_pdr_workspace_is_bounded_by_the_endpoints_own_count(tmp_path) -> None:
+    from pdr_core.config import RunConfig
+    from pdr_core.methods import run
+    from pdr_core.providers.openai_compat import OpenAIProvider
+
+    store = Store(tmp_path / "runs.sqlite")
+    with OpenAIServer(tokenizer=words) as server:
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0,
+                                  memory=store)
+        config = RunConfig(method="pdr", width=2, depth=2, distill="topk", k=2,
+                           workspace_tokens=16)
+        trace = asyncio.run(run("What is 17 * 3 + 1?", config, provider))
+        counted = [r for r in server.requests if r["path"] == "/tokenize"]
+    assert trace.status == "completed" and counted
+    [workspace] = [n for n in trace.nodes if n.stage == "distill"]
+    assert workspace.workspace["counted"] == "exact"  # by the server, not estimated

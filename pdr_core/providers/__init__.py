@@ -57,7 +57,7 @@ def resolve_provider(settings: EndpointSettings, memory: CapabilityMemory | None
         from pdr_core.providers.local import shared_local_provider
 
         return shared_local_provider(settings.local_model)
-    from pdr_core.providers.openai_compat import OpenAIProvider
+    from pdr_core.providers.openai import OpenAIProvider  # imports the SDK: only when used
 
     if not settings.model:
         raise ProviderError(
@@ -65,10 +65,11 @@ def resolve_provider(settings: EndpointSettings, memory: CapabilityMemory | None
             "/v1/models lists what it serves)",
             kind="bad_request",
         )
-    # Local servers (vLLM, Ollama, llama.cpp) accept any key, but the client needs one.
+    # No key: local servers (vLLM, Ollama, llama.cpp) accept any, and the provider sends
+    # its placeholder.
     return OpenAIProvider(
         base_url=settings.base_url or DEFAULT_OPENAI_URL,
-        api_key=settings.api_key or "not-needed",
+        api_key=settings.api_key,
         model=settings.model,
         max_in_flight=_max_in_flight(settings.max_in_flight),
         timeout=timeout,

@@ -18,6 +18,12 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_IN_FLIGHT = 128
 # Called with each piece of streamed text as it arrives.
 DeltaCallback = Callable[[str], None]
+# Called with (choice index, text) for each streamed piece of a multi-choice request.
+IndexedDeltaCallback = Callable[[int, str], None]
+# OpenAI's own API: where an OpenAI key belongs when no other endpoint is named.
+DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
+# Local servers ignore the key, but the OpenAI client refuses to start without one.
+PLACEHOLDER_KEY = "not-needed"
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ def check_base_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProviderError(
             f"Base URL {url!r} is not a valid URL: it needs a scheme and a host, "
-            "e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1.",
+            f"e.g. http://127.0.0.1:8080/v1 or {DEFAULT_OPENAI_URL}.",
             kind="bad_request",
         )
     return url
@@ -136,6 +142,29 @@ class CountsTokens(Protocol):
     than the estimate. It must not download anything; None means it cannot count now."""
 
     async def count_tokens(self, text: str) -> int | None: ...
+
+
+@runtime_checkable
+class CompletesN(Protocol):
+    """Optional: a provider that can make `n` completions of the same messages in one request
+    (one prefill instead of n) offers this, and identical calls are batched through it.
+    `supports_n` is False once the endpoint is known to ignore `n` (then the engine makes
+    separate calls, which fail separately), None while unknown."""
+
+    @property
+    def supports_n(self) -> bool | None: ...
+
+    async def complete_n(
+        self,
+        messages: Sequence[Message],
+        sampling: Sampling,
+        n: int,
+        on_delta: IndexedDeltaCallback | None = None,
+        max_parallel: int | None = None,
+    ) -> list[Completion]:
+        """`n` completions, choice i streaming to `on_delta(i, text)`, at most `max_parallel`
+        requests at once; ProviderError with `partial` and `causes` if some failed."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from pdr_core.providers.base import ProviderError, check_base_url
+from pdr_core.providers.base import DEFAULT_OPENAI_URL, ProviderError, check_base_url
 
-DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 LOCAL = "local"  # the recorded base_url of a run on the bundled model ("local:PATH": a file)
 LOCK_VARIABLE = "PDR_LOCK_ENDPOINT"
 
