@@ -167,7 +167,9 @@ class JobRegistry:
         job.start()
         with self._lock:
             self._jobs[job.run_id] = job
-            finished = [k for k, j in self._jobs.items() if not j.running]
+            # The job just started is never pruned, even if it has already finished.
+            finished = [k for k, j in self._jobs.items()
+                        if not j.running and k != job.run_id]
             for run_id in finished[:max(0, len(finished) - self.keep_finished)]:
                 del self._jobs[run_id]
         return job

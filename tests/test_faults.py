@@ -334,7 +334,9 @@ def test_the_first_request_to_an_endpoint_that_ignores_n_keeps_its_answered_choi
     with OpenAIServer(support_n=False) as server:
         server.inject(PASS)  # the n=3 request: answered with one choice
         server.inject("500")  # the next call
-        trace = run_stored(store, RunConfig(method="vote", width=3), provider(server,
-                                                                                max_retries=0))
+        # It believes n is honoured (a stale memory), so its first request asks for three.
+        believes = KnownCapabilities(server.base_url, "fake-model", n=True)
+        trace = run_stored(store, RunConfig(method="vote", width=3),
+                           provider(server, max_retries=0, memory=believes))
     assert trace.node("r1-draft-0").status == "ok"
     assert trace.status == "completed"
