@@ -18,7 +18,7 @@ import hashlib
 import importlib
 import json
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -81,6 +81,21 @@ def _field_text(value: Any, key: str, where: str) -> str:
     return text
 
 
+def jsonl_rows(data: str, source: str) -> Iterator[tuple[int, str, Any]]:
+    """(line number, "SOURCE line N", parsed value) for each non-blank line of JSONL text;
+    a line that is not JSON raises DatasetError naming it."""
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") \
+                from None
+        yield number, where, row
+
+
 def read_jsonl(data: bytes | str, source: str = "upload") -> list[Problem]:
     """Problems from JSONL text; a malformed row raises DatasetError naming its line."""
     if isinstance(data, bytes):
@@ -91,15 +106,7 @@ def read_jsonl(data: bytes | str, source: str = "upload") -> list[Problem]:
                                f"{exc.start})") from None
     problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") \
-                from None
+    for number, where, row in jsonl_rows(data, source):
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: expected a JSON object with id, question and answer, "
                                f"found a {type(row).__name__}")

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pdr_core.datasets import DatasetError, Problem
+from pdr_core.datasets import DatasetError, Problem, jsonl_rows
 
 HUMANEVAL = "humaneval"
 SUBSET_FILE = "humaneval_subset.jsonl"
@@ -75,15 +75,7 @@ def read_code_jsonl(data: str, source: str = "upload") -> list[CodeProblem]:
     """Code problems from JSONL text; a malformed row raises DatasetError naming its line."""
     problems: list[CodeProblem] = []
     seen: set[str] = set()
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column "
-                               f"{exc.colno})") from None
+    for _, where, row in jsonl_rows(data, source):
         problem = problem_from_row(row, where)
         if problem.id in seen:
             raise DatasetError(f"{where}: id {problem.id!r} is used twice")
