@@ -37,12 +37,12 @@ def render_presentation(trace: Trace) -> None:
     the explanation beside it."""
     show_question(trace.question)
     total = duration(trace)
-    at = total
+    at, step = total, max(total / 200, 0.01)
     if total > 0:
-        at = st.slider("Replay: move through the run", 0.0, total, total,
-                       step=max(total / 200, 0.01), format="%.1f s",
-                       key=run_key(trace.id, "present", "at"))
-    shown = trace if at >= total else trace_at(trace, at)
+        at = st.slider("Replay: move through the run", 0.0, total, total, step=step,
+                       format="%.1f s", key=run_key(trace.id, "present", "at"))
+    # The slider's last step can fall a rounding short of the end: that step is the end.
+    shown = trace if at >= total - step / 2 else trace_at(trace, at)
     render_header(shown, seconds=at)
     tree, explained = st.columns([3, 1])
     tree.plotly_chart(tree_figure(shown), key=run_key(trace.id, "present", "tree"),
