@@ -97,7 +97,8 @@ async def batched(report: Report, provider: LocalProvider, reps: int, max_tokens
     report.add(Figure(f"local_model.{CONCURRENT}_concurrent_vs_serial_tokens_per_s",
                       median(together), median(serial), "tok/s", ">=", 3,
                       f"median of {reps}; {max_tokens} max tokens, one prompt, "
-                      f"{provider.n_threads} thread(s)"))
+                      f"{provider.n_threads} thread(s), {provider.spec.n_threads_batch} for "
+                      "batches"))
 
 
 async def pdr_run(report: Report, max_tokens: int) -> None:

@@ -273,9 +273,22 @@ def test_sigill_on_a_cpu_without_avx2_says_how_to_rebuild(tmp_path) -> None:
     new = tmp_path / "cpuinfo2"
     new.write_text("flags\t\t: fpu sse avx avx2 fma\n")
     assert cpu_has_avx2(new)
-    spec = WorkerSpec("m.gguf", 64, 1, 1, 64)
+    spec = WorkerSpec("m.gguf", 64, 1, 1, 1, 64)
     with_avx2 = crash_message(-signal.SIGILL, None, spec, [], avx2=True)
     assert "make clean && make run" in with_avx2 and "portable" in with_avx2
     without = crash_message(-signal.SIGILL, None, spec, ["last words"], avx2=False)
     assert "no AVX2" in without and "-DGGML_AVX2=OFF" in without
     assert "last words" in without and "m.gguf" in without
+
+
+def test_batch_threads_come_from_the_environment_and_bad_values_are_refused(monkeypatch):
+    from pdr_core.providers.local.provider import BATCH_THREADS_ENV, default_batch_threads
+
+    monkeypatch.setenv(BATCH_THREADS_ENV, "1")
+    assert LocalProvider().spec.n_threads_batch == 1
+    monkeypatch.setenv(BATCH_THREADS_ENV, "zero")
+    with pytest.raises(ProviderError, match=BATCH_THREADS_ENV):
+        default_batch_threads()
+    monkeypatch.delenv(BATCH_THREADS_ENV)
+    assert LocalProvider(n_threads_batch=3).spec.n_threads_batch == 3
+    assert LocalProvider().spec.n_threads_batch == (os.cpu_count() or 1)

@@ -40,6 +40,7 @@ class WorkerSpec:
     path: str
     n_ctx: int
     n_threads: int
+    n_threads_batch: int
     parallel: int
     kv_tokens: int
     stall_timeout: float = 300.0
@@ -48,7 +49,8 @@ class WorkerSpec:
 
     def load_request(self) -> dict:
         return {"op": "load", "path": self.path, "n_ctx": self.n_ctx,
-                "n_threads": self.n_threads, "parallel": self.parallel,
+                "n_threads": self.n_threads, "n_threads_batch": self.n_threads_batch,
+                "parallel": self.parallel,
                 "kv_tokens": self.kv_tokens}
 
 

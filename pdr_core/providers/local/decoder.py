@@ -44,7 +44,8 @@ class LoadError(Exception):
 class DecoderSettings:
     path: str
     n_ctx: int  # one call's limit: prompt and completion together
-    n_threads: int
+    n_threads: int  # for a step of one token (one call generating)
+    n_threads_batch: int  # for a step of several tokens (calls together, prompts)
     parallel: int  # calls decoded together
     kv_tokens: int  # KV cells shared by all sequences
 
@@ -96,7 +97,11 @@ class Decoder:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = settings.parallel
         params.kv_unified = True  # every sequence may use the whole context
-        params.n_threads = params.n_threads_batch = settings.n_threads
+        params.n_threads = settings.n_threads
+        params.n_threads_batch = settings.n_threads_batch
+        # Flash attention skips the cells of other sequences in the shared cache, which
+        # plain attention computes and masks: a 10-15 % shorter step with 8 calls at once.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
 
         self.ctx = llama_cpp.llama_init_from_model(self.model, params)
         if not self.ctx:

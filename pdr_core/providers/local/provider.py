@@ -20,7 +20,8 @@ from pdr_core.providers.base import (
 from pdr_core.providers.local.client import WorkerDied, WorkerProcess, WorkerSpec
 from pdr_core.providers.local.files import model_file
 
-__all__ = ["LOCAL_MODEL_NOTE", "LocalProvider", "default_threads", "shared_local_provider"]
+__all__ = ["LOCAL_MODEL_NOTE", "LocalProvider", "default_batch_threads", "default_threads",
+           "shared_local_provider"]
 
 LOCAL_MODEL_NOTE = (
     "a small demo model, quick and not clever; point PDR Inspector at a real endpoint for "
@@ -29,9 +30,26 @@ LOCAL_MODEL_NOTE = (
 STALL_TIMEOUT_ENV = "PDR_LOCAL_STALL_TIMEOUT"
 
 
+BATCH_THREADS_ENV = "PDR_LOCAL_BATCH_THREADS"
+
+
 def default_threads() -> int:
     """Threads the local model uses unless told otherwise: half the cores, at least one."""
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def default_batch_threads() -> int:
+    """Threads for steps of several tokens (calls decoded together, prompts): every core,
+    llama.cpp's own default, unless PDR_LOCAL_BATCH_THREADS says otherwise. Such a step is
+    compute-bound, where one call's step is bound by memory; on a machine whose cores are
+    busy with other work, fewer threads are faster (llama.cpp's threads wait spinning)."""
+    text = os.environ.get(BATCH_THREADS_ENV, "").strip()
+    if not text:
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise ProviderError(f"{BATCH_THREADS_ENV} must be a whole number of threads, 1 or "
+                            f"more, not {text!r}.", kind="bad_request")
+    return int(text)
 
 
 class LocalProvider:
@@ -49,6 +67,7 @@ class LocalProvider:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         parallel: int = 16,
+        n_threads_batch: int | None = None,
         kv_tokens: int | None = None,
         stall_timeout: float | None = None,
         worker_env: Mapping[str, str] | None = None,
@@ -56,7 +75,8 @@ class LocalProvider:
         if n_ctx < 16:
             raise ProviderError(f"n_ctx must be at least 16 tokens, not {n_ctx!r}.",
                                 kind="bad_request")
-        for name, value in (("n_threads", n_threads), ("parallel", parallel)):
+        for name, value in (("n_threads", n_threads), ("parallel", parallel),
+                            ("n_threads_batch", n_threads_batch)):
             if value is not None and value < 1:
                 raise ProviderError(f"{name} must be 1 or more, not {value!r}.",
                                     kind="bad_request")
@@ -65,7 +85,8 @@ class LocalProvider:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
         self.spec = WorkerSpec(
-            path=str(self.file.path), n_ctx=n_ctx, n_threads=self.n_threads, parallel=parallel,
+            path=str(self.file.path), n_ctx=n_ctx, n_threads=self.n_threads,
+            n_threads_batch=n_threads_batch or default_batch_threads(), parallel=parallel,
             kv_tokens=max(kv_tokens or 2 * n_ctx, n_ctx),
             stall_timeout=stall_timeout or _stall_timeout(),
             env=tuple(sorted((worker_env or {}).items())),
