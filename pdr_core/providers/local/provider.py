@@ -17,7 +17,7 @@ from pdr_core.providers.base import (
     Sampling,
     Usage,
 )
-from pdr_core.providers.local.client import WorkerDied, WorkerProcess, WorkerSpec
+from pdr_core.providers.local.client import Handler, WorkerDied, WorkerProcess, WorkerSpec
 from pdr_core.providers.local.files import model_file
 
 __all__ = ["LOCAL_MODEL_NOTE", "LocalProvider", "default_batch_threads", "default_threads",
@@ -160,17 +160,11 @@ class LocalProvider:
                 done.set_exception(ProviderError(str(error.get("message")),
                                                  kind=str(error.get("kind", "other"))))
 
-        def handler(event: str, payload: object) -> None:  # on the worker's reader thread
-            try:
-                loop.call_soon_threadsafe(deliver, event, payload)
-            except RuntimeError:
-                pass  # the loop has closed: nobody awaits this call any more
-
         request = {"messages": [dict(m) for m in messages], "max_tokens": sampling.max_tokens,
                    "temperature": sampling.temperature, "seed": sampling.seed}
         worker = self.worker
         try:
-            call_id = worker.submit(request, handler)
+            call_id = worker.submit(request, _on_loop(loop, deliver))
         except WorkerDied as died:
             raise ProviderError(str(died), kind="crashed") from died
         try:
@@ -187,6 +181,16 @@ class LocalProvider:
         )
 
 
+def _on_loop(loop: asyncio.AbstractEventLoop, deliver: Handler) -> Handler:
+    """A worker handler (called on its reader thread) that runs `deliver` on `loop`."""
+    def handler(event: str, payload: object) -> None:
+        try:
+            loop.call_soon_threadsafe(deliver, event, payload)
+        except RuntimeError:
+            pass  # the loop has closed: nobody awaits this call any more
+    return handler
+
+
 async def _count(worker: WorkerProcess, text: str) -> int | None:
     loop = asyncio.get_running_loop()
     counted: asyncio.Future[int | None] = loop.create_future()
@@ -195,14 +199,8 @@ async def _count(worker: WorkerProcess, text: str) -> int | None:
         if not counted.done():
             counted.set_result(int(payload) if event == "count" else None)  # type: ignore[arg-type]
 
-    def handler(event: str, payload: object) -> None:  # on the worker's reader thread
-        try:
-            loop.call_soon_threadsafe(settle, event, payload)
-        except RuntimeError:
-            pass  # the loop has closed
-
     try:
-        worker.submit({"text": text}, handler, op="count")
+        worker.submit({"text": text}, _on_loop(loop, settle), op="count")
     except WorkerDied:
         return None
     return await counted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -120,6 +121,4 @@ def _formatter(decoder: Decoder, path: str) -> Jinja2ChatFormatter:
 def _QUIET(level: int, text: bytes, _user_data: object) -> None:  # noqa: N802
     """llama.cpp's log: errors only, to stderr (where the parent keeps the last lines)."""
     if level == _LOG_ERROR and text:
-        import sys
-
         sys.stderr.write(text.decode("utf-8", errors="replace"))
