@@ -33,8 +33,11 @@ def test_model_written_images_and_links_stay_text(tmp_path):
             page.goto(f"{url}/history?run={run_id}")
             expect(page.get_by_text("Final answer:")).to_be_visible(timeout=60_000)
             main = page.locator("[data-testid='stMain']")
-            expect(main.get_by_text("leak=1").first).to_be_visible(timeout=30_000)
-            expect(main.get_by_text("evil.example/a").first).to_be_visible()
+            # the rendered markdown, not the History table's grid cells (drawn on a canvas,
+            # their DOM copies hidden), which may come first in the page
+            shown = main.locator("[data-testid=stMarkdownContainer]")
+            expect(shown.get_by_text("leak=1").first).to_be_visible(timeout=30_000)
+            expect(shown.get_by_text("evil.example/a").first).to_be_visible()
             page.wait_for_timeout(1500)
             assert main.locator("img").count() == 0
             hrefs = main.locator("a").evaluate_all("links => links.map(a => a.href)")
