@@ -38,9 +38,9 @@ from bench.common import (
 )
 from pdr_core.config import RunConfig
 from pdr_core.events import Event
-from pdr_core.methods import run
 from pdr_core.providers.base import Provider
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.trace import Trace
 from tests.openai_server import peak_in_flight
 

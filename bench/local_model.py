@@ -20,10 +20,10 @@ import time
 
 from bench.common import Figure, Report, median, note, parse_args
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
 from pdr_core.prompts import DRAFT, SYSTEM
 from pdr_core.providers.base import Sampling
 from pdr_core.providers.local import LocalProvider, bundled_model_path, default_threads
+from pdr_core.run.methods import run
 
 N_CTX = 8192
 CONCURRENT = 8

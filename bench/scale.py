@@ -45,8 +45,8 @@ from bench.common import (
 from bench.engine import WORKSPACE_TOKENS, bench_provider, pdr_config
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
-from pdr_core.methods import run
 from pdr_core.providers.base import Sampling
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.trace import Trace
 from tests.openai_server import peak_in_flight

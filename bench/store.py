@@ -32,7 +32,7 @@ from bench.common import Figure, Report, ServerProcess, StoreClock, median, note
 from bench.engine import WIDTH, bench_provider, measure, pdr_config, warm_up
 from pdr_core.config import RunConfig
 from pdr_core.events import now_iso
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import MAX_IMPORT_BYTES, MAX_TRACE_NODES, Node, Trace, trace_from_json

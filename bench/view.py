@@ -24,11 +24,13 @@ from typing import Any
 
 from bench.common import ROOT, Figure, Report, median, note, parse_args
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.render.flow import answer_flow_figure
+from pdr_core.render.timeline import timeline_figure
+from pdr_core.render.tree import tree_figure
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import Trace
-from pdr_core.viz import answer_flow_figure, timeline_figure, tree_figure
 
 WIDTH = 16
 DEPTH = 8

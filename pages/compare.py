@@ -6,11 +6,11 @@ from typing import Any
 
 import streamlit as st
 
-from pdr_core.baseline import matched_note, source_of
-from pdr_core.compare import NodeSide, StageStats, compare, final_outputs, stage_figure
-from pdr_core.diffs import diff_html, diff_stats
+from pdr_core.render.compare import NodeSide, StageStats, compare, final_outputs, stage_figure
+from pdr_core.render.diffs import diff_html, diff_stats
+from pdr_core.render.textfmt import inert, model_markdown
+from pdr_core.run.baseline import matched_note, source_of
 from pdr_core.store import RunNotFound
-from pdr_core.textfmt import inert, model_markdown
 from ui.baseline import render_baseline
 from ui.components import STATUS_BADGE, get_store, load_trace, run_label, start_job
 

@@ -1,6 +1,6 @@
 """Evaluate page: sweep methods and settings over a problem set, then accuracy vs budget.
 
-Thin: datasets, sweeps, statistics and exports are pdr_core.datasets / evaluation / stats.
+Thin: datasets, sweeps, statistics and exports are pdr_core.evals.datasets / evaluation / stats.
 The evaluation runs as a job on its own thread and event loop; this page reads the store.
 """
 
@@ -10,11 +10,11 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from pdr_core.benchmarks import BENCHMARKS
 from pdr_core.config import ConfigError
-from pdr_core.data_folder import ENV as DATA_ENV
-from pdr_core.data_folder import check_hub_spec, data_file, data_folder
-from pdr_core.datasets import (
+from pdr_core.evals.benchmarks import BENCHMARKS
+from pdr_core.evals.data_folder import ENV as DATA_ENV
+from pdr_core.evals.data_folder import check_hub_spec, data_file, data_folder
+from pdr_core.evals.datasets import (
     DIFFICULTIES,
     KINDS,
     DatasetError,
@@ -22,32 +22,29 @@ from pdr_core.datasets import (
     load_jsonl,
     read_jsonl,
 )
-from pdr_core.evaluation import (
-    DEFAULT_METHODS,
-    RUN_LINK_SUFFIX,
-    EvalError,
-    EvalJob,
-    EvalSpec,
-    accuracy_figure,
-    collect_results,
-    compare,
-    create_evaluation,
-    estimate,
-    list_evaluations,
-    load_evaluation,
-    method_order,
-    per_problem_table,
+from pdr_core.evals.estimate import estimate
+from pdr_core.evals.export import (
     report_json,
     results_csv,
-    summarize,
     summary_cells,
     summary_csv,
     summary_header,
 )
-from pdr_core.method_builtins import method_registry
-from pdr_core.preview import known_price
+from pdr_core.evals.figure import accuracy_figure
+from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
+from pdr_core.evals.results import (
+    RUN_LINK_SUFFIX,
+    collect_results,
+    compare,
+    per_problem_table,
+    summarize,
+)
+from pdr_core.evals.run import EvalJob
+from pdr_core.evals.spec import DEFAULT_METHODS, EvalError, EvalSpec, method_order
 from pdr_core.providers import ProviderError
-from pdr_core.textfmt import inert
+from pdr_core.render.textfmt import inert
+from pdr_core.run.preview import known_price
+from pdr_core.run.registry import method_registry
 from ui.components import endpoint_or_stop, get_store, make_provider
 
 EVAL_JOBS = "eval_jobs"

@@ -8,8 +8,8 @@ import streamlit as st
 
 from pdr_core.config import METHODS
 from pdr_core.render.report import render_report
+from pdr_core.render.textfmt import inert
 from pdr_core.store import RunNotFound, StoreError
-from pdr_core.textfmt import inert
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import get_store, load_trace, run_label, short, show_question
 from ui.fork_view import render_fork_comparison, resume_controls

@@ -12,14 +12,14 @@ from pdr_core.config import (
     ConfigError,
     RunConfig,
 )
-from pdr_core.examples import examples
-from pdr_core.method_builtins import method_registry
-from pdr_core.methods import check_question
-from pdr_core.preview import known_price, preview
+from pdr_core.evals.examples import examples
 from pdr_core.providers import ProviderError
-from pdr_core.runner import RunJob
+from pdr_core.render.textfmt import inert
+from pdr_core.run.jobs import RunJob
+from pdr_core.run.methods import check_question
+from pdr_core.run.preview import known_price, preview
+from pdr_core.run.registry import method_registry
 from pdr_core.store import RunNotFound
-from pdr_core.textfmt import inert
 from ui.code_view import pick_code_problem, run_task
 from ui.components import (
     ACTIVE_RUN,

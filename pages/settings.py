@@ -10,7 +10,6 @@ import hashlib
 
 import streamlit as st
 
-from pdr_core.preview import known_price
 from pdr_core.providers import (
     DEFAULT_OPENAI_URL,
     EndpointRequest,
@@ -19,7 +18,8 @@ from pdr_core.providers import (
     choose_endpoint,
     endpoint_locked,
 )
-from pdr_core.textfmt import inert
+from pdr_core.render.textfmt import inert
+from pdr_core.run.preview import known_price
 from pdr_core.user_settings import UserSettings, save_settings
 from ui.code_view import render_execution_toggle
 from ui.components import run_async

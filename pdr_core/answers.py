@@ -19,7 +19,7 @@ from fractions import Fraction
 
 from pdr_core.extraction import closing_braces, strip_edges
 from pdr_core.extraction import extract_answer as extract_answer
-from pdr_core.textfmt import terminal_safe
+from pdr_core.render.textfmt import terminal_safe
 
 # --- normalisation --------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fie
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 
 # The built-in methods, whose schedules this module works out; their labels and settings
-# are declared in pdr_core.method_builtins. A plugin method is named by its reference,
-# `package.module:function` (see pdr_core.method_api).
+# are declared in pdr_core.run.registry. A plugin method is named by its reference,
+# `package.module:function` (see pdr_core.run.api).
 METHODS = ("pdr", "sr", "single", "vote", "rsa", "tournament", "select")
 # Those that run several rounds whose answers can agree early (--stop-when-agree).
 ADAPTIVE_METHODS = ("pdr", "sr", "rsa")
@@ -29,7 +29,7 @@ FINAL_SELECTS = ("vote", "aggregate", "verify")
 # Methods whose last round can leave several drafts for a final selection to choose from.
 FINAL_VERIFY_METHODS = ("pdr", "vote", "rsa")
 # How topk and per-sample-topk rank drafts: `consensus` (answer clusters, this tool's
-# heuristic, see pdr_core.operators) or `verify` (the model scores each draft, one call each).
+# heuristic, see pdr_core.run.operators) or `verify` (the model scores each draft, one call each).
 SELECTIONS = ("consensus", "verify")
 RANKED = ("topk", "per-sample-topk")
 # Named starting points: the paper's example schedule, and a small one for the bundled model.

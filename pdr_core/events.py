@@ -67,7 +67,7 @@ class NodeFinished:
     # A fork's node copied from its parent run: no call was made for it in this run.
     reused: bool = False
     # A distill node's workspace record: kappa, tokens passed on, tokens dropped, how they
-    # were counted (see pdr_core.workspace); None on other nodes.
+    # were counted (see pdr_core.run.workspace); None on other nodes.
     workspace: dict[str, Any] | None = None
     # A code task's generation: its program's test results (pdr_core.tasks.test_record).
     tests: dict[str, Any] | None = None

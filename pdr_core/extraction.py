@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pdr_core.textfmt import terminal_safe
+from pdr_core.render.textfmt import terminal_safe
 
 # `\boxed{` / `\fbox{`; the brace is the last character of the match.
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)[ \t]*\{")

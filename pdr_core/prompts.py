@@ -56,7 +56,7 @@ AGGREGATE = (
     "{candidates}"
 )
 # Tournament judges and generative selection: the model names the best candidate by its
-# number, in \boxed{}, which `pdr_core.selection.parse_choice` reads.
+# number, in \boxed{}, which `pdr_core.run.selection.parse_choice` reads.
 JUDGE = (
     "Below are {count} candidate solutions to the problem. Compare them and decide which "
     "one is correct (or, if several are, the best argued). Do not solve the problem anew. "
@@ -73,7 +73,7 @@ SELECT = (
 )
 
 # Verification (`--select verify`, `--final-select verify`): the model scores one draft, 0 to
-# 10, in \boxed{}, which `pdr_core.scores.parse_score` reads.
+# 10, in \boxed{}, which `pdr_core.run.scores.parse_score` reads.
 VERIFY = (
     "Below is a solution to the problem. Check it step by step: is every step valid and is "
     "the final answer correct? Do not solve the problem anew. End with a score from 0 "

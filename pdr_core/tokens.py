@@ -2,7 +2,7 @@
 
 An estimate, not a count: four characters a token holds for English prose and code, while
 LaTeX-heavy text runs nearer three, so a real tokenizer may count a third more. Where a bound
-matters (the workspace), `pdr_core.workspace` counts with the provider's tokenizer when it has
+matters (the workspace), `pdr_core.run.workspace` counts with the provider's tokenizer when it has
 one and labels the estimate otherwise.
 """
 

@@ -71,7 +71,7 @@ class Node:
     finish_reason: str | None = None
     call: bool = True
     reused: bool = False
-    # Distill nodes: how the workspace passed on was bounded (pdr_core.workspace).
+    # Distill nodes: how the workspace passed on was bounded (pdr_core.run.workspace).
     workspace: dict[str, Any] | None = None
     # Code tasks: the program's test results (pdr_core.tasks.test_record).
     tests: dict[str, Any] | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import Trace
@@ -39,7 +39,7 @@ def db(tmp_path, monkeypatch) -> Path:
 
 
 def plain(markdown: str) -> str:
-    """The text a markdown source escaped with `pdr_core.textfmt.inert` shows (the word
+    """The text a markdown source escaped with `pdr_core.render.textfmt.inert` shows (the word
     joiners that break autolinks aside)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 

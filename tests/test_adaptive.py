@@ -8,19 +8,17 @@ import pytest
 from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
 
-from pdr_core.adaptive import agreement, savings
 from pdr_core.config import METHODS, ConfigError, RunConfig
-from pdr_core.datasets import Problem
-from pdr_core.evaluation import (
-    EvalSpec,
-    create_evaluation,
-    results_csv,
-    run_evaluation,
-    summarize,
-)
+from pdr_core.evals.datasets import Problem
+from pdr_core.evals.export import results_csv
+from pdr_core.evals.records import create_evaluation
+from pdr_core.evals.results import summarize
+from pdr_core.evals.run import run_evaluation
+from pdr_core.evals.spec import EvalSpec
 from pdr_core.events import RunFinished
-from pdr_core.methods import resume, run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.adaptive import agreement, savings
+from pdr_core.run.methods import resume, run
 from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.trace import fold
 

@@ -10,9 +10,9 @@ from conftest import plain, started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
+from pdr_core.render.textfmt import model_markdown
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, default_answer
-from pdr_core.textfmt import model_markdown
 from ui.state import run_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +139,7 @@ def test_hostile_model_output_renders_inert(db):
 def _stored(db, n: int = 1, **config) -> list:
     import asyncio
 
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
 
     store = Store(db)
     traces = []
@@ -282,7 +282,7 @@ def test_cancel_stops_the_run_and_keeps_finished_nodes(db):
 def test_history_resume_button_finishes_an_interrupted_run(db):
     import asyncio
 
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
 
     store = Store(db)
 
@@ -319,7 +319,7 @@ def test_history_resume_button_finishes_an_interrupted_run(db):
 def test_replay_plays_a_saved_run_back(db):
     import asyncio
 
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
 
     trace = asyncio.run(run("What is 2 * 9?", RunConfig(method="pdr", width=2, depth=2),
                             FakeProvider(delay=0.3), Store(db).writer(), reference="18"))
@@ -340,7 +340,7 @@ def test_replay_plays_a_saved_run_back(db):
 def test_replay_elapsed_counts_replay_time_not_time_since_the_run_was_made(db):
     import asyncio
 
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
 
     trace = asyncio.run(run("What is 2 * 9?", RunConfig(method="vote", width=2),
                             FakeProvider(), Store(db).writer(), reference="18"))

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer
 
-from pdr_core import __main__ as cli_main
+from pdr_core.cli import main as cli_main
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.methods import run
 from pdr_core.providers import EndpointSettings, ProviderError, resolve_provider
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.store import Store, StoreError
 from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json

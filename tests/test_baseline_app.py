@@ -11,10 +11,10 @@ from conftest import plain, started_job
 from openai_server import OpenAIServer
 from streamlit.testing.v1 import AppTest
 
-from pdr_core.baseline import baseline_config, baseline_name
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.baseline import baseline_config, baseline_name
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from ui.state import run_key
 

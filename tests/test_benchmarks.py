@@ -15,9 +15,9 @@ import pytest
 from openai_server import OpenAIServer
 
 import pdr_core
-from pdr_core.benchmarks import BENCHMARKS, NAMES, benchmark_path
-from pdr_core.datasets import DatasetError, load_benchmark, load_dataset_spec
-from pdr_core.examples import SMALL, benchmark_examples, examples
+from pdr_core.evals.benchmarks import BENCHMARKS, NAMES, benchmark_path
+from pdr_core.evals.datasets import DatasetError, load_benchmark, load_dataset_spec
+from pdr_core.evals.examples import SMALL, benchmark_examples, examples
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(pdr_core.__file__).resolve().parent

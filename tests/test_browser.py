@@ -121,7 +121,7 @@ def test_hostile_model_text_stays_inert_in_the_run_view_and_compare(tmp_path):
     import asyncio
 
     from pdr_core.config import RunConfig
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
     from pdr_core.store import Store
     from pdr_core.testing import FakeProvider, default_answer
 

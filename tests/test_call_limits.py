@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer
 
-from pdr_core.cli_progress import CallProgress
+from pdr_core.cli.progress import CallProgress
 from pdr_core.events import NodeFailed, NodeFinished, NodeStarted
 from pdr_core.providers import EndpointRequest, ProviderError, choose_endpoint, resolve_provider
 from pdr_core.store import Store

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer
 
-from pdr_core.cli_progress import CallProgress, EvalBar
-from pdr_core.evaluation import EvalProgress
+from pdr_core.cli.progress import CallProgress, EvalBar
+from pdr_core.evals.spec import EvalProgress
 from pdr_core.events import NodeFailed, NodeFinished
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pdr_core.code.executor import Executor, Limits
 from pdr_core.code.feedback import feedback_workspace, outcome, report
 from pdr_core.code.identity import CodeTask
 from pdr_core.code.problems import load_humaneval
-from pdr_core.operators import Draft
+from pdr_core.run.operators import Draft
 from pdr_core.tokens import estimate_tokens
 
 ZERO = next(p for p in load_humaneval() if p.id == "HumanEval/0")

@@ -8,7 +8,7 @@ from pdr_core.answers import answer_clusters, majority_vote
 from pdr_core.code.executor import Executor, Limits
 from pdr_core.code.identity import CodeTask
 from pdr_core.code.problems import load_humaneval
-from pdr_core.operators import Draft, answer_tally, final_vote, rank_drafts
+from pdr_core.run.operators import Draft, answer_tally, final_vote, rank_drafts
 
 ZERO = next(p for p in load_humaneval() if p.id == "HumanEval/0")
 HEAD = "from typing import List\n\n\n"

@@ -11,12 +11,12 @@ from openai_server import OpenAIServer
 
 from pdr_core.code.problems import load_humaneval
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.methods import fork, resume, run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.render.graph import answer_colors
+from pdr_core.run.methods import fork, resume, run
 from pdr_core.store import Store
 from pdr_core.tasks import code_task, trace_key
 from pdr_core.trace import trace_from_json
-from pdr_core.viz import answer_colors
 
 ZERO = next(p for p in load_humaneval() if p.id == "HumanEval/0")
 WRONG = "def has_close_elements(numbers, threshold):\n    return True\n"

@@ -7,8 +7,8 @@ import copy
 import pytest
 from conftest import run_fake
 
-from pdr_core.compare import SAME, compare, final_node, final_outputs, stage_figure
 from pdr_core.config import RunConfig
+from pdr_core.render.compare import SAME, compare, final_node, final_outputs, stage_figure
 from pdr_core.testing import FakeProvider, default_answer
 
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import plain
 from streamlit.testing.v1 import AppTest
 
-from pdr_core.compare import compare
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.render.compare import compare
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import Trace

@@ -18,8 +18,8 @@ from sympy.parsing.sympy_parser import (
 )
 
 from pdr_core.answers import answers_equivalent
-from pdr_core.benchmarks import benchmark_path
-from pdr_core.datasets import (
+from pdr_core.evals.benchmarks import benchmark_path
+from pdr_core.evals.datasets import (
     DIFFICULTIES,
     DatasetError,
     Problem,

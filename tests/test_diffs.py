@@ -9,7 +9,7 @@ from conftest import run_fake
 
 from pdr_core import diffs
 from pdr_core.config import RunConfig
-from pdr_core.diffs import (
+from pdr_core.render.diffs import (
     DiffOp,
     diff_html,
     diff_stats,

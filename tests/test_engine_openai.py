@@ -6,8 +6,8 @@ import pytest
 from openai_server import OpenAIServer, peak_in_flight
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.testing import KnownCapabilities
 
 QUESTION = "What is 17 * 3 + 1?"

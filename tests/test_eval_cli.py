@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer
 
-from pdr_core.evaluation import RESULT_COLUMNS, SUMMARY_COLUMNS
+from pdr_core.evals.export import RESULT_COLUMNS, SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,18 +9,14 @@ import csv
 from openai_server import OpenAIServer
 from test_cli import cli
 
-from pdr_core.datasets import Problem
-from pdr_core.evaluation import (
-    EvalSpec,
-    Setting,
-    accuracy_figure,
-    collect_results,
-    create_evaluation,
-    estimate,
-    run_evaluation,
-    summarize,
-)
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.evals.datasets import Problem
+from pdr_core.evals.estimate import estimate
+from pdr_core.evals.figure import accuracy_figure
+from pdr_core.evals.records import create_evaluation
+from pdr_core.evals.results import collect_results, summarize
+from pdr_core.evals.run import run_evaluation
+from pdr_core.evals.spec import EvalSpec, Setting
+from pdr_core.providers.openai import OpenAIProvider
 
 PROBLEMS = [Problem("add", "What is 17 + 25?", "42"), Problem("mul", "What is 6 * 7?", "42")]
 

@@ -7,14 +7,11 @@ import asyncio
 
 import pytest
 
-from pdr_core.datasets import Problem
-from pdr_core.evaluation import (
-    EvalSpec,
-    collect_results,
-    create_evaluation,
-    pending_cells,
-    run_evaluation,
-)
+from pdr_core.evals.datasets import Problem
+from pdr_core.evals.records import create_evaluation
+from pdr_core.evals.results import collect_results
+from pdr_core.evals.run import pending_cells, run_evaluation
+from pdr_core.evals.spec import EvalSpec
 from pdr_core.testing import FakeProvider
 
 CALLS_PER_RUN = 2  # sr, depth 2: the draft, then its refinement, one after another

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import plain
 from streamlit.testing.v1 import AppTest
 
-from pdr_core.datasets import generate
-from pdr_core.evaluation import list_evaluations
+from pdr_core.evals.datasets import generate
+from pdr_core.evals.records import list_evaluations
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from ui.state import run_key
@@ -160,8 +160,11 @@ def test_each_problem_links_to_its_runs_and_history_hides_evaluation_runs(db):
     import asyncio
 
     from pdr_core.config import RunConfig
-    from pdr_core.evaluation import EvalSpec, collect_results, create_evaluation, run_evaluation
-    from pdr_core.methods import run
+    from pdr_core.evals.records import create_evaluation
+    from pdr_core.evals.results import collect_results
+    from pdr_core.evals.run import run_evaluation
+    from pdr_core.evals.spec import EvalSpec
+    from pdr_core.run.methods import run
 
     store = Store(db)
     evaluation = create_evaluation(store, EvalSpec("gen:mod:2", methods=("single", "vote"),

@@ -21,31 +21,27 @@ import pytest
 
 from pdr_core.answers import answer_match, answers_equivalent, is_correct
 from pdr_core.config import ConfigError
-from pdr_core.datasets import Problem, load_benchmark
-from pdr_core.evaluation import (
+from pdr_core.evals.datasets import Problem, load_benchmark
+from pdr_core.evals.estimate import estimate
+from pdr_core.evals.export import (
     RESULT_COLUMNS,
     SUMMARY_COLUMNS,
+    report_json,
+    results_csv,
+    summary_csv,
+    write_outputs,
+)
+from pdr_core.evals.figure import accuracy_figure
+from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
+from pdr_core.evals.results import collect_results, compare, per_problem_table, summarize
+from pdr_core.evals.run import pending_cells, run_evaluation
+from pdr_core.evals.spec import (
     EvalError,
     EvalProgress,
     EvalSpec,
     Setting,
-    accuracy_figure,
-    collect_results,
-    compare,
-    create_evaluation,
-    estimate,
-    list_evaluations,
-    load_evaluation,
     parse_int_list,
     parse_methods,
-    pending_cells,
-    per_problem_table,
-    report_json,
-    results_csv,
-    run_evaluation,
-    summarize,
-    summary_csv,
-    write_outputs,
 )
 from pdr_core.prompts import PromptSet
 from pdr_core.store import Store
@@ -259,8 +255,10 @@ def test_cancelled_evaluation_resumes_without_repeating_finished_runs(store):
 
 KILL_SCRIPT = """
 import asyncio, sys
-from pdr_core.datasets import Problem
-from pdr_core.evaluation import EvalSpec, create_evaluation, run_evaluation
+from pdr_core.evals.datasets import Problem
+from pdr_core.evals.records import create_evaluation
+from pdr_core.evals.run import run_evaluation
+from pdr_core.evals.spec import EvalSpec
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 store = Store(sys.argv[1])
@@ -353,7 +351,7 @@ def test_spec_grid_collapses_what_a_method_ignores():
 
 
 def test_estimate_is_the_preview_of_each_arm(store):
-    from pdr_core.preview import preview
+    from pdr_core.run.preview import preview
 
     s = spec(methods=("single", "pdr"))
     arms = estimate(s, problems(3), price=(1.0, 2.0))

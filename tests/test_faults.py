@@ -12,8 +12,8 @@ import pytest
 from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import KnownCapabilities
 from pdr_core.trace import Node, Trace

@@ -13,15 +13,15 @@ from openai_server import OpenAIServer
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import FINAL_SELECTS, PRESETS, RunConfig
-from pdr_core.methods import fork, resume, run
-from pdr_core.operators import rank_drafts
 from pdr_core.prompts import PromptSet
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import fork, resume, run
+from pdr_core.run.operators import rank_drafts
+from pdr_core.run.workspace import workspace_flags, workspace_summary, workspace_text
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens
 from pdr_core.trace import Node, compute_budget, longest_token_path, trace_from_json
-from pdr_core.workspace import workspace_flags, workspace_summary, workspace_text
 
 QUESTION = "What is 17 * 3 + 1?"
 

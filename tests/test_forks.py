@@ -7,9 +7,9 @@ from conftest import run_fake, started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
-from pdr_core.forks import fork_comparison, keep_call
-from pdr_core.methods import fork, resume
 from pdr_core.providers import Completion, Usage
+from pdr_core.run.forks import fork_comparison, keep_call
+from pdr_core.run.methods import fork, resume
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from ui.state import run_key

@@ -26,7 +26,7 @@ from pdr_core.answers import (
     normalize_answer,
 )
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import TraceError, trace_from_dict, trace_from_json

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.render.textfmt import terminal_safe
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, default_answer
-from pdr_core.textfmt import terminal_safe
 from pdr_core.trace import trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent

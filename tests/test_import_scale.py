@@ -15,7 +15,7 @@ import pytest
 
 from bench.store import many_node_trace
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import MAX_TRACE_NODES, TraceError, trace_from_dict, trace_from_json

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
 from pdr_core.providers.local import bundled_model_path, default_threads
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.trace import Trace
 
 pytestmark = pytest.mark.local_model

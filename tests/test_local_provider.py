@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
 from pdr_core.providers.base import Provider, ProviderError, Sampling
 from pdr_core.providers.local import (
     LOCAL_MODEL_NOTE,
@@ -24,6 +23,7 @@ from pdr_core.providers.local import (
     bundled_model_path,
     default_threads,
 )
+from pdr_core.run.methods import run
 
 pytestmark = pytest.mark.local_model
 

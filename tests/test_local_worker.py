@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import resume, run
 from pdr_core.providers.base import ProviderError, Sampling
 from pdr_core.providers.local import LocalProvider, bundled_model_path, model_file
 from pdr_core.providers.local.gguf import GGUFError, read_metadata
 from pdr_core.providers.local.worker import CRASH_SWITCH
+from pdr_core.run.methods import resume, run
 from pdr_core.store import Store
 
 pytestmark = pytest.mark.local_model

@@ -15,8 +15,8 @@ from test_cli import cli
 
 from pdr_core.config import ADAPTIVE_METHODS, ConfigError, RunConfig
 from pdr_core.events import RunFinished
-from pdr_core.method_builtins import BUILTINS, get_method, method_registry
-from pdr_core.methods import resume
+from pdr_core.run.methods import resume
+from pdr_core.run.registry import BUILTINS, get_method, method_registry
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import fold

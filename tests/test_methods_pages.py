@@ -6,7 +6,7 @@ import pytest
 from test_app import app, start_run
 
 from pdr_core.config import RunConfig
-from pdr_core.method_builtins import method_registry
+from pdr_core.run.registry import method_registry
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 

@@ -6,8 +6,8 @@ from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.testing import FakeProvider, KnownCapabilities
 
 

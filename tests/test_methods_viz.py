@@ -4,9 +4,12 @@ import pytest
 from conftest import QUESTION, run_fake
 
 from pdr_core.config import RunConfig
-from pdr_core.preview import preview
+from pdr_core.render.budget import budget_table
+from pdr_core.render.graph import build_graph
+from pdr_core.render.timeline import timeline_figure
+from pdr_core.render.tree import tree_figure
+from pdr_core.run.preview import preview
 from pdr_core.trace import trace_from_dict
-from pdr_core.viz import budget_table, build_graph, timeline_figure, tree_figure
 
 CONFIGS = {
     "rsa": (RunConfig(method="rsa", width=4, k=2, depth=2), "aggregate"),

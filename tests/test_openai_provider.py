@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pdr_core.providers.base import Provider, ProviderError, Sampling, Usage
-from pdr_core.providers.openai_compat import OpenAIProvider, is_reasoning_model
+from pdr_core.providers.openai import OpenAIProvider, is_reasoning_model
 from pdr_core.testing import KnownCapabilities, fake_reply
 from pdr_core.tokens import estimate_prompt_tokens, estimate_tokens
 

@@ -2,7 +2,7 @@ import pytest
 from conftest import QUESTION, run_fake
 
 from pdr_core.config import RunConfig
-from pdr_core.preview import known_price, preview
+from pdr_core.run.preview import known_price, preview
 
 
 @pytest.mark.parametrize(

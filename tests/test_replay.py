@@ -1,7 +1,7 @@
 from conftest import run_fake
 
 from pdr_core.config import RunConfig
-from pdr_core.replay import duration, trace_at
+from pdr_core.render.replay import duration, trace_at
 from pdr_core.testing import FakeProvider
 
 

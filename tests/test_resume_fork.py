@@ -11,8 +11,8 @@ from conftest import QUESTION, kill_when, run_fake
 from test_store import KILLED_RUN
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import fork, resume, run
 from pdr_core.prompts import PromptSet
+from pdr_core.run.methods import fork, resume, run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 
@@ -120,7 +120,7 @@ def test_fork_with_edited_messages_and_a_deeper_run():
 
 
 def test_fork_config_keeps_upstream_widths():
-    from pdr_core.methods import fork_config
+    from pdr_core.run.methods import fork_config
 
     parent = run_fake(RunConfig(method="pdr", depth=3, width_schedule=(4, 4, 1)))
     assert fork_config(parent, "r2-distill-0", width=2).schedule == (4, 4, 1)

@@ -3,7 +3,7 @@ import time
 from conftest import QUESTION
 
 from pdr_core.config import RunConfig
-from pdr_core.runner import JobRegistry, RunJob
+from pdr_core.run.jobs import JobRegistry, RunJob
 from pdr_core.testing import FakeProvider
 
 

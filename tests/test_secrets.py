@@ -19,7 +19,6 @@ import pytest
 from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
 from pdr_core.providers import (
     EndpointRequest,
     EndpointSettings,
@@ -27,7 +26,8 @@ from pdr_core.providers import (
     choose_endpoint,
     resolve_provider,
 )
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

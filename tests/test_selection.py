@@ -8,10 +8,10 @@ from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
-from pdr_core.operators import Draft
-from pdr_core.providers.openai_compat import OpenAIProvider
-from pdr_core.selection import group_winner, parse_choice
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
+from pdr_core.run.operators import Draft
+from pdr_core.run.selection import group_winner, parse_choice
 from pdr_core.testing import FakeProvider, KnownCapabilities, default_answer
 
 _CANDIDATE = re.compile(r"### Attempt (\d+)\nLet me work through this carefully \(seed (\d+)\)")

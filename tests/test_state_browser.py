@@ -24,8 +24,8 @@ from browser_support import (
 from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
-from pdr_core.providers.openai_compat import OpenAIProvider
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.trace import Trace
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pdr_core.stats import mcnemar_exact, paired_comparison, wilson_interval, z_score
+from pdr_core.evals.stats import mcnemar_exact, paired_comparison, wilson_interval, z_score
 
 
 def test_z_score():

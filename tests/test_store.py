@@ -16,7 +16,7 @@ from conftest import QUESTION, run_fake, wait_for_calls
 
 from pdr_core.config import RunConfig
 from pdr_core.events import NodeStarted, RunStarted
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import (
     GROUP_COMMIT_SECONDS,
     SCHEMA_VERSION,
@@ -172,7 +172,7 @@ KILLED_RUN = textwrap.dedent(
     """
     import asyncio, sys
     from pdr_core.config import RunConfig
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
     from pdr_core.store import Store
     from pdr_core.testing import FakeProvider
 
@@ -208,7 +208,7 @@ def test_sigkill_mid_run_keeps_finished_nodes_and_reads_interrupted(tmp_path):
 def test_partial_text_of_running_nodes_is_readable(store):
     import asyncio
 
-    from pdr_core.methods import run
+    from pdr_core.run.methods import run
 
     seen = []
 

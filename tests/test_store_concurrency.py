@@ -18,7 +18,7 @@ import pytest
 
 from pdr_core.config import RunConfig
 from pdr_core.events import NodeFinished
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import SCHEMA_VERSION, RunNotFound, Store, StoreError
 from pdr_core.testing import FakeProvider
 from pdr_core.trace import Trace, trace_from_json
@@ -29,7 +29,7 @@ CHILD_RUNS = 8
 CHILD = """
 import asyncio, json, sys, time
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 

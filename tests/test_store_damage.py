@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
-from pdr_core.methods import run
+from pdr_core.run.methods import run
 from pdr_core.store import Store, StoreError
 from pdr_core.testing import FakeProvider
 

@@ -15,8 +15,8 @@ from openai_server import OpenAIServer
 
 from pdr_core.config import RunConfig
 from pdr_core.extraction import extract_answer
+from pdr_core.render.textfmt import terminal_safe
 from pdr_core.testing import FakeProvider
-from pdr_core.textfmt import terminal_safe
 
 ROOT = Path(__file__).resolve().parent.parent
 # clear the screen, set the window title, write the clipboard, ring, overwrite, NUL, CSI

@@ -1,6 +1,6 @@
 import pytest
 
-from pdr_core.textfmt import model_markdown
+from pdr_core.render.textfmt import model_markdown
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_model_markdown(text, expected):
 def test_inert_shows_text_as_it_is():
     from conftest import plain
 
-    from pdr_core.textfmt import inert
+    from pdr_core.render.textfmt import inert
 
     hostile = "`x` ![](http://h/p.png?leak=1) **b** $x$ :red[y] <a href=z>"
     escaped = inert(hostile)

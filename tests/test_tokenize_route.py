@@ -54,8 +54,8 @@ def test_a_server_that_is_down_is_not_remembered_as_lacking_it() -> None:
 
 def test_a_pdr_workspace_is_bounded_by_the_endpoints_own_count(tmp_path) -> None:
     from pdr_core.config import RunConfig
-    from pdr_core.methods import run
-    from pdr_core.providers.openai_compat import OpenAIProvider
+    from pdr_core.providers.openai import OpenAIProvider
+    from pdr_core.run.methods import run
 
     store = Store(tmp_path / "runs.sqlite")
     with OpenAIServer(tokenizer=words) as server:

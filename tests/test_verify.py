@@ -8,13 +8,13 @@ from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
 
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.methods import run
-from pdr_core.preview import preview
-from pdr_core.providers.openai_compat import OpenAIProvider
-from pdr_core.scores import parse_score, verify_flags
+from pdr_core.providers.openai import OpenAIProvider
+from pdr_core.run.methods import run
+from pdr_core.run.preview import preview
+from pdr_core.run.scores import parse_score, verify_flags
+from pdr_core.run.workspace import workspace_summary
 from pdr_core.testing import FakeProvider, default_answer
 from pdr_core.trace import longest_token_path
-from pdr_core.workspace import workspace_summary
 
 _SEED = re.compile(r"\(seed (\d+)\)")
 # The score the verifier gives the draft written with each seed: seed 2's cannot be read.

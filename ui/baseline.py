@@ -1,5 +1,5 @@
 """The matched-budget baseline, one click from a run: a single pass at the run's B_seq
-(pdr_core.baseline), started as a job like a resume or a fork."""
+(pdr_core.run.baseline), started as a job like a resume or a fork."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from pdr_core.baseline import baseline_config
 from pdr_core.config import ConfigError
 from pdr_core.providers import ProviderError
-from pdr_core.runner import RunJob
+from pdr_core.render.textfmt import inert
+from pdr_core.run.baseline import baseline_config
+from pdr_core.run.jobs import RunJob
 from pdr_core.store import Store
-from pdr_core.textfmt import inert
 from pdr_core.trace import Trace
 from ui.endpoints import make_provider, run_endpoint
 from ui.state import run_key

@@ -14,8 +14,8 @@ import streamlit as st
 
 from pdr_core.code.executor import ENV_VAR, execution_allowed
 from pdr_core.code.problems import CodeProblem, load_humaneval
+from pdr_core.render.textfmt import inert
 from pdr_core.tasks import ProgramTask, code_task
-from pdr_core.textfmt import inert
 from pdr_core.trace import Node, Trace
 from ui.state import kept, kept_value, set_kept
 

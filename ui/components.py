@@ -12,11 +12,11 @@ import asyncio
 import streamlit as st
 
 from pdr_core.heap import freeze_startup_objects
-from pdr_core.method_builtins import shape_label
 from pdr_core.prompts import PromptSet
-from pdr_core.runner import JobRegistry, RunJob
+from pdr_core.render.textfmt import inert, model_markdown
+from pdr_core.run.jobs import JobRegistry, RunJob
+from pdr_core.run.registry import shape_label
 from pdr_core.store import RunSummary, Store, StoreError, default_db_path
-from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Trace
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.diffs import (
+from pdr_core.render.diffs import (
     diff_html,
     diff_stats,
     next_workspace,
     predecessor,
     predecessor_title,
 )
-from pdr_core.textfmt import inert
+from pdr_core.render.textfmt import inert
 from pdr_core.trace import Node, Trace
 from ui.code_view import code_diff_block, is_program
 from ui.state import run_key

@@ -20,7 +20,7 @@ from pdr_core.providers import (
     endpoint_locked,
 )
 from pdr_core.providers.local.files import LOCAL_MODEL_ENV, model_file
-from pdr_core.textfmt import inert
+from pdr_core.render.textfmt import inert
 from pdr_core.trace import Trace
 from ui.state import SAVED, kept
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
-from pdr_core.textfmt import inert, model_markdown
+from pdr_core.render.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace
 from ui.components import (
     BUILT_IN,
@@ -31,7 +31,7 @@ def resume_controls(trace: Trace, prefix: str) -> None:
     settings = run_endpoint(trace, run_key(trace.id, prefix, "resume_call"))
     if st.button("Resume", key=run_key(trace.id, prefix, "resume"), disabled=settings is None):
         from pdr_core.providers import ProviderError
-        from pdr_core.runner import RunJob
+        from pdr_core.run.jobs import RunJob
 
         try:
             provider = make_provider(settings)
@@ -44,10 +44,10 @@ def resume_controls(trace: Trace, prefix: str) -> None:
 def render_fork(trace: Trace, node: Node, prefix: str) -> None:
     """Fork the run at this node, or re-send its one call with edits (the playground)."""
     from pdr_core.config import ConfigError
-    from pdr_core.methods import fork_config
     from pdr_core.prompts import TemplateError
     from pdr_core.providers import ProviderError
-    from pdr_core.runner import RunJob
+    from pdr_core.run.jobs import RunJob
+    from pdr_core.run.methods import fork_config
 
     # Keyed by run and node: a box keyed by the node alone would carry what it showed for
     # another run's node of the same id into this one.
@@ -90,8 +90,8 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
 def render_playground(trace: Trace, node: Node, edited: str, key: str,
                       settings: EndpointSettings | None) -> None:
     """Re-send this node's exact messages, with the edited last message and settings."""
-    from pdr_core.forks import keep_call
     from pdr_core.providers import ProviderError, Sampling
+    from pdr_core.run.forks import keep_call
 
     st.markdown("**Playground**: send this one call again and compare the output.")
     c1, c2, c3 = st.columns(3)
@@ -134,7 +134,7 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str,
 
 def render_fork_comparison(trace: Trace) -> None:
     """For a fork: what changed against its original run."""
-    from pdr_core.forks import fork_comparison
+    from pdr_core.run.forks import fork_comparison
     from pdr_core.store import RunNotFound
 
     if not trace.parent_run_id:

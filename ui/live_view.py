@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pdr_core.render.textfmt import inert
 from pdr_core.store import RunNotFound
-from pdr_core.textfmt import inert
 from pdr_core.trace import Trace
 from ui.components import get_store, jobs, load_trace
 from ui.run_view import render_run_view

@@ -1,7 +1,7 @@
 """The Run page's controls for a method's own settings, generated from its declaration.
 
 The built-in methods' settings are RunConfig fields with controls of their own on the page;
-a plugin method's other settings (pdr_core.method_api) get one control each here, keyed
+a plugin method's other settings (pdr_core.run.api) get one control each here, keyed
 `method_setting_<name>`, bounded as declared and starting from the declared default.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from pdr_core.method_api import Method, Setting
+from pdr_core.run.api import Method, Setting
 from ui.state import kept
 
 

@@ -7,11 +7,11 @@ from datetime import datetime
 import streamlit as st
 
 from pdr_core.extraction import find_answer, no_answer_reason
-from pdr_core.scores import verify_flags
+from pdr_core.render.textfmt import inert, model_markdown
+from pdr_core.run.scores import verify_flags
+from pdr_core.run.workspace import workspace_flags, workspace_summary
 from pdr_core.tasks import answer_text
-from pdr_core.textfmt import inert, model_markdown
 from pdr_core.trace import Node, Trace, gives_answer
-from pdr_core.workspace import workspace_flags, workspace_summary
 from ui.code_view import render_tests
 from ui.components import metric_row
 from ui.diff_view import render_diffs

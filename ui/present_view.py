@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.replay import duration, trace_at
+from pdr_core.render.replay import duration, trace_at
+from pdr_core.render.tree import tree_figure
 from pdr_core.trace import Trace
-from pdr_core.viz import tree_figure
 from ui.components import show_question
 from ui.run_view import render_header
 from ui.state import run_key

@@ -9,20 +9,17 @@ from datetime import datetime
 import plotly.graph_objects as go
 import streamlit as st
 
-from pdr_core.adaptive import savings
-from pdr_core.budget_view import budget_rows
-from pdr_core.replay import duration, trace_at
-from pdr_core.selection import fell_back
+from pdr_core.render.budget_view import budget_rows
+from pdr_core.render.flow import answer_flow_figure
+from pdr_core.render.graph import column_of, node_id_from_point
+from pdr_core.render.replay import duration, trace_at
+from pdr_core.render.textfmt import inert
+from pdr_core.render.timeline import timeline_figure
+from pdr_core.render.tree import tree_figure
+from pdr_core.run.adaptive import savings
+from pdr_core.run.selection import fell_back
 from pdr_core.tasks import answer_text, final_tests
-from pdr_core.textfmt import inert
 from pdr_core.trace import Node, Trace
-from pdr_core.viz import (
-    answer_flow_figure,
-    column_of,
-    node_id_from_point,
-    timeline_figure,
-    tree_figure,
-)
 from ui.baseline import render_baseline
 from ui.code_view import render_final_program
 from ui.components import (

@@ -4,7 +4,7 @@ PDR for debugging: the next round refines against real failures. Each selected p
 becomes one item, its test report first (how many passed, each failed test with its
 assertion or trimmed traceback, the limit it hit, the tail of its stderr) and the program
 after it, so that when kappa cuts an item (head and tail kept, as every extractive
-workspace is cut, see `pdr_core.workspace.extract`) the failures survive.
+workspace is cut, see `pdr_core.run.workspace.extract`) the failures survive.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from pdr_core.code.executor import Execution
 from pdr_core.code.identity import CodeTask
-from pdr_core.operators import Draft
-from pdr_core.workspace import Counter, extract
+from pdr_core.run.operators import Draft
+from pdr_core.run.workspace import Counter, extract
 
 MAX_FAILURES = 5  # failed tests listed per program; the rest are counted
 MAX_ERROR = 400  # characters of one failure's message

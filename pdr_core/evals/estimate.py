@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pdr_core.datasets import Problem
+from pdr_core.evals.datasets import Problem
 from pdr_core.evals.spec import (
     EvalSpec,
 )
-from pdr_core.preview import preview
+from pdr_core.run.preview import preview
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pdr_core.adaptive import savings
 from pdr_core.answers import answer_match
-from pdr_core.datasets import Problem
+from pdr_core.evals.datasets import Problem
 from pdr_core.evals.records import (
     cell_runs,
 )
@@ -16,8 +15,9 @@ from pdr_core.evals.spec import (
     Evaluation,
     Setting,
 )
-from pdr_core.method_builtins import get_method
-from pdr_core.stats import PairedComparison, paired_comparison, wilson_interval
+from pdr_core.evals.stats import PairedComparison, paired_comparison, wilson_interval
+from pdr_core.run.adaptive import savings
+from pdr_core.run.registry import get_method
 from pdr_core.store import Store
 from pdr_core.trace import Trace
 
@@ -42,7 +42,7 @@ class ResultRow:
     final_answer: str | None = None
     decided_by: str | None = None  # exact | math, for a correct run
     calls: int = 0
-    # What stopping on agreement saved (adaptive compute; see pdr_core.adaptive).
+    # What stopping on agreement saved (adaptive compute; see pdr_core.run.adaptive).
     rounds_saved: int = 0
     tokens_saved: int = 0
     matched: str = ""  # see Setting.matched

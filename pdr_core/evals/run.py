@@ -9,8 +9,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from pdr_core.baseline import baseline_config
-from pdr_core.datasets import Problem
+from pdr_core.evals.datasets import Problem
 from pdr_core.evals.records import (
     cell_runs,
     source_run,
@@ -25,9 +24,10 @@ from pdr_core.evals.spec import (
     cell_key,
 )
 from pdr_core.events import now_iso
-from pdr_core.methods import new_run_id, resume, run
 from pdr_core.providers.base import Provider
-from pdr_core.runner import LoopThread
+from pdr_core.run.baseline import baseline_config
+from pdr_core.run.jobs import LoopThread
+from pdr_core.run.methods import new_run_id, resume, run
 from pdr_core.store import Store
 from pdr_core.tasks import task_for_problem
 from pdr_core.trace import Trace

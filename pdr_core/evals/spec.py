@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.datasets import Problem
-from pdr_core.method_builtins import get_method, method_registry
+from pdr_core.evals.datasets import Problem
+from pdr_core.run.registry import get_method, method_registry
 from pdr_core.store import EVAL_TAG_PREFIX
 
 # The methods an evaluation runs unless told otherwise (any registered method may be named).
@@ -17,7 +17,7 @@ DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
 
 
 # With matched B_seq, each arm of these methods gets a single pass per problem whose
-# max_tokens is that arm's run's B_seq on the problem (pdr_core.baseline).
+# max_tokens is that arm's run's B_seq on the problem (pdr_core.run.baseline).
 MATCHED_METHODS = ("pdr", "sr")
 
 

@@ -18,15 +18,15 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from pdr_core.budget_view import COLUMNS, budget_rows
-from pdr_core.diffs import diff_html, next_workspace, predecessor, predecessor_title
+from pdr_core.render.budget_view import COLUMNS, budget_rows
+from pdr_core.render.diffs import diff_html, next_workspace, predecessor, predecessor_title
 from pdr_core.render.flow import answer_flow_figure
 from pdr_core.render.graph import build_graph, column_of
+from pdr_core.render.replay import node_spans, parse_stamp
 from pdr_core.render.timeline import timeline_figure
 from pdr_core.render.tree import tree_figure
-from pdr_core.replay import node_spans, parse_stamp
+from pdr_core.run.workspace import workspace_summary
 from pdr_core.trace import Node, Trace, gives_answer
-from pdr_core.workspace import workspace_summary
 
 # C0 controls (NUL shows as U+2400 "␀") and DEL become their visible Unicode pictures;
 # tab, newline and carriage return stay. Lone surrogates cannot be written as UTF-8.

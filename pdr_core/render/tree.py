@@ -39,10 +39,10 @@ from pdr_core.render.graph import (
     is_generation,
     node_seconds,
 )
-from pdr_core.scores import parse_score, score_text, verify_flags
+from pdr_core.run.scores import parse_score, score_text, verify_flags
+from pdr_core.run.workspace import workspace_flags
 from pdr_core.tasks import trace_key
 from pdr_core.trace import Node, Trace
-from pdr_core.workspace import workspace_flags
 
 
 def _hover(node: Node) -> str:

@@ -6,16 +6,16 @@
 - vote: `width` independent samples and a majority vote (self-consistency).
 
 pdr and sr stop early once a round's answers agree (`stop_when_agree`, see
-pdr_core.adaptive).
+pdr_core.run.adaptive).
 """
 
 from __future__ import annotations
 
-from pdr_core.adaptive import converged
 from pdr_core.code.feedback import feedback_workspace
-from pdr_core.engine import CallSpec, RunContext
-from pdr_core.method_kit import draft_round, stage_of, user_messages
-from pdr_core.operators import (
+from pdr_core.run.adaptive import converged
+from pdr_core.run.engine import CallSpec, RunContext
+from pdr_core.run.kit import draft_round, stage_of, user_messages
+from pdr_core.run.operators import (
     Draft,
     answer_tally,
     format_drafts,
@@ -24,8 +24,8 @@ from pdr_core.operators import (
     select_random,
     select_topk,
 )
-from pdr_core.verify import rank_verified, ranking_record, select_final
-from pdr_core.workspace import counter_of, extract
+from pdr_core.run.verify import rank_verified, ranking_record, select_final
+from pdr_core.run.workspace import counter_of, extract
 
 
 async def summarize(ctx: RunContext, drafts: list[Draft], round_: int) -> tuple[str, str]:

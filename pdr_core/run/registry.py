@@ -12,10 +12,10 @@ from functools import lru_cache
 from typing import Any
 
 from pdr_core.config import DISTILLS, FINAL_SELECTS, MAX_DEPTH, MAX_WIDTH, SELECTIONS, RunConfig
-from pdr_core.method_api import Method, Setting, discover, lookup, registry
-from pdr_core.methods_pdr import majority, pdr, single, sr
-from pdr_core.methods_rsa import rsa
-from pdr_core.selection import generative_select, tournament
+from pdr_core.run.api import Method, Setting, discover, lookup, registry
+from pdr_core.run.pdr import majority, pdr, single, sr
+from pdr_core.run.rsa import rsa
+from pdr_core.run.selection import generative_select, tournament
 
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
 

@@ -2,7 +2,7 @@
 
 - verify: one verification call per draft (stage "verify", node r{round}-verify-{branch},
   its parent the draft it scores), with the prompt set's `verify` template; the score is
-  read by `pdr_core.scores.parse_score`. Drafts rank by score, highest first; a draft whose
+  read by `pdr_core.run.scores.parse_score`. Drafts rank by score, highest first; a draft whose
   score cannot be read (or whose call failed) ranks last; ties keep the consensus order.
   Verification calls are nodes like any other: on the call graph, in B_total, and, as the
   selection that follows depends on them, on the critical path (B_seq).
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pdr_core.engine import CallSpec, RunContext
-from pdr_core.method_kit import user_messages
-from pdr_core.operators import Draft, final_vote, rank_drafts
-from pdr_core.scores import parse_score, rank_by_score, score_text
+from pdr_core.run.engine import CallSpec, RunContext
+from pdr_core.run.kit import user_messages
+from pdr_core.run.operators import Draft, final_vote, rank_drafts
+from pdr_core.run.scores import parse_score, rank_by_score, score_text
 
 
 async def verify_round(ctx: RunContext, drafts: Sequence[Draft], round_: int

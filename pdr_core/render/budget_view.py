@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pdr_core.render.budget import budget_table
 from pdr_core.trace import Trace
-from pdr_core.viz import budget_table
 
 # budget_table's keys, in the order shown, with their column titles.
 COLUMNS = {

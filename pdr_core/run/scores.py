@@ -1,6 +1,6 @@
 """A verification's score, read from the model's text, and the ranking it gives.
 
-A verify call (pdr_core.verify) asks the model to score one draft from 0 (certainly wrong)
+A verify call (pdr_core.run.verify) asks the model to score one draft from 0 (certainly wrong)
 to 10 (certainly correct) in \\boxed{}. The score is read by `parse_score`: the final answer
 ("\\boxed{8}", "\\boxed{8/10}", "Answer: 7.5"), else the last "score: N" mention; a score
 that cannot be read, or is out of range, is None, and such a draft ranks after every scored
@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from pdr_core.extraction import extract_answer
-from pdr_core.operators import Draft
+from pdr_core.run.operators import Draft
 from pdr_core.trace import Node
 
 MAX_SCORE = 10.0

@@ -2,9 +2,9 @@
 format.
 
 The methods themselves are async stage functions declared through the method API
-(pdr_core.method_api; the built-ins in pdr_core.method_builtins: pdr and its baselines in
-pdr_core.methods_pdr, rsa in pdr_core.methods_rsa, tournament and select in
-pdr_core.selection) or by a plugin.
+(pdr_core.run.api; the built-ins in pdr_core.run.registry: pdr and its baselines in
+pdr_core.run.pdr, rsa in pdr_core.run.rsa, tournament and select in
+pdr_core.run.selection) or by a plugin.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import replace
 
 from pdr_core.code.executor import execution_allowed
 from pdr_core.config import ConfigError, RunConfig, default_concurrency
-from pdr_core.engine import BudgetExhausted, EventSink, Reuse, RunContext, RunFailed
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.ids import new_run_id
-from pdr_core.method_builtins import get_method
-from pdr_core.operators import Draft, final_vote
 from pdr_core.prompts import PromptSet, code_prompts
 from pdr_core.providers.base import Message, Provider
+from pdr_core.run.engine import BudgetExhausted, EventSink, Reuse, RunContext, RunFailed
+from pdr_core.run.operators import Draft, final_vote
+from pdr_core.run.registry import get_method
 from pdr_core.tasks import Task, task_from_record
 from pdr_core.tokens import estimate_tokens
 from pdr_core.trace import Trace, TraceBuilder, gives_answer

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pdr_core.config import is_method_ref
-from pdr_core.method_api import Method, Setting, load_ref
-from pdr_core.method_builtins import get_method, method_registry
+from pdr_core.run.api import Method, Setting, load_ref
+from pdr_core.run.registry import get_method, method_registry
 
 
 def named_methods(argv: Sequence[str]) -> tuple[Method, ...]:

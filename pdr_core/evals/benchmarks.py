@@ -1,6 +1,6 @@
 """The built-in benchmarks: public problem sets shipped as package data (pdr_core/data/).
 
-Only where they are and what they are; reading them is `pdr_core.datasets`. Sources and
+Only where they are and what they are; reading them is `pdr_core.evals.datasets`. Sources and
 licences are in pdr_core/data/README.md.
 """
 

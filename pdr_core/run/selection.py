@@ -21,10 +21,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pdr_core.engine import CallSpec, RunContext
 from pdr_core.extraction import extract_answer
-from pdr_core.method_kit import candidates_prompt, draft_round
-from pdr_core.operators import Draft, final_vote
+from pdr_core.run.engine import CallSpec, RunContext
+from pdr_core.run.kit import candidates_prompt, draft_round
+from pdr_core.run.operators import Draft, final_vote
 
 # How a generative selection that fell back to a vote is recorded (the start of its line).
 FALLBACK = "generative selection fell back"

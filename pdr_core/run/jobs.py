@@ -8,13 +8,13 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from pdr_core.baseline import BASELINE_TAG, baseline_config, baseline_name, model_context
 from pdr_core.config import RunConfig
-from pdr_core.engine import EventSink
 from pdr_core.events import Event
 from pdr_core.ids import new_run_id
-from pdr_core.methods import fork, resume, run
 from pdr_core.providers.base import Message, Provider
+from pdr_core.run.baseline import BASELINE_TAG, baseline_config, baseline_name, model_context
+from pdr_core.run.engine import EventSink
+from pdr_core.run.methods import fork, resume, run
 from pdr_core.store import RunWriter, Store
 from pdr_core.tasks import Task
 from pdr_core.trace import Trace
@@ -78,7 +78,7 @@ class RunJob(LoopThread):
     @classmethod
     def forking(cls, store: Store, parent: Trace, node_id: str, provider: Provider,
                 config: RunConfig, messages: list[Message] | None = None) -> RunJob:
-        """A job that forks `parent` at `node_id` (see `pdr_core.methods.fork`)."""
+        """A job that forks `parent` at `node_id` (see `pdr_core.run.methods.fork`)."""
         job = cls(store, parent.question, config, provider, parent.reference_answer)
         job._writer = lambda: store.writer(name=f"fork of {parent.id} at {node_id}")
         job._action = lambda sink: fork(parent, node_id, provider, sink, config, messages,
@@ -88,7 +88,7 @@ class RunJob(LoopThread):
     @classmethod
     def matched_baseline(cls, store: Store, source: Trace, provider: Provider,
                          context_tokens: int | None = None) -> tuple[RunJob, str | None]:
-        """A job that runs a single pass at `source`'s B_seq (pdr_core.baseline), capped by
+        """A job that runs a single pass at `source`'s B_seq (pdr_core.run.baseline), capped by
         the model's context (`context_tokens`, else the provider's own); and the note on a
         cap, or None."""
         context = context_tokens or model_context(provider)

@@ -3,7 +3,7 @@
 One entry point, `load_dataset_spec`, takes what a person types:
 
 - a built-in benchmark's name: aime2024, aime2025, math500 or gsm8k (shipped with the
-  package, see pdr_core.benchmarks; no network);
+  package, see pdr_core.evals.benchmarks; no network);
 - a path to a JSONL file with `id`, `question` and `answer` on every line (extra keys kept);
 - `gen:KIND:N[:DIFFICULTY][:seed=S]`: N generated problems whose answers are computed,
   KIND one of arith (multi-step word problems), linear (linear equations), mod (modular
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pdr_core.answers import extract_answer
-from pdr_core.benchmarks import NAMES as BENCHMARK_NAMES
-from pdr_core.benchmarks import benchmark_path
+from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.evals.benchmarks import benchmark_path
 
 KINDS = ("arith", "linear", "mod")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -140,7 +140,7 @@ def load_jsonl(path: str | Path) -> list[Problem]:
 
 
 def load_benchmark(name: str, limit: int | None = None) -> list[Problem]:
-    """A built-in benchmark (see pdr_core.benchmarks), or only its first `limit` problems
+    """A built-in benchmark (see pdr_core.evals.benchmarks), or only its first `limit` problems
     (read without parsing the rest: the Run page's examples)."""
     try:
         path = benchmark_path(name)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from pdr_core.textfmt import terminal_safe
+from pdr_core.render.textfmt import terminal_safe
 
 
 class SafeStream:

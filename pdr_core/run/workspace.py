@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pdr_core.operators import Draft, draft_item
-from pdr_core.scores import score_text
+from pdr_core.run.operators import Draft, draft_item
+from pdr_core.run.scores import score_text
 from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens, truncate_to_chars
 from pdr_core.trace import Node
 

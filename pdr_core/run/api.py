@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pdr_core.config import ADAPTIVE_METHODS, ConfigError, RunConfig, is_method_ref
-from pdr_core.engine import RunContext
+from pdr_core.run.engine import RunContext
 
 ENTRY_POINT_GROUP = "pdr_inspector.methods"
 MethodFn = Callable[[RunContext], Awaitable[str | None]]
@@ -104,7 +104,7 @@ class Method:
     """A method: `run` makes its calls through `ctx.call_round` and returns the answer.
 
     A method that declares the setting `stop_when_agree` is adaptive: its rounds may stop
-    once their answers agree (pdr_core.adaptive.converged). `ref`: how a run names a plugin
+    once their answers agree (pdr_core.run.adaptive.converged). `ref`: how a run names a plugin
     method (`module:function`); empty for the built-ins."""
 
     name: str
@@ -155,7 +155,7 @@ def as_method(obj: Any, where: str) -> Method:
         obj = obj()
     if not isinstance(obj, Method):
         raise ConfigError("method", where,
-                          "a function that is, or returns, a pdr_core.method_api.Method")
+                          "a function that is, or returns, a pdr_core.run.api.Method")
     return obj
 
 

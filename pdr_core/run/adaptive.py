@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from pdr_core.answers import AnswerKey, majority_vote, normalize_answer
 from pdr_core.config import RunConfig
-from pdr_core.engine import RunContext
-from pdr_core.operators import Draft
+from pdr_core.run.engine import RunContext
+from pdr_core.run.operators import Draft
 from pdr_core.trace import Trace, gives_answer
 
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
-from pdr_core.cli_output import raw_stream
+from pdr_core.cli.output import raw_stream
 from pdr_core.events import Event, NodeFailed, NodeFinished, NodeStarted
 
 if TYPE_CHECKING:  # evaluations pull in plotly, which `run` never needs
-    from pdr_core.evaluation import EvalProgress
+    from pdr_core.evals.spec import EvalProgress
 
 
 def on_terminal(stream: TextIO) -> bool:

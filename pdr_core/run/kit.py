@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pdr_core.config import RunConfig
-from pdr_core.engine import CallSpec, RunContext
-from pdr_core.operators import Draft, format_drafts
 from pdr_core.providers.base import Message
+from pdr_core.run.engine import CallSpec, RunContext
+from pdr_core.run.operators import Draft, format_drafts
 
 
 def user_messages(ctx: RunContext, user: str) -> list[Message]:

@@ -5,7 +5,7 @@ Selection rules (extractive operators make no model call):
   of this tool, not the paper's: drafts are ranked by the size of their answer cluster
   (largest first), then drafts with an answer before drafts without, then shorter text first
   (a concise correct derivation is cheaper to read), then branch order.
-  With selection `verify` the model's scores rank the drafts instead (pdr_core.verify).
+  With selection `verify` the model's scores rank the drafts instead (pdr_core.run.verify).
 - per-sample-topk: generation j of the next round gets its own k drafts, a window of the
   ranking rotated by j over the top min(2k, M) candidates, so the generations see
   different but strong evidence.
@@ -15,7 +15,7 @@ Selection rules (extractive operators make no model call):
 
 An extractive workspace gives each of its k drafts an equal share of kappa and cuts each
 draft to its share, head and tail kept; what was kept and cut per draft is recorded on the
-distill node (see `pdr_core.workspace.extract`).
+distill node (see `pdr_core.run.workspace.extract`).
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ the same way) writes it. Node ids: r1-draft-j, then r{t+1}-aggregate-j for step 
 
 from __future__ import annotations
 
-from pdr_core.adaptive import converged
-from pdr_core.engine import CallSpec, RunContext
-from pdr_core.method_kit import candidates_prompt, draft_round
-from pdr_core.operators import Draft, select_random
-from pdr_core.verify import select_final
+from pdr_core.run.adaptive import converged
+from pdr_core.run.engine import CallSpec, RunContext
+from pdr_core.run.kit import candidates_prompt, draft_round
+from pdr_core.run.operators import Draft, select_random
+from pdr_core.run.verify import select_final
 
 
 async def aggregate_round(ctx: RunContext, population: list[Draft], round_: int,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pdr_core.benchmarks import BENCHMARKS
-from pdr_core.datasets import load_benchmark
+from pdr_core.evals.benchmarks import BENCHMARKS
+from pdr_core.evals.datasets import load_benchmark
 
 # Problems taken from the head of each built-in benchmark.
 PER_BENCHMARK = 3

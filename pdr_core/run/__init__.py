@@ -1,0 +1,1 @@
+"""Running methods: the engine, the methods and their stages, operators, jobs."""
