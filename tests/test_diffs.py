@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from conftest import run_fake
 
-from pdr_core import diffs
 from pdr_core.config import RunConfig
+from pdr_core.render import diffs
 from pdr_core.render.diffs import (
     DiffOp,
     diff_html,
