@@ -112,6 +112,12 @@ with right:
                              disabled=not declared.uses("sr_summary"),
                              help="SR refines one answer with no distill call; this adds a "
                                   "summary call per round whose notes follow the solution.")
+    sr_feedback = st.checkbox("SR: the previous program's test results",
+                              **kept("sr_feedback", False),
+                              disabled=not declared.uses("sr_feedback"),
+                              help="Code problems: the refine prompt gets what the previous "
+                                   "program's tests said (failed tests, messages), within "
+                                   "kappa; no call.")
     prompt_sets = get_store().prompt_sets()
     st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], **kept("prompt_set"),
                  format_func=lambda n: n if n == BUILT_IN else f"{n} (v{prompt_sets[n]})",
@@ -181,6 +187,7 @@ try:
         width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
         sr_summary=bool(sr_summary) and declared.uses("sr_summary"),
+        sr_feedback=bool(sr_feedback) and declared.uses("sr_feedback"),
         group=group, votes=votes,
         stop_when_agree=float(agree) if agree and declared.adaptive else None,
         final_select="aggregate" if aggregate_last and method == "rsa" else
