@@ -20,7 +20,7 @@ from pdr_core.run.methods import check_question
 from pdr_core.run.preview import known_price, preview
 from pdr_core.run.registry import method_registry
 from pdr_core.store import RunNotFound
-from ui.code_view import pick_code_problem, run_task
+from ui.code_view import code_problem_for, pick_code_problem, run_task
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
@@ -86,9 +86,11 @@ left, right = st.columns([3, 2])
 with left:
     st.selectbox("Example problem", ["—"] + [e.title for e in EXAMPLES],
                  **kept("example", then=use_example))
-    code_problem = pick_code_problem()
+    code_pick = pick_code_problem()
     question = st.text_area("Question", **kept("question"), height=120,
-                            placeholder="A math problem with a checkable answer")
+                            placeholder="A math problem with a checkable answer, or a code "
+                                        "problem's prompt")
+    code_problem, code_error = code_problem_for(code_pick, question or "")
     reference = st.text_input("Reference answer (optional)", **kept("reference"),
                               help="Marks every node and the final answer right or wrong.")
 with right:
@@ -234,11 +236,14 @@ b1, b2 = st.columns([1, 5])
 start = b1.button("Run", type="primary", key="run_button",
                   disabled=config is None or (job is not None and job.running))
 if start:
+    refused = f"Complete the code problem first: {code_error}" if code_error else None
     try:
         check_question(question or "")
     except ConfigError as exc:
-        st.error(f"Write a question first (or pick an example): {exc}" if not
-                 (question or "").strip() else f"Fix the question: {exc}")
+        refused = (f"Write a question first (or pick an example): {exc}" if not
+                   (question or "").strip() else f"Fix the question: {exc}")
+    if refused:
+        st.error(refused)
     else:
         try:
             provider = make_provider(settings)
