@@ -137,7 +137,7 @@ def _node_cells(name: str, side: NodeSide | None) -> dict[str, Any]:
     status = side.status + (" (reused)" if side.reused else "")
     return {
         f"{name} node": side.id,
-        f"{name} answer": side.answer,
+        f"{name} answer": side.label if side.answer is not None else None,
         f"{name} correct": _mark(side.correct) if side.correct is not None else None,
         f"{name} status": status,
         f"{name} tokens": side.tokens if side.call else None,

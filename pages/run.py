@@ -20,7 +20,7 @@ from pdr_core.run.methods import check_question
 from pdr_core.run.preview import known_price, preview
 from pdr_core.run.registry import method_registry
 from pdr_core.store import RunNotFound
-from ui.code_view import pick_code_problem, run_task
+from ui.code_view import code_problem_for, pick_code_problem, run_task
 from ui.components import (
     ACTIVE_RUN,
     BUILT_IN,
@@ -86,9 +86,11 @@ left, right = st.columns([3, 2])
 with left:
     st.selectbox("Example problem", ["—"] + [e.title for e in EXAMPLES],
                  **kept("example", then=use_example))
-    code_problem = pick_code_problem()
+    code_pick = pick_code_problem()
     question = st.text_area("Question", **kept("question"), height=120,
-                            placeholder="A math problem with a checkable answer")
+                            placeholder="A math problem with a checkable answer, or a code "
+                                        "problem's prompt")
+    code_problem, code_error = code_problem_for(code_pick, question or "")
     reference = st.text_input("Reference answer (optional)", **kept("reference"),
                               help="Marks every node and the final answer right or wrong.")
 with right:
@@ -112,6 +114,12 @@ with right:
                              disabled=not declared.uses("sr_summary"),
                              help="SR refines one answer with no distill call; this adds a "
                                   "summary call per round whose notes follow the solution.")
+    sr_feedback = st.checkbox("SR: the previous program's test results",
+                              **kept("sr_feedback", False),
+                              disabled=not declared.uses("sr_feedback"),
+                              help="Code problems: the refine prompt gets what the previous "
+                                   "program's tests said (failed tests, messages), within "
+                                   "kappa; no call.")
     prompt_sets = get_store().prompt_sets()
     st.selectbox("Prompt set", [BUILT_IN, *prompt_sets], **kept("prompt_set"),
                  format_func=lambda n: n if n == BUILT_IN else f"{n} (v{prompt_sets[n]})",
@@ -181,6 +189,7 @@ try:
         width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
         sr_summary=bool(sr_summary) and declared.uses("sr_summary"),
+        sr_feedback=bool(sr_feedback) and declared.uses("sr_feedback"),
         group=group, votes=votes,
         stop_when_agree=float(agree) if agree and declared.adaptive else None,
         final_select="aggregate" if aggregate_last and method == "rsa" else
@@ -227,11 +236,14 @@ b1, b2 = st.columns([1, 5])
 start = b1.button("Run", type="primary", key="run_button",
                   disabled=config is None or (job is not None and job.running))
 if start:
+    refused = f"Complete the code problem first: {code_error}" if code_error else None
     try:
         check_question(question or "")
     except ConfigError as exc:
-        st.error(f"Write a question first (or pick an example): {exc}" if not
-                 (question or "").strip() else f"Fix the question: {exc}")
+        refused = (f"Write a question first (or pick an example): {exc}" if not
+                   (question or "").strip() else f"Fix the question: {exc}")
+    if refused:
+        st.error(refused)
     else:
         try:
             provider = make_provider(settings)

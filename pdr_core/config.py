@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from pdr_core.prompts import SR_REFINE, SR_REFINE_NOTES, PromptSet, template_fields
+from pdr_core.prompts import (
+    SR_REFINE,
+    SR_REFINE_FEEDBACK,
+    SR_REFINE_NOTES,
+    PromptSet,
+    template_fields,
+)
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 
 # The built-in methods, whose schedules this module works out; their labels and settings
@@ -77,7 +83,8 @@ class RunConfig:
 
     SR refines one answer and takes no distill operator: round r sees the question and the
     previous solution. With `sr_summary` a summary call writes notes on the previous
-    solution first (one more call a round).
+    solution first (one more call a round); with `sr_feedback` (code problems) the previous
+    program's test results follow it instead, trimmed to kappa (no call).
     """
 
     method: str = "pdr"
@@ -100,6 +107,7 @@ class RunConfig:
     model: str = ""
     base_url: str = ""
     sr_summary: bool = False
+    sr_feedback: bool = False
     final_select: str = "vote"
     selection: str = "consensus"
     # tournament: candidates per group, and judge calls per group (the majority wins).
@@ -148,8 +156,9 @@ class RunConfig:
             raise ConfigError("temperature", self.temperature, "a number from 0 to 2")
         if not isinstance(self.prompts, PromptSet):
             raise ConfigError("prompts", self.prompts, "a PromptSet")
-        if not isinstance(self.sr_summary, bool):
-            raise ConfigError("sr_summary", self.sr_summary, "true or false")
+        for name in ("sr_summary", "sr_feedback"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "true or false")
         self._check_sr_notes()
         object.__setattr__(self, "schedule", self._resolve_schedule())
         if self.concurrency is None:
@@ -235,17 +244,23 @@ class RunConfig:
         return schedule
 
     def _check_sr_notes(self) -> None:
-        """SR's summary notes need a place in its template: the built-in one gets its notes
-        section; an edited one without {workspace} is refused rather than drop the notes."""
-        if self.method != "sr" or not self.sr_summary:
+        """SR's notes or test feedback need a place in its template: the built-in one gets
+        its section; an edited one without {workspace} is refused rather than drop them."""
+        if self.method != "sr" or not (self.sr_summary or self.sr_feedback):
             return
+        name = "sr_feedback" if self.sr_feedback else "sr_summary"
+        if self.sr_summary and self.sr_feedback:
+            raise ConfigError("sr_feedback", True, "false while sr_summary is on: the "
+                              "refine prompt takes notes or test results, not both")
         if "workspace" in template_fields(self.prompts.sr_refine):
             return
         if self.prompts.sr_refine == SR_REFINE:
-            object.__setattr__(self, "prompts", replace(self.prompts, sr_refine=SR_REFINE_NOTES))
+            section = SR_REFINE_FEEDBACK if self.sr_feedback else SR_REFINE_NOTES
+            object.__setattr__(self, "prompts", replace(self.prompts, sr_refine=section))
             return
-        raise ConfigError("sr_summary", True,
-                          "false, or an sr_refine template that uses {workspace} (the notes)")
+        raise ConfigError(name, True,
+                          "false, or an sr_refine template that uses {workspace} (the "
+                          + ("test results)" if self.sr_feedback else "notes)"))
 
     def _check_k(self) -> None:
         # k selects from every round but the last; it cannot take more drafts than exist.
@@ -308,6 +323,7 @@ class RunConfig:
             "model": self.model,
             "base_url": self.base_url,
             "sr_summary": self.sr_summary,
+            "sr_feedback": self.sr_feedback,
             "final_select": self.final_select,
             "selection": self.selection,
             "group": self.group,

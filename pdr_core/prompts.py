@@ -46,6 +46,8 @@ SR_REFINE = (
 )
 # With SR's optional summary call, its notes on the previous solution follow it.
 SR_REFINE_NOTES = SR_REFINE + "\n\nNotes on it:\n{workspace}"
+# With SR's test feedback (code problems), what the previous program's tests said follows it.
+SR_REFINE_FEEDBACK = SR_REFINE + "\n\nWhat its tests said:\n{workspace}"
 
 # RSA: a new candidate from the question and k candidates of the previous population.
 AGGREGATE = (

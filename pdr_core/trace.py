@@ -444,6 +444,7 @@ _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "total_budget": (int, type(None)),
     "distill_max_tokens": (int, type(None)),
     "sr_summary": (bool,),
+    "sr_feedback": (bool,),
     "temperature": (int, float),
     "seed": (int,),
     "concurrency": (int,),

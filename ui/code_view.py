@@ -13,15 +13,21 @@ from typing import Any
 import streamlit as st
 
 from pdr_core.code.executor import ENV_VAR, execution_allowed
-from pdr_core.code.problems import CodeProblem, load_humaneval
+from pdr_core.code.problems import CodeProblem, load_humaneval, problem_from_row
+from pdr_core.evals.datasets import DatasetError
 from pdr_core.render.textfmt import inert
 from pdr_core.tasks import ProgramTask, code_task
 from pdr_core.trace import Node, Trace
 from ui.state import kept, kept_value, set_kept
 
 ALLOW = "allow_code_execution"  # the Settings toggle's key; this session only, never saved
-PROBLEM = "code_problem"  # the Run page's HumanEval picker
+PROBLEM = "code_problem"  # the Run page's code problem picker
+ENTRY_POINT = "code_entry_point"  # a typed-in problem's function name
+TESTS = "code_tests"  # a typed-in problem's tests
 NONE = "—"
+OWN = "Your own (type the prompt, entry point and tests)"
+OWN_ID = "typed-in"
+TESTS_PLACEHOLDER = "def check(candidate):\n    assert candidate(3) == 9\n"
 STDERR_CHARS = 1_500
 ICONS = {True: "✓ passed", False: "✗ failed"}
 
@@ -114,21 +120,44 @@ def _use_problem() -> None:
     problem = next((p for p in load_humaneval() if p.id == picked), None)
     if problem is not None:
         set_kept("question", problem.question)
+    if picked != NONE:  # its tests grade it, not a reference answer
         set_kept("reference", "")
 
 
-def pick_code_problem() -> CodeProblem | None:
-    """The Run page's HumanEval picker; the problem picked, or None."""
+def pick_code_problem() -> str:
+    """The Run page's code problem picker: NONE, OWN, or a HumanEval problem's id."""
     problems = load_humaneval()
-    picked = st.selectbox("Code problem (HumanEval)", [NONE, *(p.id for p in problems)],
+    picked = st.selectbox("Code problem (HumanEval, or your own)",
+                          [NONE, OWN, *(p.id for p in problems)],
                           **kept(PROBLEM, NONE, then=_use_problem),
                           help="Its prompt becomes the question; its tests grade the "
                                "programs.")
-    problem = next((p for p in problems if p.id == picked), None)
-    if problem is not None and not execution_on():
+    if picked != NONE and not execution_on():
         st.caption("Code execution is off (Settings): the programs will not be run, and "
                    "whether they are correct stays unknown.")
-    return problem
+    return str(picked)
+
+
+def code_problem_for(picked: str, question: str) -> tuple[CodeProblem | None, str | None]:
+    """The problem `picked` names, with the question as its prompt: (problem, None), or
+    (None, what is wrong) for a typed-in one that is incomplete; (None, None) for none.
+    A typed-in problem's entry point and tests are asked for here."""
+    if picked == NONE:
+        return None, None
+    if picked != OWN:
+        return next((p for p in load_humaneval() if p.id == picked), None), None
+    entry = st.text_input("Entry point (the function the tests call)", **kept(ENTRY_POINT),
+                          placeholder="square")
+    tests = st.text_area("Tests (Python defining check(candidate), as HumanEval's do)",
+                         **kept(TESTS), height=140, placeholder=TESTS_PLACEHOLDER,
+                         help="Each statement of check(candidate) holding an assert is one "
+                              "test; the program's own names are visible to them.")
+    row = {"id": OWN_ID, "question": question or "", "entry_point": entry or "",
+           "tests": tests or ""}
+    try:
+        return problem_from_row(row, "your code problem"), None
+    except DatasetError as exc:
+        return None, str(exc)
 
 
 def run_task(problem: CodeProblem | None) -> ProgramTask | None:

@@ -1,6 +1,7 @@
 """The `feedback` workspace: the selected programs with what their tests said.
 
-PDR for debugging: the next round refines against real failures. Each selected program
+PDR for debugging: the next round refines against real failures (SR's `sr_feedback`
+gives its one program's report, `report_workspace`). Each selected program
 becomes one item, its test report first (how many passed, each failed test with its
 assertion or trimmed traceback, the limit it hit, the tail of its stderr) and the program
 after it, so that when kappa cuts an item (head and tail kept, as every extractive
@@ -15,7 +16,7 @@ from typing import Any
 from pdr_core.code.executor import Execution
 from pdr_core.code.identity import CodeTask
 from pdr_core.run.operators import Draft
-from pdr_core.run.workspace import Counter, extract
+from pdr_core.run.workspace import Counter, bound, extract
 
 MAX_FAILURES = 5  # failed tests listed per program; the rest are counted
 MAX_ERROR = 400  # characters of one failure's message
@@ -71,6 +72,19 @@ def feedback_drafts(selected: Sequence[Draft], task: CodeTask) -> list[Draft]:
             label = outcome(execution)
         items.append(Draft(draft.node_id, draft.branch, text, label))
     return items
+
+
+async def report_workspace(draft: Draft, task: CodeTask, kappa: int,
+                           counter: Counter | None) -> tuple[str, dict[str, Any]]:
+    """SR's feedback: what the tests said about one draft's program (the program itself is
+    already in SR's prompt), cut to kappa tokens as a workspace is, and its record."""
+    if draft.answer is None:
+        text = "No program was found in this attempt."
+    else:
+        text = report(task.execution(draft.answer))
+    kept = await bound(text, kappa, counter)
+    row = {"node_id": draft.node_id, "kept": kept.tokens, "cut": kept.dropped}
+    return kept.text, {**kept.info(kappa, keep_text=False), "drafts": [row]}
 
 
 async def feedback_workspace(selected: Sequence[Draft], task: CodeTask, kappa: int,

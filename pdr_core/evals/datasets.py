@@ -62,9 +62,24 @@ class Problem:
         return cls(str(data["id"]), str(data["question"]), str(data["answer"]), extra)
 
 
+# What grades a code problem besides its question (see pdr_core.code.problems.as_eval_problem).
+GRADING_FIELDS = ("entry_point", "tests")
+
+
+def _graded_by(problem: Problem) -> list[Any]:
+    """What grades `problem`: its answer, and a code problem's entry point and tests too.
+    A question's row stays [id, question, answer], so older fingerprints still match."""
+    row: list[Any] = [problem.id, problem.question, problem.answer]
+    if any(name in problem.extra for name in GRADING_FIELDS):
+        row += [problem.extra.get(name) for name in GRADING_FIELDS]
+    return row
+
+
 def fingerprint(problems: Iterable[Problem]) -> str:
-    """A content hash of ids, questions and answers: names a problem set in a record."""
-    payload = json.dumps([[p.id, p.question, p.answer] for p in problems], ensure_ascii=False)
+    """A content hash of what poses and grades each problem (ids, questions, answers, a code
+    problem's entry point and tests): names a problem set in a record, so changed tests
+    are another dataset."""
+    payload = json.dumps([_graded_by(p) for p in problems], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -5,8 +5,9 @@ and a position that only one run has is paired with None. Draft, refine and fina
 one stage for the alignment: "final" only marks a method's last round, so a single pass
 (r1-final-0) lines up with a vote's first sample (r1-draft-0), and a depth-2 run's
 r2-final-0 with a depth-3 run's r2-refine-0; such a row's stage reads "draft/final".
-Distill nodes align only with distill nodes. Everything here is plain data (frozen
-dataclasses) so the page only lays it out.
+Distill nodes align only with distill nodes. Answers are the same as each run's key says
+(`pdr_core.tasks.trace_key`): the normal form, or for code runs the programs' behaviour on
+the tests. Everything here is plain data (frozen dataclasses) so the page only lays it out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from pdr_core.answers import answer_clusters, normalize_answer
+from pdr_core.answers import AnswerKey, answer_clusters
+from pdr_core.tasks import answer_text, trace_key
 from pdr_core.trace import Node, Trace, gives_answer
 
 # The settings a person compares runs by, as named in the pdr-trace/1 `config`.
@@ -67,6 +69,8 @@ class NodeSide:
     seconds: float | None
     call: bool
     reused: bool
+    key: str | None = None  # the answer's identity in its run (behaviour, for a program)
+    label: str = ""  # the answer to show: itself, or what a program's tests said
 
 
 @dataclass(frozen=True)
@@ -82,19 +86,19 @@ class AlignedRow:
 
     @property
     def same_answer(self) -> bool | None:
-        """Whether both sides gave the same (normalised) answer; None if either gave none."""
-        if self.a is None or self.b is None:
+        """Whether both sides gave the same answer (normalised, or for programs the same
+        behaviour); None if either gave none."""
+        if self.a is None or self.b is None or self.a.key is None or self.b.key is None:
             return None
-        na, nb = normalize_answer(self.a.answer), normalize_answer(self.b.answer)
-        if na is None or nb is None:
-            return None
-        return na == nb
+        return self.a.key == self.b.key
 
 
 @dataclass(frozen=True)
 class StageStats:
     """One (round, stage) group of one run. `seconds` is wall time, first start to last
-    finish; `answers` is (answer as first written, count), most common first."""
+    finish; `answers` is (answer as first written, count), most common first; a program
+    is written as what its tests said, and programs count as one answer when they behave
+    the same."""
 
     nodes: int
     calls: int
@@ -172,8 +176,8 @@ def compare(a: Trace, b: Trace) -> Comparison:
     return Comparison(
         settings=settings,
         differences=tuple(s.key for s in settings if s.differs),
-        rows=_align(a.nodes, b.nodes),
-        stages=_stage_rows(a.nodes, b.nodes),
+        rows=_align(a.nodes, b.nodes, trace_key(a), trace_key(b)),
+        stages=_stage_rows(a.nodes, b.nodes, trace_key(a), trace_key(b)),
         a=result_a,
         b=result_b,
         verdict=_verdict(result_a, result_b),
@@ -218,7 +222,7 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return _span(_time(start), _time(end))
 
 
-def _side(node: Node) -> NodeSide:
+def _side(node: Node, key: AnswerKey) -> NodeSide:
     return NodeSide(
         id=node.id,
         stage=node.stage,
@@ -229,6 +233,8 @@ def _side(node: Node) -> NodeSide:
         seconds=_seconds_between(node.started_at, node.finished_at),
         call=node.call,
         reused=node.reused,
+        key=key(node.answer),
+        label=answer_text(node.answer, node.tests),
     )
 
 
@@ -254,7 +260,8 @@ def _keyed(nodes: Iterable[Node]) -> dict[tuple[int, int, int, int], Node]:
     return keyed
 
 
-def _align(a: Iterable[Node], b: Iterable[Node]) -> tuple[AlignedRow, ...]:
+def _align(a: Iterable[Node], b: Iterable[Node], key_a: AnswerKey, key_b: AnswerKey
+           ) -> tuple[AlignedRow, ...]:
     keyed_a, keyed_b = _keyed(a), _keyed(b)
     rows = []
     for key in sorted(keyed_a.keys() | keyed_b.keys()):
@@ -264,12 +271,13 @@ def _align(a: Iterable[Node], b: Iterable[Node]) -> tuple[AlignedRow, ...]:
         rows.append(AlignedRow(
             round=some.round, branch=some.branch,
             stage=_stage_name(*(n.stage if n else None for n in (node_a, node_b))),
-            a=_side(node_a) if node_a else None, b=_side(node_b) if node_b else None,
+            a=_side(node_a, key_a) if node_a else None,
+            b=_side(node_b, key_b) if node_b else None,
         ))
     return tuple(rows)
 
 
-def _stage_stats(nodes: list[Node]) -> StageStats:
+def _stage_stats(nodes: list[Node], key: AnswerKey) -> StageStats:
     # Calls and tokens follow compute_budget: settled calls, extractive distills excluded.
     settled = [n for n in nodes if n.call and n.status != "running"]
     starts = [_time(n.started_at) for n in nodes]
@@ -281,10 +289,10 @@ def _stage_stats(nodes: list[Node]) -> StageStats:
             seconds = _span(min(starts), max(ends))  # type: ignore[type-var]
         except TypeError:  # zones mixed across nodes
             seconds = None
-    answered = [n.answer for n in nodes if n.status == "ok"]
-    answers = tuple(
-        (answered[members[0]] or "", len(members)) for _, members in answer_clusters(answered)
-    )
+    answered = [n for n in nodes if n.status == "ok"]
+    clusters = answer_clusters([n.answer for n in answered], key)
+    answers = tuple((answer_text(answered[members[0]].answer, answered[members[0]].tests),
+                     len(members)) for _, members in clusters)
     return StageStats(
         nodes=len(nodes),
         calls=len(settled),
@@ -302,7 +310,8 @@ def _groups(nodes: Iterable[Node]) -> dict[tuple[int, int], list[Node]]:
     return groups
 
 
-def _stage_rows(a: Iterable[Node], b: Iterable[Node]) -> tuple[StageRow, ...]:
+def _stage_rows(a: Iterable[Node], b: Iterable[Node], key_a: AnswerKey, key_b: AnswerKey
+                ) -> tuple[StageRow, ...]:
     groups_a, groups_b = _groups(a), _groups(b)
     rows = []
     for key in sorted(groups_a.keys() | groups_b.keys()):
@@ -310,8 +319,8 @@ def _stage_rows(a: Iterable[Node], b: Iterable[Node]) -> tuple[StageRow, ...]:
         stages = [n.stage for n in (nodes_a or []) + (nodes_b or [])]
         rows.append(StageRow(
             round=key[0], stage=_stage_name(*stages),
-            a=_stage_stats(nodes_a) if nodes_a else None,
-            b=_stage_stats(nodes_b) if nodes_b else None,
+            a=_stage_stats(nodes_a, key_a) if nodes_a else None,
+            b=_stage_stats(nodes_b, key_b) if nodes_b else None,
         ))
     return tuple(rows)
 
@@ -333,10 +342,11 @@ def final_node(trace: Trace) -> Node | None:
         return None
     last = max(n.round for n in done)
     candidates = sorted((n for n in done if n.round == last), key=lambda n: n.branch)
-    wanted = normalize_answer(trace.final_answer)
+    key = trace_key(trace)
+    wanted = key(trace.final_answer)
     if wanted is not None:
         for node in candidates:
-            if normalize_answer(node.answer) == wanted:
+            if key(node.answer) == wanted:
                 return node
     return candidates[0]
 

@@ -26,6 +26,7 @@ from pdr_core.render.replay import node_spans, parse_stamp
 from pdr_core.render.timeline import timeline_figure
 from pdr_core.render.tree import tree_figure
 from pdr_core.run.workspace import workspace_summary
+from pdr_core.tasks import answer_text
 from pdr_core.trace import Node, Trace, gives_answer
 
 # C0 controls (NUL shows as U+2400 "␀") and DEL become their visible Unicode pictures;
@@ -190,6 +191,57 @@ def _node_rows(node: Node, index: dict[str, int]) -> list[tuple[str, str]]:
     return rows
 
 
+def _test_rows(results: list[dict[str, Any]]) -> str:
+    head = "<tr><th>#</th><th>Result</th><th>Test</th><th>Message</th></tr>"
+    rows = "".join(
+        f'<tr class="{"ok" if t.get("passed") is True else "bad"}"><td>{i + 1}</td>'
+        f'<td>{"✓ passed" if t.get("passed") is True else "✗ failed"}</td>'
+        f"<td>{_pre(str(t.get('name') or ''), 'cell')}</td>"
+        f"<td>{_pre(str(t.get('error') or ''), 'cell')}</td></tr>"
+        for i, t in enumerate(results))
+    return f'<table class="tests"><thead>{head}</thead><tbody>{rows}</tbody></table>'
+
+
+def _tests_html(node: Node) -> str:
+    """A code node's program and test results, as the run view shows them: per test passed
+    or failed with its message, the time, the limit hit, stderr. The record may come from
+    an imported trace: every value is escaped, whatever its type."""
+    tests = node.tests
+    if not isinstance(tests, dict):
+        return ""
+    parts = ['<div class="tests-block">']
+    if node.answer is not None:
+        parts.append("<h4>Program (as tested: the code taken from the output, with the "
+                     f"problem's signature)</h4>{_pre(node.answer, 'text code')}")
+    status = str(tests.get("status", ""))
+    if status == "disabled":
+        why = tests.get("error") or "code execution is off"
+        parts.append(f'<p class="muted">Not run: {_e(why)}. Whether this program is correct '
+                     "is unknown.</p></div>")
+        return "".join(parts)
+    raw = tests.get("tests")
+    results = [t for t in raw if isinstance(t, dict)] if isinstance(raw, list) else []
+    passed = sum(1 for t in results if t.get("passed") is True)
+    facts = [f"status {status}", f"{passed} of {len(results)} tests passed"]
+    seconds = tests.get("seconds")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        facts.append(f"{seconds:.2f} s")
+    if tests.get("limit"):
+        facts.append(f"limit hit: {tests['limit']}")
+    parts.append(f'<h4>Tests</h4><p class="test-facts">{_e(" · ".join(facts))}</p>')
+    if tests.get("error") and status not in ("passed", "failed"):
+        parts.append(f'<div class="error"><strong>{_e(status)}</strong>'
+                     f"{_pre(str(tests['error']))}</div>")
+    if results:
+        parts.append(_test_rows(results))
+    if tests.get("stderr"):
+        parts.append(f"<details><summary>stderr</summary>{_pre(str(tests['stderr']))}"
+                     "</details>")
+    if tests.get("isolation"):
+        parts.append(f'<p class="muted">Contained by: {_e(tests["isolation"])}</p>')
+    return "".join(parts) + "</div>"
+
+
 def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
     """The body of one node's section: its grid, error, output, reasoning, diffs, messages."""
     parts = [_kv(_node_rows(node, index))]
@@ -200,6 +252,7 @@ def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
     label = "Partial output before the failure" if node.status == "failed" else "Output"
     parts.append(f"<h4>{label}</h4>"
                  + (_pre(node.text, "text output") if node.text else '<p class="muted">(none)</p>'))
+    parts.append(_tests_html(node))
     if node.reasoning:
         parts.append(f"<details><summary>Reasoning ({len(node.reasoning):,} characters)</summary>"
                      f"{_pre(node.reasoning)}</details>")
@@ -224,7 +277,8 @@ def _node_section(trace: Trace, node: Node, index: dict[str, int]) -> str:
     seconds = _duration(node)
     answer = ""
     if gives_answer(node.stage) and node.answer is not None:
-        answer = f" · answer <bdi>{_e(_short(node.answer, SUMMARY_ANSWER_CHARS))}</bdi>"
+        label = answer_text(node.answer, node.tests)  # a program: what its tests said
+        answer = f" · answer <bdi>{_e(_short(label, SUMMARY_ANSWER_CHARS))}</bdi>"
         answer += {True: ' <span class="ok">✓</span>', False: ' <span class="bad">✗</span>'}.get(
             node.correct, "")
     is_open = " open" if node.stage == "final" or node.status == "failed" else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from pdr_core.answers import extract_answer, normalize_answer
+from pdr_core.answers import extract_answer
 from pdr_core.config import RunConfig
 from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
 from pdr_core.ids import new_run_id
@@ -13,13 +13,15 @@ from pdr_core.providers.base import Completion, Message
 from pdr_core.run.engine import EventSink, reused_events
 from pdr_core.run.methods import descendants
 from pdr_core.run.operators import Draft, final_vote
+from pdr_core.tasks import answer_text, trace_key
 from pdr_core.trace import Trace, TraceBuilder
 
 
 @dataclass(frozen=True)
 class RoundAnswers:
     round: int
-    original: dict[str, int]  # normalised answer -> how many generations gave it
+    # normalised answer (a program: what its tests said) -> how many generations gave it
+    original: dict[str, int]
     fork: dict[str, int]
 
 
@@ -51,12 +53,23 @@ class ForkComparison:
 
 
 def _answers(trace: Trace, round_: int) -> dict[str, int]:
-    counts = Counter(
-        normalize_answer(n.answer) or "no answer"
-        for n in trace.nodes
-        if n.round == round_ and n.stage != "distill" and n.status == "ok"
-    )
-    return dict(counts.most_common())
+    """How many of the round's generations gave each answer, grouped by the run's key (a
+    code run's programs by behaviour), each group named by its first member."""
+    key = trace_key(trace)
+    counts: Counter[str] = Counter()
+    labels: dict[str, str] = {}
+    for node in trace.nodes:
+        if node.round != round_ or node.stage == "distill" or node.status != "ok":
+            continue
+        group = key(node.answer) or "no answer"
+        counts[group] += 1
+        if group not in labels:
+            label = (answer_text(node.answer, node.tests)
+                     if trace.task is not None and group != "no answer" else group)
+            while label in labels.values():  # two behaviours, one description
+                label += "′"
+            labels[group] = label
+    return {labels[group]: count for group, count in counts.most_common()}
 
 
 def fork_comparison(original: Trace, fork: Trace) -> ForkComparison:
@@ -70,8 +83,8 @@ def fork_comparison(original: Trace, fork: Trace) -> ForkComparison:
         rounds=[RoundAnswers(r, _answers(original, r), _answers(fork, r)) for r in rounds],
         original_answer=original.final_answer,
         fork_answer=fork.final_answer,
-        answer_changed=normalize_answer(original.final_answer)
-        != normalize_answer(fork.final_answer),
+        answer_changed=trace_key(original)(original.final_answer)
+        != trace_key(fork)(fork.final_answer),
         original_correct=original.correct,
         fork_correct=fork.correct,
     )

@@ -44,11 +44,16 @@ def check_question(question: str) -> None:
 
 def check_task(config: RunConfig, task: Task | None) -> None:
     """Refuse the feedback operator where there are no tests to feed back."""
-    if config.distill == "feedback" and config.method == "pdr" and (
-            task is None or task.code is None):
+    if task is not None and task.code is not None:
+        return
+    if config.distill == "feedback" and config.method == "pdr":
         raise ConfigError("distill", "feedback",
                           "another operator: feedback passes on programs with their test "
                           "results, so it needs a code task (e.g. a HumanEval problem)")
+    if config.sr_feedback and config.method == "sr":
+        raise ConfigError("sr_feedback", True,
+                          "false: it passes on the previous program's test results, so it "
+                          "needs a code task (e.g. a HumanEval problem)")
 
 
 def for_task(config: RunConfig, task: Task | None) -> RunConfig:

@@ -11,7 +11,7 @@ pdr_core.run.adaptive).
 
 from __future__ import annotations
 
-from pdr_core.code.feedback import feedback_workspace
+from pdr_core.code.feedback import feedback_workspace, report_workspace
 from pdr_core.run.adaptive import converged
 from pdr_core.run.engine import CallSpec, RunContext
 from pdr_core.run.kit import draft_round, stage_of, user_messages
@@ -99,7 +99,8 @@ async def pdr(ctx: RunContext) -> str | None:
 
 async def sr(ctx: RunContext) -> str | None:
     """Refine one answer: round r sees the question and the previous solution (once), plus,
-    with `sr_summary`, a summary call's notes on it."""
+    with `sr_summary`, a summary call's notes on it, or with `sr_feedback` what its tests
+    said (an extractive distill node, no call)."""
     config = ctx.config
     [candidate] = await draft_round(ctx)
     previous: list[Draft] = []
@@ -111,6 +112,13 @@ async def sr(ctx: RunContext) -> str | None:
         if config.sr_summary:
             distill_id, notes = await summarize(ctx, [candidate], round_ - 1)
             parents = [distill_id, candidate.node_id]
+        elif config.sr_feedback:
+            assert ctx.task.code is not None  # run() refuses feedback on other tasks
+            notes, info = await report_workspace(candidate, ctx.task.code,
+                                                 config.workspace_tokens,
+                                                 counter_of(ctx.provider))
+            parents = [ctx.record_extract(round_ - 1, 0, [candidate], notes, info),
+                       candidate.node_id]
         user = config.prompts.sr_refine.format(
             question=ctx.question, draft=candidate.text, workspace=notes
         )

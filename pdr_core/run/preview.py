@@ -63,7 +63,7 @@ def preview(
             call_prompt = draft_prompt
         elif config.method == "sr":
             call_prompt = prompt(prompts.sr_refine, config.max_tokens,
-                                 kappa if config.sr_summary else 0)
+                                 kappa if config.sr_summary or config.sr_feedback else 0)
         elif config.method == "rsa":
             call_prompt = prompt(prompts.aggregate, config.k * candidate)
         elif config.method == "tournament":

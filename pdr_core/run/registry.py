@@ -41,6 +41,9 @@ DISTILL = _field("distill", str, choices=DISTILLS, label="Distill operator",
                  help="how a round's drafts become the next round's workspace")
 SR_SUMMARY = _field("sr_summary", bool, label="SR: notes on the previous solution",
                     help="sr: a summary call writes notes on the previous solution each round")
+SR_FEEDBACK = _field("sr_feedback", bool, label="SR: the previous program's test results",
+                     help="sr on a code problem: the refine prompt gets what the previous "
+                          "program's tests said, trimmed to kappa (no call)")
 FINAL_SELECT = _field("final_select", str, choices=FINAL_SELECTS,
                       label="How the last round's answer is chosen",
                       help="how a last round wider than 1 gives the answer (recorded on the "
@@ -65,7 +68,8 @@ STOP_WHEN_AGREE = _field("stop_when_agree", float, low=0.0, high=1.0,
 BUILTINS = (
     Method("pdr", "PDR (parallel-distill-refine)", pdr,
            (WIDTH, DEPTH, DISTILL, K, SELECTION, FINAL_SELECT, STOP_WHEN_AGREE)),
-    Method("sr", "SR (sequential refinement)", sr, (DEPTH, SR_SUMMARY, STOP_WHEN_AGREE)),
+    Method("sr", "SR (sequential refinement)", sr,
+           (DEPTH, SR_SUMMARY, SR_FEEDBACK, STOP_WHEN_AGREE)),
     Method("single", "Single pass (long chain of thought)", single),
     Method("vote", "Majority vote (self-consistency)", majority, (WIDTH, FINAL_SELECT)),
     Method("rsa", "RSA (recursive self-aggregation)", rsa,
