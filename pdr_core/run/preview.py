@@ -66,6 +66,8 @@ def preview(
                                  kappa if config.sr_summary else 0)
         elif config.method == "rsa":
             call_prompt = prompt(prompts.aggregate, config.k * candidate)
+        elif config.method == "moa":
+            call_prompt = prompt(prompts.synthesize, config.schedule[0] * candidate)
         elif config.method == "tournament":
             call_prompt = prompt(prompts.judge, config.group * candidate)
         elif config.method == "select":
