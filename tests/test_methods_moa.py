@@ -2,21 +2,26 @@
 test servers; call counts per layer; layer 2 reads layer 1; cancel, resume and fork."""
 
 import asyncio
+import json
 
 import pytest
 from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
+from test_app import history
 from test_cli import cli
 
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.events import RunStarted
 from pdr_core.providers.openai import OpenAIProvider
 from pdr_core.providers.routes import Route, Routes, parse_routes
+from pdr_core.render.tree import tree_figure
 from pdr_core.run.engine import RunContext
 from pdr_core.run.methods import fork, resume, run
 from pdr_core.run.moa import moa
+from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.trace import TraceBuilder, trace_from_json
+from ui.state import run_key
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +170,30 @@ def test_moa_runs_from_the_cli_on_two_endpoints(tmp_path):
                   "--base-url", one.base_url, "--model", "fake-model",
                   db=tmp_path / "runs.sqlite")
         assert bad.returncode == 2 and "proposers" in bad.stderr
+
+
+def test_the_tree_colours_by_model_when_asked():
+    trace = run_fake(_moa("a,b,a", layers=2, model="boss"))
+    by_model = {t.name: set(t.customdata) for t in tree_figure(trace, colour_by="model").data
+                if t.customdata is not None}
+    assert by_model == {"a (×4)": {"r1-draft-0", "r1-draft-2", "r2-propose-0", "r2-propose-2"},
+                        "b (×2)": {"r1-draft-1", "r2-propose-1"}, "boss (×1)": {"r3-final-0"}}
+    by_answer = [t.name for t in tree_figure(trace).data if t.customdata is not None]
+    assert by_answer == ["52 (×7) ✓"]
+
+
+def test_the_run_view_offers_colour_by_model_for_a_run_of_several_models(db):
+    store = Store(db)
+    moa_run = run_fake(_moa("a,b", layers=1), sink=store.writer())
+    single = run_fake(RunConfig(method="vote", width=2), sink=store.writer())
+    at = history()
+    at.selectbox(key="history_open").set_value(moa_run.id).run()
+    radio = at.radio(key=run_key(moa_run.id, "history", "colour_by"))
+    assert list(radio.options) == ["answer", "model"]
+    radio.set_value("model").run()
+    assert not at.exception
+    legends = [json.loads(c.proto.spec)["layout"]["legend"]["title"]["text"]
+               for c in at.get("plotly_chart")]
+    assert "models" in legends
+    at.selectbox(key="history_open").set_value(single.id).run()
+    assert not [r for r in at.radio if r.key == run_key(single.id, "history", "colour_by")]
