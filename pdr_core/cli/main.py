@@ -370,9 +370,13 @@ def _finish(trace: Trace, args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     # Imported here: evaluations pull in plotly, which the other commands never need.
-    from pdr_core import evaluation as ev
     from pdr_core.code.problems import load_code_dataset
     from pdr_core.evals.datasets import DatasetError, load_dataset_spec
+    from pdr_core.evals.export import summary_text, write_outputs
+    from pdr_core.evals.records import create_evaluation
+    from pdr_core.evals.results import summarize
+    from pdr_core.evals.run import run_evaluation
+    from pdr_core.evals.spec import EvalError, EvalSpec, parse_int_list, parse_methods
 
     if args.concurrency < 1:
         raise ConfigError("concurrency", args.concurrency,
@@ -384,11 +388,11 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     provider = resolve_provider(_endpoint(args), memory=store)
-    spec = ev.EvalSpec(
-        dataset=args.dataset, methods=ev.parse_methods(args.methods),
-        widths=ev.parse_int_list(args.width, "width"),
-        depths=ev.parse_int_list(args.depth, "depth"),
-        max_tokens=ev.parse_int_list(args.max_tokens, "max_tokens"),
+    spec = EvalSpec(
+        dataset=args.dataset, methods=parse_methods(args.methods),
+        widths=parse_int_list(args.width, "width"),
+        depths=parse_int_list(args.depth, "depth"),
+        max_tokens=parse_int_list(args.max_tokens, "max_tokens"),
         distill=args.distill, k=args.k, workspace_tokens=args.workspace_tokens,
         temperature=args.temperature, seed=args.seed, model=provider.model,
         base_url=provider.base_url, name=args.name or "",
@@ -397,8 +401,8 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         matched_bseq=args.matched_bseq,
     )
     try:
-        evaluation = ev.create_evaluation(store, spec, problems, args.eval_id)
-    except ev.EvalError as exc:
+        evaluation = create_evaluation(store, spec, problems, args.eval_id)
+    except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"evaluation {evaluation.id}: {len(evaluation.cells())} runs over "
@@ -406,9 +410,9 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
 
     bar = EvalBar()
     try:
-        rows = asyncio.run(ev.run_evaluation(store, evaluation, provider, args.concurrency,
+        rows = asyncio.run(run_evaluation(store, evaluation, provider, args.concurrency,
                                              bar))
-    except ev.EvalError as exc:
+    except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -416,10 +420,10 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         return EXIT_INTERRUPTED
     finally:
         bar.close()
-    summary = ev.summarize(rows)
-    for path in ev.write_outputs(args.out, evaluation, rows, summary):
+    summary = summarize(rows)
+    for path in write_outputs(args.out, evaluation, rows, summary):
         print(f"wrote {path}", file=sys.stderr)
-    print(ev.summary_text(summary, "pass@1" if code is not None else "accuracy"))
+    print(summary_text(summary, "pass@1" if code is not None else "accuracy"))
     if code is not None and not spec.execute_code:
         print(NOT_RUN, file=sys.stderr)
     failed = sum(s.failed for s in summary)
