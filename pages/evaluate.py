@@ -40,7 +40,13 @@ from pdr_core.evals.results import (
     summarize,
 )
 from pdr_core.evals.run import EvalJob
-from pdr_core.evals.spec import DEFAULT_METHODS, EvalError, EvalSpec, method_order
+from pdr_core.evals.spec import (
+    DEFAULT_METHODS,
+    EVAL_PRESETS,
+    EvalError,
+    EvalSpec,
+    method_order,
+)
 from pdr_core.providers import ProviderError
 from pdr_core.render.textfmt import inert
 from pdr_core.run.preview import known_price
@@ -143,6 +149,13 @@ def choose_problems():
     return problems, label
 
 
+def use_preset(name: str) -> None:
+    """Set the methods (and matched passes) of a named sweep; the rest stays as chosen."""
+    preset = EVAL_PRESETS[name]
+    st.session_state["eval_methods"] = [m for m in method_order() if m in preset.methods]
+    st.session_state["eval_matched_bseq"] = preset.matched_bseq
+
+
 def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
     return EvalSpec(
         dataset=label,
@@ -166,6 +179,10 @@ jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 
 problems, label = choose_problems()
 
+for name, preset in EVAL_PRESETS.items():
+    st.button(preset.label, key=f"eval_preset_{name}", on_click=use_preset, args=(name,),
+              help="Sets the methods and matched single passes; widths, depths and budgets "
+                   "stay as chosen, so every method runs over the same drafts.")
 c1, c2, c3, c4 = st.columns(4)
 METHODS = method_registry()
 c1.multiselect("Methods", list(method_order()), key="eval_methods",

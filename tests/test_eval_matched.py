@@ -71,3 +71,19 @@ def test_eval_matched_bseq_from_the_cli(tmp_path):
     arms = {(r["method"], r["matched"]) for r in results}
     assert arms == {("pdr", ""), ("single", "pdr")}
     assert len(results) == 4 and {r["status"] for r in results} == {"completed"}
+
+
+def test_eval_preset_runs_every_method_at_matched_budget_from_the_cli(tmp_path):
+    db, out = tmp_path / "runs.sqlite", tmp_path / "out"
+    with OpenAIServer() as server:
+        result = cli("eval", "gen:arith:1", "--preset", "matched-methods", "--width", "2",
+                     "--depth", "2", "--max-tokens", "128", "--base-url", server.base_url,
+                     "--model", "fake-model", "--out", str(out), db=db)
+    assert result.returncode == 0, result.stderr
+    with open(out / "results.csv", newline="", encoding="utf-8") as handle:
+        results = list(csv.DictReader(handle))
+    assert {(r["method"], r["matched"]) for r in results} == {
+        ("pdr", ""), ("sr", ""), ("vote", ""), ("rsa", ""), ("tournament", ""),
+        ("single", "pdr"), ("single", "sr")}
+    widths = {r["method"]: r["width"] for r in results if not r["matched"]}
+    assert {widths[m] for m in ("pdr", "vote", "rsa", "tournament")} == {"2"}

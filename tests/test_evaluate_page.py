@@ -238,3 +238,18 @@ def test_the_path_field_reads_only_the_data_folder_and_reveals_nothing_else(
     assert "not a Hugging Face dataset id" in path_errors(at, f"hf:{folder}")[0]
     assert path_errors(at, "ok.jsonl") == []
     assert not at.button(key="eval_launch").disabled
+
+
+def test_the_matched_budget_preset_sets_every_method_and_the_matched_passes(db):
+    at = page(FakeProvider())
+    at.number_input(key="eval_gen_n").set_value(2)
+    at.multiselect(key="eval_widths").set_value([3])
+    at.button(key="eval_preset_matched-methods").click().run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="eval_methods").value == ["vote", "sr", "pdr", "rsa",
+                                                        "tournament"]
+    assert at.checkbox(key="eval_matched_bseq").value is True
+    assert at.multiselect(key="eval_widths").value == [3]  # the rest stays as chosen
+    runs = [m for m in at.metric if m.label == "Runs"]
+    # 2 problems x (pdr, sr, vote, rsa, tournament, a single pass at pdr's and at sr's B_seq)
+    assert runs and runs[0].value == "14"

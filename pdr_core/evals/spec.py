@@ -21,6 +21,32 @@ DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
 MATCHED_METHODS = ("pdr", "sr")
 
 
+
+@dataclass(frozen=True)
+class EvalPreset:
+    """A named sweep: the methods it runs and whether matched single passes join them; the
+    widths, depths and budgets stay as given, so every method runs over the same drafts."""
+
+    label: str
+    methods: tuple[str, ...]
+    matched_bseq: bool = False
+
+
+EVAL_PRESETS: dict[str, EvalPreset] = {
+    "matched-methods": EvalPreset(
+        "Methods at matched budget: PDR, SR, a single pass at each one's B_seq, vote, RSA "
+        "and tournament over the same number of drafts",
+        ("pdr", "sr", "vote", "rsa", "tournament"), matched_bseq=True),
+}
+
+
+def eval_preset(name: str) -> EvalPreset:
+    """The preset `name`; ConfigError naming the known ones."""
+    if name not in EVAL_PRESETS:
+        raise ConfigError("preset", name, f"one of {', '.join(EVAL_PRESETS)}")
+    return EVAL_PRESETS[name]
+
+
 CellKey = tuple[str, str, int, int, int]
 
 
