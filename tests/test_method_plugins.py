@@ -171,3 +171,24 @@ def test_an_installed_plugin_runs_from_the_run_page(installed, db):
     trace = Store(db).get_trace(stored.id)
     assert trace.status == "completed" and trace.budget.calls == 3
     assert trace.config["method_settings"] == {"n": 3, "prefer": "shortest"}
+
+
+def test_history_and_list_filter_by_a_plugins_method(installed, db):
+    from test_app import history
+
+    from pdr_core.run.methods import run
+
+    store = Store(db)
+    mine = asyncio.run(run(QUESTION, RunConfig(method=REF, method_settings={"n": 2}),
+                           FakeProvider(), store.writer()))
+    other = asyncio.run(run(QUESTION, RunConfig(method="vote", width=2), FakeProvider(),
+                            store.writer()))
+    listed = cli("list", "--method", "best-of-length", db=db, env_extra=_env(installed))
+    assert listed.returncode == 0, listed.stderr
+    assert mine.id in listed.stdout and other.id not in listed.stdout
+    at = history()
+    assert "best-of-length" in at.selectbox(key="history_method").options  # shown by name
+    at.selectbox(key="history_method").set_value(REF).run()
+    assert not at.exception, at.exception
+    [shown] = at.selectbox(key="history_open").options
+    assert shown.endswith(mine.id)

@@ -15,12 +15,16 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed, code_problem
-from pdr_core.cli.methods import add_method_flags, method_config, named_methods
+from pdr_core.cli.methods import (
+    add_method_flags,
+    method_config,
+    named_methods,
+    recorded_method,
+)
 from pdr_core.cli.output import safe_output
 from pdr_core.cli.progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import (
     DISTILLS,
-    METHODS,
     PRESETS,
     ConfigError,
     RunConfig,
@@ -515,7 +519,9 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", parents=[common], help="stored runs, newest first")
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--method", choices=METHODS)
+    p.add_argument("--method", type=recorded_method,
+                   help="only runs of this method (a name, or a plugin's name or "
+                        "package.module:function)")
     p.add_argument("--status", choices=("running", "completed", "failed", "interrupted"))
     p.add_argument("--search", help="text in the question, name, tags or id")
     p.set_defaults(func=cmd_list)
