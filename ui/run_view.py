@@ -81,9 +81,13 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
 def _planned_calls(config: dict) -> int:
     from pdr_core.config import ConfigError, RunConfig
     from pdr_core.prompts import TemplateError
+    from pdr_core.run.registry import method_registry
 
     try:
-        return RunConfig.from_dict(config).calls
+        parsed = RunConfig.from_dict(config)
+        # A registered method's declared schedule; a stored name is never imported.
+        method = method_registry().get(parsed.method)
+        return method.planned_calls(parsed) if method else parsed.calls
     except (ConfigError, TemplateError, TypeError):  # an imported trace's odd settings
         schedule = config.get("width_schedule") or [1]
         return sum(schedule) if isinstance(schedule, list) else 1

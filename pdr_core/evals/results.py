@@ -100,7 +100,7 @@ def _record_savings(store: Store, evaluation: Evaluation, row: ResultRow) -> Non
     spec = evaluation.spec
     if spec.stop_when_agree is None or not get_method(row.method).adaptive:
         return
-    if row.calls >= spec.config(row.setting).calls:
+    if row.calls >= get_method(row.method).planned_calls(spec.config(row.setting)):
         return
     saved = savings(store.get_trace(row.run_id))
     if saved is not None:
