@@ -22,7 +22,7 @@ from pdr_core.evals.datasets import (
     load_jsonl,
     read_jsonl,
 )
-from pdr_core.evals.estimate import estimate
+from pdr_core.evals.estimate import estimate, estimate_rows
 from pdr_core.evals.export import (
     report_json,
     results_csv,
@@ -225,7 +225,7 @@ if spec is not None and problems:
         m[2].metric("Worst-case B_total", f"{sum(a.worst_b_total for a in arms):,}")
         m[3].metric("Cost estimate", "—" if price is None
                     else f"${sum(a.cost_usd or 0.0 for a in arms):,.4f}")
-        st.dataframe([asdict(a) for a in arms], hide_index=True, key="eval_estimate")
+        st.dataframe(estimate_rows(arms), hide_index=True, key="eval_estimate")
 
 running = any(job.running for job in jobs.values())
 if st.button("Launch evaluation", type="primary", key="eval_launch",
