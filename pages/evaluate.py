@@ -22,7 +22,7 @@ from pdr_core.evals.datasets import (
     load_jsonl,
     read_jsonl,
 )
-from pdr_core.evals.estimate import estimate
+from pdr_core.evals.estimate import estimate, estimate_rows
 from pdr_core.evals.export import (
     report_json,
     results_csv,
@@ -40,7 +40,13 @@ from pdr_core.evals.results import (
     summarize,
 )
 from pdr_core.evals.run import EvalJob
-from pdr_core.evals.spec import DEFAULT_METHODS, EvalError, EvalSpec, method_order
+from pdr_core.evals.spec import (
+    DEFAULT_METHODS,
+    EVAL_PRESETS,
+    EvalError,
+    EvalSpec,
+    method_order,
+)
 from pdr_core.providers import ProviderError
 from pdr_core.render.textfmt import inert
 from pdr_core.run.preview import known_price
@@ -143,6 +149,13 @@ def choose_problems():
     return problems, label
 
 
+def use_preset(name: str) -> None:
+    """Set the methods (and matched passes) of a named sweep; the rest stays as chosen."""
+    preset = EVAL_PRESETS[name]
+    st.session_state["eval_methods"] = [m for m in method_order() if m in preset.methods]
+    st.session_state["eval_matched_bseq"] = preset.matched_bseq
+
+
 def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
     return EvalSpec(
         dataset=label,
@@ -166,6 +179,10 @@ jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 
 problems, label = choose_problems()
 
+for name, preset in EVAL_PRESETS.items():
+    st.button(preset.label, key=f"eval_preset_{name}", on_click=use_preset, args=(name,),
+              help="Sets the methods and matched single passes; widths, depths and budgets "
+                   "stay as chosen, so every method runs over the same drafts.")
 c1, c2, c3, c4 = st.columns(4)
 METHODS = method_registry()
 c1.multiselect("Methods", list(method_order()), key="eval_methods",
@@ -208,7 +225,7 @@ if spec is not None and problems:
         m[2].metric("Worst-case B_total", f"{sum(a.worst_b_total for a in arms):,}")
         m[3].metric("Cost estimate", "—" if price is None
                     else f"${sum(a.cost_usd or 0.0 for a in arms):,.4f}")
-        st.dataframe([asdict(a) for a in arms], hide_index=True, key="eval_estimate")
+        st.dataframe(estimate_rows(arms), hide_index=True, key="eval_estimate")
 
 running = any(job.running for job in jobs.values())
 if st.button("Launch evaluation", type="primary", key="eval_launch",

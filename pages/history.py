@@ -6,9 +6,9 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from pdr_core.config import METHODS
 from pdr_core.render.report import render_report
 from pdr_core.render.textfmt import inert
+from pdr_core.run.registry import method_registry
 from pdr_core.store import RunNotFound, StoreError
 from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
 from ui.components import get_store, load_trace, run_label, short, show_question
@@ -54,7 +54,10 @@ if linked and st.session_state.get("history_url") != linked:
     st.session_state["history_open"] = linked
 
 f1, f2, f3, f4 = st.columns([1, 1, 1, 2])
-method = f1.selectbox("Method", [ANY, *METHODS], key="history_method")
+REGISTERED = method_registry()
+methods = [*REGISTERED, *(m for m in store.methods() if m not in REGISTERED)]
+method = f1.selectbox("Method", [ANY, *methods], key="history_method",
+                      format_func=lambda m: REGISTERED[m].name if m in REGISTERED else m)
 model = f2.selectbox("Model", [ANY, *store.models()], key="history_model")
 status = f3.selectbox("Status", [ANY, *STATUSES], key="history_status")
 text = f4.text_input("Search question, name, tag or id", key="history_text")

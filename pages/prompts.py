@@ -16,6 +16,8 @@ STAGE_HELP = {
     "sr_refine": "Rounds 2..R of sequential refinement: the previous solution and notes on it.",
     "aggregate": "RSA: a new candidate from the question and k candidates of the previous "
                  "population.",
+    "synthesize": "Mixture of agents: a proposer of layer 2.. and the aggregator read every "
+                  "response of the layer before.",
     "judge": "Tournament: a judge compares one group's candidates and names the best by its "
              "number.",
     "select": "Generative selection: the model reads every candidate and names the best.",

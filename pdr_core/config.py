@@ -15,11 +15,17 @@ from pdr_core.prompts import (
     template_fields,
 )
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
+from pdr_core.providers.routes import Route, parse_route, parse_routes
 
 # The built-in methods, whose schedules this module works out; their labels and settings
 # are declared in pdr_core.run.registry. A plugin method is named by its reference,
 # `package.module:function` (see pdr_core.run.api).
-METHODS = ("pdr", "sr", "single", "vote", "rsa", "tournament", "select")
+METHODS = ("pdr", "sr", "single", "vote", "rsa", "tournament", "select", "moa")
+# Built-ins whose own settings live in `method_settings`, as a plugin's do (moa's routes).
+SETTINGS_METHODS = ("moa",)
+# Mixture of agents: layers of proposers before its aggregator, by default.
+MOA_LAYERS = 2
+MAX_MOA_LAYERS = 8
 # Those that run several rounds whose answers can agree early (--stop-when-agree).
 ADAPTIVE_METHODS = ("pdr", "sr", "rsa")
 _METHOD_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -205,7 +211,7 @@ class RunConfig:
         settings = self.method_settings
         if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
             raise ConfigError("method_settings", settings, "an object of settings by name")
-        if settings and self.method in METHODS:
+        if settings and self.method in METHODS and self.method not in SETTINGS_METHODS:
             raise ConfigError("method_settings", settings,
                               f"empty: {self.method} keeps its settings in their own fields")
 
@@ -226,6 +232,11 @@ class RunConfig:
             return (self.width,) * (self.depth + 1) + last
         if self.method == "select":
             return (self.width, 1) if self.width > 1 else (1,)
+        if self.method == "moa":  # L layers of P proposers, then the aggregator
+            layers = self.method_settings.get("layers", MOA_LAYERS)
+            _check_int("layers", layers, 1, MAX_MOA_LAYERS)
+            self._check_aggregator()
+            return (len(self.moa_routes),) * layers + (1,)
         if self.method not in METHODS:  # a plugin: one round of `width` as the estimate
             return (self.width,)
         if self.method == "tournament":
@@ -279,6 +290,27 @@ class RunConfig:
                 f"from 1 to {narrowest}: operator {self.distill} selects k drafts from rounds "
                 f"as narrow as {narrowest}",
             )
+
+    def _check_aggregator(self) -> None:
+        text = str(self.method_settings.get("aggregator") or "").strip()
+        try:
+            if text:
+                parse_route(text)
+        except ValueError as exc:
+            raise ConfigError("aggregator", text, f"MODEL@URL or MODEL ({exc})") from None
+
+    @property
+    def moa_routes(self) -> tuple[Route | None, ...]:
+        """Mixture of agents' proposers (its setting `proposers`, `MODEL@URL,MODEL`); none
+        given: `width` calls of the run's own provider (None)."""
+        try:
+            routes = parse_routes(str(self.method_settings.get("proposers") or ""))
+        except ValueError as exc:
+            raise ConfigError("proposers", self.method_settings.get("proposers"),
+                              f"MODEL@URL or MODEL, comma-separated ({exc})") from None
+        if len(routes) > MAX_WIDTH:
+            raise ConfigError("proposers", len(routes), f"at most {MAX_WIDTH} proposers")
+        return routes or (None,) * self.width
 
     @property
     def rounds(self) -> int:

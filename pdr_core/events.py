@@ -43,6 +43,9 @@ class NodeStarted:
     parent_ids: list[str]
     messages: list[dict[str, str]]
     started_at: str = field(default_factory=now_iso)
+    # A call routed to its own model or endpoint (mixture of agents): which; never a key.
+    model: str | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,15 @@ AGGREGATE = (
     "Problem:\n{question}\n\n"
     "{candidates}"
 )
+# Mixture of agents: a proposer of layer l > 1, and the aggregator, read every response of
+# the layer before (the aggregate-and-synthesize prompt of arXiv 2406.04692, for a problem).
+SYNTHESIZE = (
+    "Below are responses to the problem from several models. Evaluate them critically: "
+    "some may be biased or wrong. Synthesize them into one refined, accurate and complete "
+    "solution; do not simply copy one of them.\n\n"
+    "Problem:\n{question}\n\n"
+    "{candidates}"
+)
 # Tournament judges and generative selection: the model names the best candidate by its
 # number, in \boxed{}, which `pdr_core.run.selection.parse_choice` reads.
 JUDGE = (
@@ -103,6 +112,8 @@ FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"question", "draft"}),
     ),
     "aggregate": (frozenset({"question", "candidates"}), frozenset({"question", "candidates"})),
+    "synthesize": (frozenset({"question", "candidates", "count"}),
+                   frozenset({"question", "candidates"})),
     "judge": (frozenset({"question", "candidates", "count"}),
               frozenset({"question", "candidates"})),
     "select": (frozenset({"question", "candidates", "count"}),
@@ -130,6 +141,7 @@ class PromptSet:
     refine: str = REFINE
     sr_refine: str = SR_REFINE
     aggregate: str = AGGREGATE
+    synthesize: str = SYNTHESIZE
     judge: str = JUDGE
     select: str = SELECT
     verify: str = VERIFY

@@ -12,7 +12,7 @@ import asyncio
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pdr_core.providers.base import (
     Completion,
@@ -122,6 +122,10 @@ class FakeProvider:
     @property
     def base_url(self) -> str:
         return "fake://"
+
+    def with_model(self, model: str) -> FakeProvider:
+        """The same fake answering as `model`, recording its calls in the same list."""
+        return replace(self, model_name=model)
 
     async def count_tokens(self, text: str) -> int | None:
         """The optional provider method: `text`'s token count by the model's tokenizer."""

@@ -75,6 +75,9 @@ class Node:
     workspace: dict[str, Any] | None = None
     # Code tasks: the program's test results (pdr_core.tasks.test_record).
     tests: dict[str, Any] | None = None
+    # A call routed to its own model or endpoint (mixture of agents); None: the run's.
+    model: str | None = None
+    endpoint: str | None = None
 
     @property
     def tokens(self) -> int:
@@ -246,6 +249,8 @@ class TraceBuilder:
                 parent_ids=list(event.parent_ids),
                 messages=[dict(m) for m in event.messages],
                 started_at=event.started_at,
+                model=event.model,
+                endpoint=event.endpoint,
             )
             previous = self._nodes.get(node.id)
             self._nodes[node.id] = node
@@ -330,7 +335,7 @@ def trace_to_events(trace: Trace) -> list[Event]:
     for n in trace.nodes:
         events.append(
             NodeStarted(trace.id, n.id, n.stage, n.round, n.branch, n.parent_ids, n.messages,
-                        n.started_at)
+                        n.started_at, n.model, n.endpoint)
         )
         if n.status == "ok":
             events.append(
@@ -375,6 +380,8 @@ def _node_to_dict(n: Node) -> dict[str, Any]:
         "reused": n.reused,
         "workspace": n.workspace,
         "tests": n.tests,
+        # Only routed calls have them: other traces keep their shape.
+        **({"model": n.model, "endpoint": n.endpoint} if n.model or n.endpoint else {}),
     }
 
 
@@ -429,6 +436,8 @@ _OPTIONAL_NODE_KEYS: dict[str, tuple[type, ...]] = {
     "reused": (bool,),
     "workspace": (dict, type(None)),
     "tests": (dict, type(None)),
+    "model": (str, type(None)),
+    "endpoint": (str, type(None)),
 }
 _CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "method": (str,),
@@ -524,7 +533,8 @@ def trace_from_dict(data: Any) -> Trace:
                 reasoning=str(raw.get("reasoning") or ""),
                 finish_reason=raw.get("finish_reason"), call=bool(raw.get("call", True)),
                 reused=bool(raw.get("reused", False)), workspace=raw.get("workspace"),
-                tests=raw.get("tests"),
+                tests=raw.get("tests"), model=raw.get("model"),
+                endpoint=raw.get("endpoint"),
             )
         )
     return Trace(

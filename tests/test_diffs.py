@@ -238,3 +238,16 @@ def test_predecessor_on_sr():
     before = trace.node(predecessor(trace, "r2-refine-0")).text
     after = trace.node("r2-refine-0").text
     assert sum(diff_stats(before, after)) > 0
+
+
+def test_any_answer_bearing_stage_is_diffed_against_the_previous_round():
+    rsa = run_fake(RunConfig(method="rsa", width=3, k=2, depth=2))
+    assert predecessor(rsa, "r2-aggregate-1") == "r1-draft-1"
+    assert predecessor(rsa, "r3-aggregate-2") == "r2-aggregate-2"
+    moa = run_fake(RunConfig(method="moa", method_settings={"proposers": "a,b", "layers": 2}))
+    assert predecessor(moa, "r2-propose-1") == "r1-draft-1"
+    assert predecessor(moa, "r3-final-0") == "r2-propose-0"
+    # a judge names a candidate: it is not a generation to compare with one
+    tour = run_fake(RunConfig(method="tournament", width=4, group=2))
+    judge = next(n.id for n in tour.nodes if n.stage == "judge")
+    assert predecessor(tour, judge) is None

@@ -79,7 +79,7 @@ def test_eval_writes_results_and_summary_then_resumes(server, tmp_path):
     assert (out / "evaluation.json").exists()
 
     # the summary table on stdout, progress on stderr
-    assert "pdr w3 d2 t256" in result.stdout and "accuracy" in result.stdout
+    assert "pdr summary w3 d2 t256" in result.stdout and "accuracy" in result.stdout
     # no progress bar when stderr is not a terminal (tests/test_cli_progress.py has one)
     assert "%|" not in result.stderr and "/18 runs" not in result.stderr
     eval_id = re.search(r"--eval-id (\S+)", result.stderr).group(1)

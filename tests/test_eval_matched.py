@@ -25,8 +25,9 @@ def test_matched_arms_run_a_single_pass_at_each_arms_b_seq_and_plot_it(store):
     spec = EvalSpec(dataset="inline", methods=("single", "sr", "pdr"), widths=(2,),
                     depths=(2,), max_tokens=(256,), matched_bseq=True)
     matched = {s for s in spec.settings() if s.matched}
-    assert matched == {Setting("single", 2, 2, 256, "pdr"), Setting("single", 1, 2, 256, "sr")}
-    assert {s.label for s in matched} == {"single @ B_seq of pdr w2 d2 t256",
+    assert matched == {Setting("single", 2, 2, 256, "pdr", "summary"),
+                       Setting("single", 1, 2, 256, "sr")}
+    assert {s.label for s in matched} == {"single @ B_seq of pdr summary w2 d2 t256",
                                          "single @ B_seq of sr d2 t256"}
     evaluation = create_evaluation(store, spec, PROBLEMS)
     with OpenAIServer() as server:
@@ -53,10 +54,10 @@ def test_matched_arms_run_a_single_pass_at_each_arms_b_seq_and_plot_it(store):
     assert {"single", "sr", "pdr", "single @ pdr B_seq", "single @ sr B_seq"} == set(lines)
     summary = {s.label: s for s in summarize(rows)}
     assert list(lines["single @ pdr B_seq"].x) == [
-        summary["single @ B_seq of pdr w2 d2 t256"].mean_b_seq]
+        summary["single @ B_seq of pdr summary w2 d2 t256"].mean_b_seq]
     assert collect_results(store, evaluation) == rows
     estimates = {a.label: a for a in estimate(spec, PROBLEMS)}
-    assert estimates["single @ B_seq of pdr w2 d2 t256"].calls == 2
+    assert estimates["single @ B_seq of pdr summary w2 d2 t256"].calls == 2
 
 
 def test_eval_matched_bseq_from_the_cli(tmp_path):
@@ -71,3 +72,19 @@ def test_eval_matched_bseq_from_the_cli(tmp_path):
     arms = {(r["method"], r["matched"]) for r in results}
     assert arms == {("pdr", ""), ("single", "pdr")}
     assert len(results) == 4 and {r["status"] for r in results} == {"completed"}
+
+
+def test_eval_preset_runs_every_method_at_matched_budget_from_the_cli(tmp_path):
+    db, out = tmp_path / "runs.sqlite", tmp_path / "out"
+    with OpenAIServer() as server:
+        result = cli("eval", "gen:arith:1", "--preset", "matched-methods", "--width", "2",
+                     "--depth", "2", "--max-tokens", "128", "--base-url", server.base_url,
+                     "--model", "fake-model", "--out", str(out), db=db)
+    assert result.returncode == 0, result.stderr
+    with open(out / "results.csv", newline="", encoding="utf-8") as handle:
+        results = list(csv.DictReader(handle))
+    assert {(r["method"], r["matched"]) for r in results} == {
+        ("pdr", ""), ("sr", ""), ("vote", ""), ("rsa", ""), ("tournament", ""),
+        ("single", "pdr"), ("single", "sr")}
+    widths = {r["method"]: r["width"] for r in results if not r["matched"]}
+    assert {widths[m] for m in ("pdr", "vote", "rsa", "tournament")} == {"2"}

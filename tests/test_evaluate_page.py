@@ -38,7 +38,7 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     at.run()
     assert not at.exception and not at.error
     runs = [m for m in at.metric if m.label == "Runs"]
-    assert runs and runs[0].value == "6"  # 3 problems x (single, pdr w2 d2)
+    assert runs and runs[0].value == "6"  # 3 problems x (single, pdr summary w2 d2)
 
     at.button(key="eval_launch").click().run()
     assert not at.exception, at.exception
@@ -58,7 +58,7 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     assert "Accuracy vs mean B_seq" in charts[0].proto.spec
     frames = [f.value for f in at.dataframe]  # problems, estimate, summary, per problem, runs
     [summary] = [f for f in frames if "arm" in f.columns]
-    assert list(summary["arm"]) == ["single t256", "pdr w2 d2 t256"]
+    assert list(summary["arm"]) == ["single t256", "pdr summary w2 d2 t256"]
     assert list(summary["n"]) == ["3", "3"]
     assert any("distill operator summary" in m.value for m in at.markdown)
     # Read as the command line prints it: percentages and rounded means, no snake_case.
@@ -68,13 +68,13 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     assert all(re.fullmatch(r"\d{1,3}\.\d%-\d{1,3}\.\d%", c) for c in summary["95% CI"])
     assert all(c.endswith("%") for c in summary["oracle"])
     [per_problem] = [f for f in frames if "reference" in f.columns and "problem" in f.columns]
-    assert len(per_problem) == 3 and "pdr w2 d2 t256" in per_problem.columns
+    assert len(per_problem) == 3 and "pdr summary w2 d2 t256" in per_problem.columns
     [every_run] = [f for f in frames if "run_id" in f.columns]
     assert len(every_run) == 6 and set(every_run["status"]) == {"completed"}
 
     # the paired comparison with a chosen level
     assert at.selectbox(key="eval_cmp_a").value == "single t256"
-    assert at.selectbox(key="eval_cmp_b").value == "pdr w2 d2 t256"
+    assert at.selectbox(key="eval_cmp_b").value == "pdr summary w2 d2 t256"
     at.select_slider(key="eval_alpha").set_value(0.1).run()
     verdicts = [m.value for m in [*at.info, *at.success] if "McNemar exact p" in m.value]
     assert verdicts and "0.1" in verdicts[0]
@@ -238,3 +238,24 @@ def test_the_path_field_reads_only_the_data_folder_and_reveals_nothing_else(
     assert "not a Hugging Face dataset id" in path_errors(at, f"hf:{folder}")[0]
     assert path_errors(at, "ok.jsonl") == []
     assert not at.button(key="eval_launch").disabled
+
+
+def test_the_matched_budget_preset_sets_every_method_and_the_matched_passes(db):
+    at = page(FakeProvider())
+    at.number_input(key="eval_gen_n").set_value(2)
+    at.multiselect(key="eval_widths").set_value([3])
+    at.button(key="eval_preset_matched-methods").click().run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="eval_methods").value == ["vote", "sr", "pdr", "rsa",
+                                                        "tournament"]
+    assert at.checkbox(key="eval_matched_bseq").value is True
+    assert at.multiselect(key="eval_widths").value == [3]  # the rest stays as chosen
+    runs = [m for m in at.metric if m.label == "Runs"]
+    # 2 problems x (pdr, sr, vote, rsa, tournament, a single pass at pdr's and at sr's B_seq)
+    assert runs and runs[0].value == "14"
+    [table] = [f.value for f in at.dataframe if "Arm" in f.value.columns]
+    assert list(table.columns) == ["Arm", "Runs", "Calls", "Worst-case B_seq",
+                                   "Worst-case B_total", "Cost estimate"]
+    # each arm's label names its own distill operator, where its method uses one
+    assert "pdr summary w3 d2 t1024" in list(table["Arm"])
+    assert "rsa w3 d2 t1024" in list(table["Arm"])

@@ -109,9 +109,9 @@ def test_known_pattern_gives_exact_accuracies_intervals_and_mcnemar(store, tmp_p
     assert seen[-1].tokens == sum(r.b_total for r in rows) > 0
     assert all(a.tokens < b.tokens for a, b in zip(seen, seen[1:], strict=False))
     by = {s.label: s for s in summarize(rows)}
-    assert list(by) == ["single t256", "vote w3 t256", "sr d2 t256", "pdr w3 d2 t256"]
+    assert list(by) == ["single t256", "vote w3 t256", "sr d2 t256", "pdr summary w3 d2 t256"]
     expected = {"single t256": (5, 5), "vote w3 t256": (5, 10), "sr d2 t256": (10, 5),
-                "pdr w3 d2 t256": (10, 10)}
+                "pdr summary w3 d2 t256": (10, 10)}
     for label, (right, oracle) in expected.items():
         s = by[label]
         assert (s.n, s.correct, s.failed, s.pending) == (N, right, 0, 0)
@@ -123,8 +123,8 @@ def test_known_pattern_gives_exact_accuracies_intervals_and_mcnemar(store, tmp_p
         assert s.ci_low == pytest.approx(max(low, 0.0), abs=1e-12)
         assert s.ci_high == pytest.approx(min(high, 1.0), abs=1e-12)
     assert by["single t256"].ci_low == pytest.approx(0.236593, abs=1e-6)
-    assert by["pdr w3 d2 t256"].ci_low == pytest.approx(0.722467, abs=1e-6)
-    assert by["pdr w3 d2 t256"].ci_high == 1.0
+    assert by["pdr summary w3 d2 t256"].ci_low == pytest.approx(0.722467, abs=1e-6)
+    assert by["pdr summary w3 d2 t256"].ci_high == 1.0
 
     single = {r.problem_id: r for r in rows if r.method == "single"}
     assert [single[f"p{i:02d}"].correct for i in range(N)] == [i % 2 == 0 for i in range(N)]
@@ -132,13 +132,13 @@ def test_known_pattern_gives_exact_accuracies_intervals_and_mcnemar(store, tmp_p
     assert all(r.oracle for r in vote) and sum(r.correct for r in vote) == 5
 
     # single vs pdr: 5 problems only pdr got right, none only single: p = 2 / 2^5.
-    result = compare(rows, "single t256", "pdr w3 d2 t256", alpha=0.05)
+    result = compare(rows, "single t256", "pdr summary w3 d2 t256", alpha=0.05)
     assert (result.pairs, result.both_right, result.only_a, result.only_b,
             result.both_wrong) == (N, 5, 0, 5, 0)
     assert result.p_value == 2 * (1 / 2**5) == 0.0625
     assert not result.significant and "no significant difference" in result.verdict()
-    loose = compare(rows, "single t256", "pdr w3 d2 t256", alpha=0.1)
-    assert loose.significant and "pdr w3 d2 t256 is significantly better" in loose.verdict()
+    loose = compare(rows, "single t256", "pdr summary w3 d2 t256", alpha=0.1)
+    assert loose.significant and "pdr summary w3 d2 t256 is significantly better" in loose.verdict()
     assert compare(rows, "single t256", "vote w3 t256").p_value == 1.0
 
     # budgets: the summary means are the means of the rows
@@ -157,8 +157,8 @@ def test_known_pattern_gives_exact_accuracies_intervals_and_mcnemar(store, tmp_p
     figure = accuracy_figure(summarize(rows), "b_seq")
     assert [t.name for t in figure.data] == ["single", "vote", "sr", "pdr"]
     pdr = figure.data[3]
-    assert list(pdr.y) == [1.0] and list(pdr.x) == [by["pdr w3 d2 t256"].mean_b_seq]
-    assert pdr.error_y.arrayminus[0] == pytest.approx(1.0 - by["pdr w3 d2 t256"].ci_low)
+    assert list(pdr.y) == [1.0] and list(pdr.x) == [by["pdr summary w3 d2 t256"].mean_b_seq]
+    assert pdr.error_y.arrayminus[0] == pytest.approx(1.0 - by["pdr summary w3 d2 t256"].ci_low)
     assert list(accuracy_figure(summarize(rows), "b_total").data[1].x) == [
         by["vote w3 t256"].mean_b_total]
 
@@ -333,7 +333,11 @@ def test_spec_grid_collapses_what_a_method_ignores():
     labels = [x.label for x in s.settings()]
     assert labels[:2] == ["single t128", "single t256"]
     assert len(labels) == 2 + 4 + 4 + 8
-    assert Setting("pdr", 4, 3, 256).label in labels
+    # each arm that distills names its own operator; the others name none
+    assert "pdr topk w4 d3 t256" in labels and "sr d2 t128" in labels
+    per_sample = Setting("pdr", 4, 3, 256, distill="per-sample-topk")
+    assert per_sample.label == "pdr per-sample-topk w4 d3 t256"
+    assert s.config(per_sample).distill == "per-sample-topk"
     # k is capped to each arm's width, so a width-2 arm of top-k still validates
     assert s.config(Setting("pdr", 2, 2, 128)).k == 2
     assert s.config(Setting("pdr", 4, 2, 128)).k == 3
@@ -355,7 +359,7 @@ def test_estimate_is_the_preview_of_each_arm(store):
 
     s = spec(methods=("single", "pdr"))
     arms = estimate(s, problems(3), price=(1.0, 2.0))
-    assert [a.label for a in arms] == ["single t256", "pdr w3 d2 t256"]
+    assert [a.label for a in arms] == ["single t256", "pdr summary w3 d2 t256"]
     config = s.config(Setting("pdr", 3, 2, 256))
     assert arms[1].calls == 3 * config.calls and arms[1].runs == 3
     assert arms[1].worst_b_total == sum(preview(config, p.question).worst_b_total

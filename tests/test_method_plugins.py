@@ -171,3 +171,47 @@ def test_an_installed_plugin_runs_from_the_run_page(installed, db):
     trace = Store(db).get_trace(stored.id)
     assert trace.status == "completed" and trace.budget.calls == 3
     assert trace.config["method_settings"] == {"n": 3, "prefer": "shortest"}
+
+
+def test_history_and_list_filter_by_a_plugins_method(installed, db):
+    from test_app import history
+
+    from pdr_core.run.methods import run
+
+    store = Store(db)
+    mine = asyncio.run(run(QUESTION, RunConfig(method=REF, method_settings={"n": 2}),
+                           FakeProvider(), store.writer()))
+    other = asyncio.run(run(QUESTION, RunConfig(method="vote", width=2), FakeProvider(),
+                            store.writer()))
+    listed = cli("list", "--method", "best-of-length", db=db, env_extra=_env(installed))
+    assert listed.returncode == 0, listed.stderr
+    assert mine.id in listed.stdout and other.id not in listed.stdout
+    at = history()
+    assert "best-of-length" in at.selectbox(key="history_method").options  # shown by name
+    at.selectbox(key="history_method").set_value(REF).run()
+    assert not at.exception, at.exception
+    [shown] = at.selectbox(key="history_open").options
+    assert shown.endswith(mine.id)
+
+
+def test_a_plugins_declared_schedule_gives_its_preview_and_evaluate_estimates(installed):
+    from pdr_core.evals.datasets import Problem
+    from pdr_core.evals.estimate import estimate
+    from pdr_core.evals.spec import EvalSpec
+    from pdr_core.run.preview import preview
+
+    config = get_method(REF).prepare(RunConfig(method=REF, width=4,
+                                               method_settings={"n": 7}))
+    assert preview(config, QUESTION).calls == 7  # n, not the width
+    trace = asyncio.run(run_plugin(config))
+    assert trace.budget.calls == 7
+    spec = EvalSpec(dataset="x", methods=(REF,), widths=(2,))
+    problems = [Problem("a", QUESTION, "52"), Problem("b", QUESTION, "52")]
+    [arm] = estimate(spec, problems)
+    assert arm.calls == 2 * 4  # the declared default n = 4 per run, whatever the width
+
+
+async def run_plugin(config):
+    from pdr_core.run.methods import run
+
+    return await run(QUESTION, config, FakeProvider())

@@ -15,6 +15,8 @@ CONFIGS = {
     "rsa": (RunConfig(method="rsa", width=4, k=2, depth=2), "aggregate"),
     "tournament": (RunConfig(method="tournament", width=4, group=2, votes=2), "judge"),
     "select": (RunConfig(method="select", width=3), "select"),
+    "moa": (RunConfig(method="moa", method_settings={"proposers": "a,b,c", "layers": 2}),
+            "propose"),
 }
 
 

@@ -11,11 +11,11 @@ import streamlit as st
 
 from pdr_core.render.budget_view import budget_rows
 from pdr_core.render.flow import answer_flow_figure
-from pdr_core.render.graph import column_of, node_id_from_point
+from pdr_core.render.graph import column_of, model_groups, node_id_from_point
 from pdr_core.render.replay import duration, trace_at
 from pdr_core.render.textfmt import inert
 from pdr_core.render.timeline import timeline_figure
-from pdr_core.render.tree import tree_figure
+from pdr_core.render.tree import COLOUR_BY, tree_figure
 from pdr_core.run.adaptive import savings
 from pdr_core.run.selection import fell_back
 from pdr_core.tasks import answer_text, final_tests
@@ -81,9 +81,13 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
 def _planned_calls(config: dict) -> int:
     from pdr_core.config import ConfigError, RunConfig
     from pdr_core.prompts import TemplateError
+    from pdr_core.run.registry import method_registry
 
     try:
-        return RunConfig.from_dict(config).calls
+        parsed = RunConfig.from_dict(config)
+        # A registered method's declared schedule; a stored name is never imported.
+        method = method_registry().get(parsed.method)
+        return method.planned_calls(parsed) if method else parsed.calls
     except (ConfigError, TemplateError, TypeError):  # an imported trace's odd settings
         schedule = config.get("width_schedule") or [1]
         return sum(schedule) if isinstance(schedule, list) else 1
@@ -149,21 +153,22 @@ def _cached_figures(run_id: str, revision: str, _trace: Trace) -> tuple[go.Figur
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _cached_tree(run_id: str, revision: str, selected: str | None, _trace: Trace
-                 ) -> go.Figure:
-    return tree_figure(_trace, selected)
+def _cached_tree(run_id: str, revision: str, selected: str | None, colour_by: str,
+                 _trace: Trace) -> go.Figure:
+    return tree_figure(_trace, selected, colour_by)
 
 
-def run_figures(trace: Trace, selected: str | None = None
+def run_figures(trace: Trace, selected: str | None = None, colour_by: str = "answer"
                 ) -> tuple[go.Figure, go.Figure, go.Figure]:
     """Tree (ringing `selected`), answer flow and timeline of `trace`; a settled run's are
     built once per revision (the tree once per selected node), so selecting a node again
     rebuilds nothing. A running run's change on every refresh: caching those would only
     fill the cache."""
     if trace.status == "running":
-        return tree_figure(trace, selected), answer_flow_figure(trace), timeline_figure(trace)
+        return (tree_figure(trace, selected, colour_by), answer_flow_figure(trace),
+                timeline_figure(trace))
     revision = trace_revision(trace)
-    return (_cached_tree(trace.id, revision, selected, trace),
+    return (_cached_tree(trace.id, revision, selected, colour_by, trace),
             *_cached_figures(trace.id, revision, trace))
 
 
@@ -189,7 +194,7 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
         st.session_state[picker_key] = LATEST if live else latest
     chosen = st.session_state.get(picker_key, LATEST)
     shown = latest if chosen == LATEST else chosen
-    tree_fig, flow_fig, timeline_fig = run_figures(trace, shown)
+    tree_fig, flow_fig, timeline_fig = run_figures(trace, shown, _colour_by(trace, prefix))
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
     with tree:
         # The ring on the shown node is part of the figure, so a new selection draws a new
@@ -231,6 +236,15 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     tab = render_node(trace, trace.node(shown), prefix, link)
     if link:
         publish(None if choice == LATEST else choice, tab)
+
+
+def _colour_by(trace: Trace, prefix: str) -> str:
+    """What the tree's colours stand for: the answer, or for a run whose calls reached
+    several models (mixture of agents) the person's choice of answer or model."""
+    if len(model_groups(trace)) < 2:
+        return "answer"
+    return st.radio("Colour the tree by", COLOUR_BY, horizontal=True,
+                    key=run_key(trace.id, prefix, "colour_by"))
 
 
 def round_neighbour(trace: Trace, node_id: str, step: int) -> str | None:

@@ -15,18 +15,23 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed, code_problem
-from pdr_core.cli.methods import add_method_flags, method_config, named_methods
+from pdr_core.cli.methods import (
+    add_method_flags,
+    method_config,
+    named_methods,
+    recorded_method,
+)
 from pdr_core.cli.output import safe_output
 from pdr_core.cli.progress import CallProgress, EvalBar, progress_bar
 from pdr_core.config import (
     DISTILLS,
-    METHODS,
     PRESETS,
     ConfigError,
     RunConfig,
     parse_schedule,
 )
 from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.evals.spec import EVAL_PRESETS
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet, TemplateError
@@ -376,7 +381,13 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     from pdr_core.evals.records import create_evaluation
     from pdr_core.evals.results import summarize
     from pdr_core.evals.run import run_evaluation
-    from pdr_core.evals.spec import EvalError, EvalSpec, parse_int_list, parse_methods
+    from pdr_core.evals.spec import (
+        EvalError,
+        EvalSpec,
+        eval_preset,
+        parse_int_list,
+        parse_methods,
+    )
 
     if args.concurrency < 1:
         raise ConfigError("concurrency", args.concurrency,
@@ -388,8 +399,10 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     provider = resolve_provider(_endpoint(args), memory=store)
+    preset = eval_preset(args.preset) if args.preset else None
     spec = EvalSpec(
-        dataset=args.dataset, methods=parse_methods(args.methods),
+        dataset=args.dataset,
+        methods=preset.methods if preset else parse_methods(args.methods),
         widths=parse_int_list(args.width, "width"),
         depths=parse_int_list(args.depth, "depth"),
         max_tokens=parse_int_list(args.max_tokens, "max_tokens"),
@@ -398,7 +411,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         base_url=provider.base_url, name=args.name or "",
         stop_when_agree=args.stop_when_agree,
         execute_code=code is not None and allowed(args),
-        matched_bseq=args.matched_bseq,
+        matched_bseq=args.matched_bseq or bool(preset and preset.matched_bseq),
     )
     try:
         evaluation = create_evaluation(store, spec, problems, args.eval_id)
@@ -506,7 +519,9 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", parents=[common], help="stored runs, newest first")
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--method", choices=METHODS)
+    p.add_argument("--method", type=recorded_method,
+                   help="only runs of this method (a name, or a plugin's name or "
+                        "package.module:function)")
     p.add_argument("--status", choices=("running", "completed", "failed", "interrupted"))
     p.add_argument("--search", help="text in the question, name, tags or id")
     p.set_defaults(func=cmd_list)
@@ -564,6 +579,9 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     p.add_argument("--methods", default="single,vote,sr,pdr",
                    help=f"comma-separated, of {', '.join(method_registry())}, or a "
                         "plugin's package.module:function")
+    p.add_argument("--preset", choices=list(EVAL_PRESETS),
+                   help="a named sweep that sets --methods (and --matched-bseq): "
+                        + "; ".join(f"{n}: {e.label}" for n, e in EVAL_PRESETS.items()))
     p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
     p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")
     p.add_argument("--max-tokens", default="1024", help="per-call budgets to sweep")

@@ -54,6 +54,15 @@ def _users(methods: Sequence[Method]) -> dict[str, tuple[Setting, list[str]]]:
     return found
 
 
+def recorded_method(text: str) -> str:
+    """What runs of the method `text` record: a registered method's key (a plugin's
+    `package.module:function`, also when named by its declared name), else `text`."""
+    table = method_registry()
+    if text in table:
+        return text
+    return next((key for key, m in table.items() if m.name == text), text)
+
+
 def add_method_flags(p: argparse.ArgumentParser, extra: Sequence[Method] = ()) -> None:
     """`--method` and one flag per declared setting of every method (and of `extra`)."""
     methods = (*method_registry().values(), *extra)

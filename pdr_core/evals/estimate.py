@@ -9,7 +9,14 @@ from pdr_core.evals.datasets import Problem
 from pdr_core.evals.spec import (
     EvalSpec,
 )
+from pdr_core.render.budget_view import budget_cell
 from pdr_core.run.preview import preview
+
+# ArmEstimate's fields, in the order shown, with their column titles (as the run view's
+# budget table titles its own).
+ESTIMATE_COLUMNS = {"label": "Arm", "runs": "Runs", "calls": "Calls",
+                    "worst_b_seq": "Worst-case B_seq", "worst_b_total": "Worst-case B_total",
+                    "cost_usd": "Cost estimate"}
 
 
 @dataclass(frozen=True)
@@ -42,3 +49,11 @@ def estimate(spec: EvalSpec, problems: Sequence[Problem],
             None if price is None else sum(c or 0.0 for c in costs),
         ))
     return arms
+
+
+def estimate_rows(arms: Sequence[ArmEstimate]) -> list[dict[str, str]]:
+    """The estimate table as people read it: titled columns, counts with separators, the
+    cost in dollars (an en dash where no price is known)."""
+    return [{title: (budget_cell(None) if a.cost_usd is None else f"${a.cost_usd:,.4f}")
+             if key == "cost_usd" else budget_cell(getattr(a, key))
+             for key, title in ESTIMATE_COLUMNS.items()} for a in arms]

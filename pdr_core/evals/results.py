@@ -100,7 +100,7 @@ def _record_savings(store: Store, evaluation: Evaluation, row: ResultRow) -> Non
     spec = evaluation.spec
     if spec.stop_when_agree is None or not get_method(row.method).adaptive:
         return
-    if row.calls >= spec.config(row.setting).calls:
+    if row.calls >= get_method(row.method).planned_calls(spec.config(row.setting)):
         return
     saved = savings(store.get_trace(row.run_id))
     if saved is not None:
@@ -149,7 +149,7 @@ def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[Summa
             right / n if n else None, low, high,
             sum(r.b_seq for r in graded) / n if n else None,
             sum(r.b_total for r in graded) / n if n else None,
-            label=setting.label, correct=right,
+            label=group[0].label or setting.label, correct=right,
             oracle_accuracy=sum(oracle) / len(oracle) if oracle else None,
             failed=sum(1 for r in group if r.status in ("failed", "interrupted")),
             pending=sum(1 for r in group if r.status in ("pending", "running")),

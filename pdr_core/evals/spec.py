@@ -21,6 +21,32 @@ DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
 MATCHED_METHODS = ("pdr", "sr")
 
 
+
+@dataclass(frozen=True)
+class EvalPreset:
+    """A named sweep: the methods it runs and whether matched single passes join them; the
+    widths, depths and budgets stay as given, so every method runs over the same drafts."""
+
+    label: str
+    methods: tuple[str, ...]
+    matched_bseq: bool = False
+
+
+EVAL_PRESETS: dict[str, EvalPreset] = {
+    "matched-methods": EvalPreset(
+        "Methods at matched budget: PDR, SR, a single pass at each one's B_seq, vote, RSA "
+        "and tournament over the same number of drafts",
+        ("pdr", "sr", "vote", "rsa", "tournament"), matched_bseq=True),
+}
+
+
+def eval_preset(name: str) -> EvalPreset:
+    """The preset `name`; ConfigError naming the known ones."""
+    if name not in EVAL_PRESETS:
+        raise ConfigError("preset", name, f"one of {', '.join(EVAL_PRESETS)}")
+    return EVAL_PRESETS[name]
+
+
 CellKey = tuple[str, str, int, int, int]
 
 
@@ -55,22 +81,29 @@ class Setting:
     # A matched single pass: the method of the arm whose B_seq it matches (width, depth and
     # max_tokens are that arm's); "" for an ordinary arm.
     matched: str = ""
+    # The distill operator of an arm whose method uses one (that of the arm a matched
+    # single pass matches); "" otherwise.
+    distill: str = ""
 
     @property
     def source(self) -> Setting:
         """The arm a matched single pass matches (itself for an ordinary arm)."""
         if not self.matched:
             return self
-        return Setting(self.matched, self.width, self.depth, self.max_tokens)
+        return Setting(self.matched, self.width, self.depth, self.max_tokens,
+                       distill=self.distill)
 
     @property
     def label(self) -> str:
-        """`pdr w4 d2 t512`, naming only what the method uses; a matched single pass is
-        `single @ B_seq of pdr w4 d2 t512`."""
+        """`pdr summary w4 d2 t512`, naming only what the method uses (its distill operator
+        too, as `registry.shape_label` does); a matched single pass is
+        `single @ B_seq of pdr summary w4 d2 t512`."""
         if self.matched:
             return f"single @ B_seq of {self.source.label}"
         parts = [self.method]
         method = get_method(self.method)
+        if method.uses("distill") and self.distill:
+            parts.append(self.distill)
         if method.uses("width"):
             parts.append(f"w{self.width}")
         if method.uses("depth"):
@@ -136,12 +169,14 @@ class EvalSpec:
             for width in widths:
                 for depth in depths:
                     for max_tokens in self.max_tokens:
-                        arms[Setting(method, width, depth, max_tokens)] = None
+                        arms[Setting(method, width, depth, max_tokens,
+                                     distill=self.distill if declared.uses("distill")
+                                     else "")] = None
         if self.matched_bseq:
             for arm in list(arms):
                 if arm.method in MATCHED_METHODS:
                     arms[Setting("single", arm.width, arm.depth, arm.max_tokens,
-                                 arm.method)] = None
+                                 arm.method, arm.distill)] = None
         return list(arms)
 
     def config(self, setting: Setting) -> RunConfig:
@@ -149,7 +184,8 @@ class EvalSpec:
         when it runs (`matched_config`), here it is the arm's per-call budget."""
         return get_method(setting.method).prepare(RunConfig(
             method=setting.method, width=setting.width, depth=setting.depth,
-            max_tokens=setting.max_tokens, distill=self.distill, k=self._k(setting),
+            max_tokens=setting.max_tokens, distill=setting.distill or self.distill,
+            k=self._k(setting),
             workspace_tokens=self.workspace_tokens, temperature=self.temperature,
             seed=self.seed, concurrency=self.run_concurrency, model=self.model,
             base_url=self.base_url,

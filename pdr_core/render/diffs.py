@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from pdr_core.trace import Node, Trace
+from pdr_core.trace import Node, Trace, gives_answer
 
 _TOKEN_RE = re.compile(r"\s+|[^\s]+")
 _WORD_RE = re.compile(r"\S+")
@@ -22,7 +22,13 @@ _WORD_RE = re.compile(r"\S+")
 # texts are first cut at words unique to both (patience anchors) and matched gap by gap.
 _PLAIN_LIMIT = 2_000_000
 
-GENERATIONS = ("draft", "refine", "final")
+
+
+def has_answer(node: Node) -> bool:
+    """A generation: its stage answers the question (any stage a method names that is not
+    one of the answerless ones, pdr_core.trace.ANSWERLESS_STAGES), or it carries an
+    extracted answer. Workspaces, choices and scores are compared otherwise."""
+    return gives_answer(node.stage) or node.answer is not None
 
 _WRAPPER_STYLE = "white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.5"
 _INS_STYLE = "background:#d1fae5;color:#064e3b;text-decoration:none"
@@ -224,7 +230,7 @@ def _generation(trace: Trace, round_: int, branch: int) -> Node | None:
         (
             n
             for n in trace.nodes
-            if n.round == round_ and n.branch == branch and n.stage in GENERATIONS
+            if n.round == round_ and n.branch == branch and has_answer(n)
         ),
         None,
     )
@@ -244,7 +250,8 @@ def _distill(trace: Trace, round_: int, branch: int) -> Node | None:
 def predecessor(trace: Trace, node_id: str) -> str | None:
     """The node that `node_id` is best diffed against, or None.
 
-    A refine/final node: the same-branch generation of the previous round, or branch 0
+    A generation after round 1 (refine, final, aggregate, propose, a plugin's stage): the
+    same-branch generation of the previous round, or branch 0
     of it when the previous round is narrower. When the previous round is wider, none of
     its generations is this node's own: it is diffed against the workspace it was given
     (its distill parent). A distill node: the same-branch distill node of the previous
@@ -253,7 +260,7 @@ def predecessor(trace: Trace, node_id: str) -> str | None:
     node = _find(trace, node_id)
     if node is None or node.round <= 1:
         return None
-    if node.stage in ("refine", "final"):
+    if has_answer(node) and node.stage != "distill":
         workspace = [p for p in node.parent_ids if (parent := _find(trace, p)) is not None
                      and parent.stage == "distill"]
         if workspace and _width(trace, node.round - 1) > _width(trace, node.round):
@@ -276,7 +283,7 @@ def predecessor_title(trace: Trace, node_id: str, other_id: str) -> str:
 
 
 def _width(trace: Trace, round_: int) -> int:
-    return sum(1 for n in trace.nodes if n.round == round_ and n.stage in GENERATIONS)
+    return sum(1 for n in trace.nodes if n.round == round_ and has_answer(n))
 
 
 def next_workspace(trace: Trace, node_id: str) -> str | None:

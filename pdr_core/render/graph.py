@@ -246,6 +246,21 @@ def answer_groups(trace: Trace) -> list[tuple[str, list[Node]]]:
     ]
 
 
+def node_model(node: Node, trace: Trace) -> str:
+    """The model a node called: its own where the call was routed (mixture of agents),
+    else the run's."""
+    return node.model or str(trace.config.get("model") or "") or "the run's model"
+
+
+def model_groups(trace: Trace) -> list[tuple[str, list[Node]]]:
+    """(model, its generation nodes), most nodes first: the tree coloured by model."""
+    groups: dict[str, list[Node]] = {}
+    for node in trace.nodes:
+        if is_generation(node):
+            groups.setdefault(node_model(node, trace), []).append(node)
+    return sorted(groups.items(), key=lambda item: -len(item[1]))
+
+
 def answer_colors(trace: Trace) -> dict[str, str]:
     """Normalised answer -> colour, biggest cluster first (the legend's order)."""
     return {key: PALETTE[i % len(PALETTE)] for i, (key, _) in enumerate(answer_groups(trace))}

@@ -3,7 +3,7 @@ edges from parents, the selected node ringed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import networkx as nx
 import plotly.graph_objects as go
@@ -37,6 +37,8 @@ from pdr_core.render.graph import (
     esc,
     is_choice,
     is_generation,
+    model_groups,
+    node_model,
     node_seconds,
 )
 from pdr_core.run.scores import parse_score, score_text, verify_flags
@@ -81,7 +83,7 @@ def _hover(node: Node) -> str:
     return "<br>".join(lines)
 
 
-def _group_of(node: Node, colors: Mapping[str, str], key: AnswerKey) -> str:
+def _group_of(node: Node, colors: Mapping[str, str], key: Callable[[Node], str]) -> str:
     """Which marker trace draws `node`: failed, running, distill, an answer key or none."""
     if node.status == "failed":
         return FAILED
@@ -91,8 +93,24 @@ def _group_of(node: Node, colors: Mapping[str, str], key: AnswerKey) -> str:
         return DISTILL
     if is_choice(node):
         return CHOICE
-    group = key(node.answer)
+    group = key(node)
     return group if group in colors else NO_ANSWER
+
+
+Clusters = list[tuple[str, list[Node]]]
+# What the tree's colours can stand for (the run view offers model for routed runs).
+COLOUR_BY = ("answer", "model")
+
+
+def _colouring(trace: Trace, by: str
+               ) -> tuple[Clusters, Callable[[Node], str], Callable[[str, list[Node], int], str]]:
+    """The coloured groups, a node's group and a group's legend text, by answer or model."""
+    if by == "model":
+        return (model_groups(trace), lambda n: node_model(n, trace),
+                lambda model, _, count: f"{esc(model, 40)} (×{count})")
+    answer_key: AnswerKey = trace_key(trace)
+    return (answer_groups(trace), lambda n: answer_key(n.answer),
+            lambda _, nodes, count: answer_label(nodes[0], count))
 
 
 def _edge_xy(
@@ -107,8 +125,10 @@ def _edge_xy(
     return xs, ys
 
 
-def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
-    """The run as a tree: columns are stages, rows branches, colours answer clusters.
+def tree_figure(trace: Trace, selected: str | None = None, colour_by: str = "answer"
+                ) -> go.Figure:
+    """The run as a tree: columns are stages, rows branches, colours answer clusters (or,
+    `colour_by` "model", the model each call reached).
 
     Each marker's `customdata` is its node id (see `node_id_from_point`). Correct nodes get a
     green outline and ✓, incorrect ones a red outline and ✗ (with a reference); failed
@@ -117,12 +137,11 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
     graph = build_graph(trace)
     widest = graph.graph["widest"]
     columns = graph.graph["columns"]
-    clusters = answer_groups(trace)
+    clusters, key_of, label_of = _colouring(trace, colour_by)
     colors = {key: PALETTE[i % len(PALETTE)] for i, (key, _) in enumerate(clusters)}
     size = 18 if widest <= 8 else 14
 
     groups: dict[str, list[Node]] = {}
-    key_of = trace_key(trace)
     for node in trace.nodes:
         groups.setdefault(_group_of(node, colors, key_of), []).append(node)
 
@@ -155,7 +174,7 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
         members = groups.get(key, [])
         if members:
             rank += 1
-            name = answer_label(nodes[0], len(members))
+            name = label_of(key, nodes, len(members))
             data.append(_marker_trace(graph, members, name, colors[key], "circle", size, rank))
     fixed = (
         (NO_ANSWER, "no answer", NO_ANSWER_COLOR, "circle"),
@@ -183,7 +202,8 @@ def tree_figure(trace: Trace, selected: str | None = None) -> go.Figure:
         hovermode="closest",
         hoverlabel={"align": "left", "bgcolor": "white", "font": {"size": 12}},
         showlegend=True,
-        legend={"title": {"text": "answers"}, "itemclick": "toggle", "bgcolor": "white"},
+        legend={"title": {"text": "models" if colour_by == "model" else "answers"},
+                "itemclick": "toggle", "bgcolor": "white"},
         uirevision=trace.id,
         # A new selected node starts the chart's own selection afresh (the legend is kept):
         # plotly would otherwise toggle the point clicked last off when it is clicked again.

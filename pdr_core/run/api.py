@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from importlib.metadata import entry_points
 from typing import Any
@@ -26,6 +26,8 @@ from pdr_core.run.engine import RunContext
 
 ENTRY_POINT_GROUP = "pdr_inspector.methods"
 MethodFn = Callable[[RunContext], Awaitable[str | None]]
+# Calls per round a complete run of a configuration makes (a plugin's declared schedule).
+ScheduleFn = Callable[[RunConfig], Sequence[int]]
 SETTING_TYPES = (int, float, bool, str)
 _CONFIG_FIELDS = frozenset(f.name for f in fields(RunConfig) if f.init)
 
@@ -105,13 +107,16 @@ class Method:
 
     A method that declares the setting `stop_when_agree` is adaptive: its rounds may stop
     once their answers agree (pdr_core.run.adaptive.converged). `ref`: how a run names a plugin
-    method (`module:function`); empty for the built-ins."""
+    method (`module:function`); empty for the built-ins. `schedule`: the calls per round a
+    complete run makes, from its (prepared) config, for the budget preview and Evaluate's
+    estimates; none declared, the config's (one round of `width` for a plugin)."""
 
     name: str
     label: str
     run: MethodFn
     settings: tuple[Setting, ...] = ()
     ref: str = ""
+    schedule: ScheduleFn | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.run):
@@ -131,6 +136,22 @@ class Method:
     @property
     def adaptive(self) -> bool:
         return self.uses("stop_when_agree")
+
+    def planned(self, config: RunConfig) -> tuple[int, ...]:
+        """Calls per round of a complete run of `config`: the declared schedule, else the
+        config's."""
+        if self.schedule is None:
+            return config.schedule
+        rounds = tuple(self.schedule(self.prepare(config)))
+        if not rounds or not all(isinstance(w, int) and w >= 0 for w in rounds):
+            raise ConfigError("schedule", rounds, f"{self.name}'s declared schedule: whole "
+                              "numbers of calls per round")
+        return rounds
+
+    def planned_calls(self, config: RunConfig) -> int:
+        """Calls a complete run of `config` makes (the config's count, with its distill and
+        verify calls, for a method that declares no schedule)."""
+        return sum(self.planned(config)) if self.schedule else config.calls
 
     def prepare(self, config: RunConfig) -> RunConfig:
         """`config` with this method's own settings checked and their defaults filled in."""

@@ -20,6 +20,7 @@ from pdr_core.providers.base import (
     ProviderError,
     Sampling,
 )
+from pdr_core.providers.routes import Route, Routes
 from pdr_core.run.operators import Draft
 from pdr_core.run.workspace import bound, counter_of, workspace_text
 from pdr_core.tasks import MathTask, Task
@@ -41,7 +42,8 @@ def reused_events(run_id: str, node: Node) -> tuple[NodeStarted, NodeFinished]:
     """A finished node of another run, recorded in `run_id` as reused (no call made)."""
     return (
         NodeStarted(run_id, node.id, node.stage, node.round, node.branch,
-                    list(node.parent_ids), [dict(m) for m in node.messages], node.started_at),
+                    list(node.parent_ids), [dict(m) for m in node.messages], node.started_at,
+                    node.model, node.endpoint),
         NodeFinished(run_id, node.id, node.text, node.answer, dict(node.usage), node.reasoning,
                      node.finish_reason, node.finished_at or node.started_at, node.call,
                      reused=True, workspace=node.workspace, tests=node.tests),
@@ -79,6 +81,8 @@ class CallSpec:
     max_tokens: int
     # A summary call's output is a workspace: cut to this many tokens before it is passed on.
     workspace_tokens: int | None = None
+    # Another model or endpoint than the run's (a mixture of agents' proposer).
+    route: Route | None = None
 
 
 class RunContext:
@@ -94,8 +98,11 @@ class RunContext:
         builder: TraceBuilder,
         reuse: Reuse | None = None,
         task: Task | None = None,
+        routes: Routes | None = None,
     ):
         self.run_id = run_id
+        # The provider of each routed call (CallSpec.route), under the one key rule.
+        self.routes = routes or Routes(provider)
         # What the answers are and how they are graded and grouped (math unless a code task).
         self.task: Task = task or MathTask()
         self.reuse = reuse
@@ -149,7 +156,7 @@ class RunContext:
         edits = self.reuse.messages if self.reuse else None
         if edits and node_id in edits:
             return CallSpec(spec.stage, spec.round, spec.branch, spec.parent_ids,
-                            edits[node_id], spec.max_tokens, spec.workspace_tokens)
+                            edits[node_id], spec.max_tokens, spec.workspace_tokens, spec.route)
         return spec
 
     def reused(self, node_id: str, messages: Sequence[Message], text: str | None = None
@@ -183,8 +190,11 @@ class RunContext:
             except BudgetExhausted:
                 return None
             node_id = self.node_id(spec.stage, spec.round, spec.branch)
+            provider = self.routes.provider(spec.route)
+            routed = (provider.model, provider.base_url) if spec.route else (None, None)
             self.emit(NodeStarted(self.run_id, node_id, spec.stage, spec.round, spec.branch,
-                                  list(spec.parent_ids), [dict(m) for m in spec.messages]))
+                                  list(spec.parent_ids), [dict(m) for m in spec.messages],
+                                  model=routed[0], endpoint=routed[1]))
             sampling = Sampling(
                 max_tokens=spec.max_tokens,
                 temperature=self.config.temperature,
@@ -195,7 +205,7 @@ class RunContext:
                 self.emit(NodeDelta(self.run_id, node_id, text))
 
             try:
-                completion = await self.provider.complete(spec.messages, sampling, on_delta)
+                completion = await provider.complete(spec.messages, sampling, on_delta)
             except ProviderError as exc:
                 self._reserved -= worst
                 self.emit(NodeFailed(self.run_id, node_id, str(exc), exc.kind,
@@ -226,6 +236,7 @@ class RunContext:
         if (
             len(specs) > 1
             and isinstance(provider, CompletesN)
+            and all(s.route is None for s in specs)
             # Once the endpoint is known to ignore n, separate calls fail separately.
             and provider.supports_n is not False
             and all(s.messages == specs[0].messages for s in specs[1:])

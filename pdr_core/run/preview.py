@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pdr_core.config import RunConfig
+from pdr_core.run.registry import get_method
 from pdr_core.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 # US$ per million tokens (input, output), list prices of common models; a person can
@@ -46,6 +47,8 @@ def preview(
     The prompt of a call is estimated from its template; B_total may be capped by
     `total_budget`, in which case the run stops early rather than exceed it.
     """
+    method = get_method(config.method)
+    schedule = method.planned(config)
     prompts = config.prompts
     system = estimate_tokens(prompts.system) + MESSAGE_OVERHEAD if prompts.system else 0
     question_tokens = estimate_tokens(question)
@@ -56,7 +59,7 @@ def preview(
     draft_prompt = prompt(prompts.draft)
     kappa = config.workspace_tokens
     seq = total = prompt_sum = completion_sum = 0
-    for index, width in enumerate(config.schedule):
+    for index, width in enumerate(schedule):
         # A prompt that reads whole candidates holds up to their whole output budgets.
         candidate = config.max_tokens + 16
         if index == 0:
@@ -66,17 +69,21 @@ def preview(
                                  kappa if config.sr_summary or config.sr_feedback else 0)
         elif config.method == "rsa":
             call_prompt = prompt(prompts.aggregate, config.k * candidate)
+        elif config.method == "moa":
+            call_prompt = prompt(prompts.synthesize, config.schedule[0] * candidate)
         elif config.method == "tournament":
             call_prompt = prompt(prompts.judge, config.group * candidate)
         elif config.method == "select":
             call_prompt = prompt(prompts.select, config.schedule[0] * candidate)
+        elif method.schedule is not None:  # a plugin's round may read all of the last
+            call_prompt = prompt(prompts.aggregate, schedule[index - 1] * candidate)
         else:
             call_prompt = prompt(prompts.refine, kappa)
         seq += call_prompt + config.max_tokens
         total += width * (call_prompt + config.max_tokens)
         prompt_sum += width * call_prompt
         completion_sum += width * config.max_tokens
-        last = index == len(config.schedule) - 1
+        last = index == len(schedule) - 1
         if (config.selection == "verify" and not last) or (
                 config.final_select == "verify" and last and width > 1):
             verify = prompt(prompts.verify, candidate) + config.max_tokens
@@ -100,4 +107,5 @@ def preview(
         if config.total_budget is not None and prompt_sum + completion_sum:
             scale = min(1.0, config.total_budget / (prompt_sum + completion_sum))
         cost = scale * (prompt_sum * price[0] + completion_sum * price[1]) / 1e6
-    return BudgetPreview(config.calls, seq, total, prompt_sum, completion_sum, cost)
+    return BudgetPreview(method.planned_calls(config), seq, total, prompt_sum,
+                         completion_sum, cost)

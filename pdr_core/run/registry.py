@@ -11,8 +11,18 @@ from dataclasses import MISSING, fields
 from functools import lru_cache
 from typing import Any
 
-from pdr_core.config import DISTILLS, FINAL_SELECTS, MAX_DEPTH, MAX_WIDTH, SELECTIONS, RunConfig
+from pdr_core.config import (
+    DISTILLS,
+    FINAL_SELECTS,
+    MAX_DEPTH,
+    MAX_MOA_LAYERS,
+    MAX_WIDTH,
+    MOA_LAYERS,
+    SELECTIONS,
+    RunConfig,
+)
 from pdr_core.run.api import Method, Setting, discover, lookup, registry
+from pdr_core.run.moa import moa
 from pdr_core.run.pdr import majority, pdr, single, sr
 from pdr_core.run.rsa import rsa
 from pdr_core.run.selection import generative_select, tournament
@@ -28,7 +38,7 @@ def _field(name: str, kind: type, **declared: Any) -> Setting:
 WIDTH = _field("width", int, low=1, high=MAX_WIDTH, aliases=("--population",),
                label="Width M (drafts per round)",
                help="drafts per round (M); rsa: the population N; tournament, select: the "
-                    "candidates")
+                    "candidates; moa: proposers of the run's model when --proposers is empty")
 DEPTH = _field("depth", int, low=1, high=MAX_DEPTH, aliases=("--steps",),
                label="Depth R (rounds)",
                help="rounds (R), the last of width 1; rsa: aggregation steps T after the "
@@ -65,6 +75,16 @@ STOP_WHEN_AGREE = _field("stop_when_agree", float, low=0.0, high=1.0,
                          help="stop once a round's answers agree at least this much (e.g. "
                               "0.8); recorded as stop reason 'converged'")
 
+# Mixture of agents' own settings (RunConfig.method_settings; parsed by config.moa_routes).
+PROPOSERS = Setting("proposers", str, "", label="Proposers (MODEL@URL or MODEL, comma-separated)",
+                    help="moa: one proposer per entry, on its own endpoint (MODEL@URL) or the "
+                         "run's (MODEL); empty: width proposers of the run's model")
+LAYERS = Setting("layers", int, MOA_LAYERS, low=1, high=MAX_MOA_LAYERS, label="Layers L",
+                 help="moa: layers of proposers; each after the first reads the layer before")
+AGGREGATOR = Setting("aggregator", str, "", label="Aggregator (MODEL@URL or MODEL)",
+                     help="moa: who writes the answer from the last layer; empty: the run's "
+                          "model")
+
 BUILTINS = (
     Method("pdr", "PDR (parallel-distill-refine)", pdr,
            (WIDTH, DEPTH, DISTILL, K, SELECTION, FINAL_SELECT, STOP_WHEN_AGREE)),
@@ -78,6 +98,8 @@ BUILTINS = (
            (WIDTH, GROUP, VOTES)),
     Method("select", "Generative selection (the model picks the best)", generative_select,
            (WIDTH,)),
+    Method("moa", "Mixture of agents (proposers from several models, an aggregator)", moa,
+           (WIDTH, PROPOSERS, LAYERS, AGGREGATOR)),
 )
 
 

@@ -118,6 +118,12 @@ class Runs(StoreFile):
         with self._conn() as conn:
             return conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()[0]
 
+    def methods(self) -> list[str]:
+        """Every method the stored runs recorded (a plugin's by its reference)."""
+        with self._conn() as conn:
+            rows = conn.execute("SELECT DISTINCT method FROM runs ORDER BY method").fetchall()
+        return [method for (method,) in rows if method]
+
     def models(self) -> list[str]:
         """Every model name the stored runs used."""
         with self._conn() as conn:

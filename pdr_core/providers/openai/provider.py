@@ -134,6 +134,7 @@ class OpenAIProvider:
         self._clients = LoopClients(self._new_client, max_in_flight)
         # Learnt about the endpoint as calls go: does it take stream_options, does it honour n.
         self._stream_options_ok = True
+        self._memory = memory
         self._n = NSupport(self._base_url, self._model, memory)
         # The server's own tokenizer where it has a tokenize route (vLLM, llama.cpp server).
         self._tokenize = TokenizeRoute(self._base_url, self._api_key, self._model, memory,
@@ -146,6 +147,15 @@ class OpenAIProvider:
     @property
     def model(self) -> str:
         return self._model
+
+    def with_model(self, model: str) -> OpenAIProvider:
+        """A provider for another model of the same endpoint, with the same key and limits
+        (a mixture of agents' proposer on the run's endpoint)."""
+        return OpenAIProvider(
+            self._base_url, None if self._api_key == PLACEHOLDER_KEY else self._api_key,
+            model, self.timeout, self.max_retries, self.reasoning_effort, stream=self.stream,
+            max_in_flight=self.max_in_flight, retry_backoff=self.retry_backoff,
+            memory=self._memory)
 
     async def count_tokens(self, text: str) -> int | None:
         """Tokens of `text` by the endpoint's own tokenizer; None where it has no tokenize
