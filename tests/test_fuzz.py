@@ -29,7 +29,8 @@ from pdr_core.config import RunConfig
 from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import TraceError, trace_from_dict, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import trace_from_dict, trace_from_json
 
 # Keep hypothesis's own files (example database, caches) out of the working tree.
 hypothesis.configuration.set_hypothesis_home_dir(

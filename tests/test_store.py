@@ -26,7 +26,8 @@ from pdr_core.store import (
     default_db_path,
 )
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import TraceError, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

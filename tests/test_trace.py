@@ -6,8 +6,10 @@ import pytest
 from conftest import run_fake
 
 from pdr_core.config import RunConfig
+from pdr_core.fold import fold, trace_to_events
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import FORMAT, TraceError, fold, trace_from_json, trace_to_events
+from pdr_core.trace import FORMAT, TraceError
+from pdr_core.trace_import import trace_from_json
 
 UNICODE_QUESTION = "Quel est 6 × 7 ? What is 6 * 7? 答え — ∑ 🙂"
 

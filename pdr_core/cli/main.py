@@ -44,7 +44,8 @@ from pdr_core.run.methods import check_question, fork, fork_config, resume, run
 from pdr_core.run.registry import method_registry
 from pdr_core.store import Store, StoreError
 from pdr_core.tasks import code_task
-from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
+from pdr_core.trace import Trace, TraceError
+from pdr_core.trace_import import MAX_IMPORT_BYTES, trace_from_json
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pdr_core.config import RunConfig
 from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStarted
+from pdr_core.fold import TraceBuilder
 from pdr_core.providers.base import (
     CompletesN,
     Completion,
@@ -24,7 +25,7 @@ from pdr_core.run.operators import Draft
 from pdr_core.run.workspace import bound, counter_of, workspace_text
 from pdr_core.tasks import MathTask, Task
 from pdr_core.tokens import estimate_prompt_tokens
-from pdr_core.trace import Node, TraceBuilder, gives_answer
+from pdr_core.trace import Node, gives_answer
 
 EventSink = Callable[[Event], None]
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pdr_core.answers import extract_answer, normalize_answer
 from pdr_core.config import RunConfig
 from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
+from pdr_core.fold import TraceBuilder
 from pdr_core.ids import new_run_id
 from pdr_core.providers.base import Completion, Message
 from pdr_core.run.engine import EventSink, reused_events
 from pdr_core.run.methods import descendants
 from pdr_core.run.operators import Draft, final_vote
-from pdr_core.trace import Trace, TraceBuilder
+from pdr_core.trace import Trace
 
 
 @dataclass(frozen=True)

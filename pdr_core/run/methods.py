@@ -15,6 +15,7 @@ from dataclasses import replace
 from pdr_core.code.executor import execution_allowed
 from pdr_core.config import ConfigError, RunConfig, default_concurrency
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
+from pdr_core.fold import TraceBuilder
 from pdr_core.ids import new_run_id
 from pdr_core.prompts import PromptSet, code_prompts
 from pdr_core.providers.base import Message, Provider
@@ -23,7 +24,7 @@ from pdr_core.run.operators import Draft, final_vote
 from pdr_core.run.registry import get_method
 from pdr_core.tasks import Task, task_from_record
 from pdr_core.tokens import estimate_tokens
-from pdr_core.trace import Trace, TraceBuilder, gives_answer
+from pdr_core.trace import Trace, gives_answer
 
 # A question past this cannot fit any model's context with room to answer.
 MAX_QUESTION_TOKENS = 32_000

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pdr_core.events import Event, event_from_dict
+from pdr_core.fold import TraceBuilder
 from pdr_core.store.errors import RunNotFound, StoreError
 from pdr_core.store.file import StoreFile
 from pdr_core.store.sql import like_escape, tag_text
-from pdr_core.trace import Trace, TraceBuilder, TraceError
+from pdr_core.trace import Trace, TraceError
 
 # The run list shows the start of each question; the rest stays on disk.
 QUESTION_PREVIEW = 300

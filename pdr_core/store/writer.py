@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from pdr_core.budgets import compute_budget
 from pdr_core.events import (
     Event,
     NodeDelta,
@@ -27,10 +28,10 @@ from pdr_core.events import (
     event_to_dict,
     now_iso,
 )
+from pdr_core.fold import TraceBuilder
 from pdr_core.store.errors import StoreError
 from pdr_core.store.runs import process_start
 from pdr_core.store.sql import Statement, immediate, tag_text
-from pdr_core.trace import TraceBuilder, compute_budget
 
 if TYPE_CHECKING:
     from pdr_core.store.core import Store
