@@ -27,7 +27,7 @@ from pdr_core.config import (
     parse_schedule,
 )
 from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
-from pdr_core.events import Event
+from pdr_core.fold import Tee
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import (
@@ -52,14 +52,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 LOCAL_HELP = ("run on the local model: the bundled SmolLM2 (or $PDR_LOCAL_MODEL), or the GGUF "
               "chat model file given")
-
-
-def _both(*sinks):
-    def sink(event: Event) -> None:
-        for s in sinks:
-            s(event)
-
-    return sink
 
 
 def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
@@ -129,7 +121,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     bar = CallProgress(config.calls)
     try:
         trace = asyncio.run(_settled(provider, run(args.question, config, provider,
-                                                   _both(store.writer(), bar),
+                                                   Tee(store.writer(), bar),
                                                    reference=args.answer, task=task)))
     except KeyboardInterrupt:
         print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
@@ -302,7 +294,7 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     bar = CallProgress(config.calls, initial=done)
     try:
         trace = asyncio.run(resume(trace, store.events(run_id), provider,
-                                   _both(store.resume_writer(run_id), bar), allowed(args)))
+                                   Tee(store.resume_writer(run_id), bar), allowed(args)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -348,7 +340,7 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
         messages[-1]["content"] = args.message
     provider = _provider_for(args, parent.config, store)
     bar = CallProgress(config.calls)
-    sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
+    sink = Tee(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
     try:
         trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages,
                                  execute=allowed(args)))

@@ -41,7 +41,8 @@ PARTIAL_FLUSH_SECONDS = 0.25
 
 
 class RunWriter:
-    """Event sink persisting one run as its events arrive.
+    """Event sink persisting one run as its events arrive; it folds them (`fold`) for its
+    summary row, and lends that fold to the engine (a pdr_core.fold.FoldingSink).
 
     On an event loop, the writes of all the runs on that loop share one connection and are
     committed in groups (`GroupCommit`); a run's last event is committed before the sink
@@ -55,11 +56,11 @@ class RunWriter:
         self.name = name
         self.tags = tag_text(tags)
         self._conn: sqlite3.Connection | None = None  # for writes made outside a loop
-        self._builder = TraceBuilder()
+        self.fold = TraceBuilder()
         self._seq = 0
         if existing is not None:
             for event in store.events(existing):
-                self._builder.apply(event)
+                self.fold.apply(event)
                 self._seq += 1
         self._dirty: set[str] = set()  # nodes that streamed since their text was last written
         self._partial_rows: set[str] = set()  # nodes with a row in partials
@@ -86,7 +87,7 @@ class RunWriter:
 
     def __call__(self, event: Event) -> None:
         self._raise_failed()
-        self._builder.apply(event)
+        self.fold.apply(event)
         if isinstance(event, NodeDelta):
             self._dirty.add(event.node_id)
             if not self._in_batch and time.monotonic() - self._last_flush >= PARTIAL_FLUSH_SECONDS:
@@ -103,7 +104,7 @@ class RunWriter:
 
     def _statements(self, event: Event) -> list[Statement]:
         """The writes that record `event` (the run's summary row apart: `take_summary`)."""
-        trace = self._builder.trace
+        trace = self.fold.trace
         assert trace is not None
         statements: list[Statement] = []
         if isinstance(event, RunStarted):
@@ -137,7 +138,7 @@ class RunWriter:
         if not self._summary_due:
             return []
         self._summary_due = False
-        trace = self._builder.trace
+        trace = self.fold.trace
         assert trace is not None
         budget = compute_budget(trace.nodes)
         return [(
@@ -208,12 +209,12 @@ class RunWriter:
 
     def _partials(self) -> list[Statement]:
         """The text so far of the nodes that streamed since the last time."""
-        trace = self._builder.trace
+        trace = self.fold.trace
         if trace is None or not self._dirty:
             return []
         statements = [
             ("INSERT OR REPLACE INTO partials (run_id, node_id, text) VALUES (?, ?, ?)",
-             (trace.id, node_id, self._builder.partial.get(node_id, "")))
+             (trace.id, node_id, self.fold.partial.get(node_id, "")))
             for node_id in self._dirty
         ]
         self._partial_rows.update(self._dirty)
