@@ -6,8 +6,8 @@ from conftest import QUESTION
 from pdr_core.config import RunConfig
 from pdr_core.events import RunStarted
 from pdr_core.fold import trace_to_events
-from pdr_core.run.methods import run
 from pdr_core.run.jobs import JobRegistry, RunJob
+from pdr_core.run.methods import run
 from pdr_core.testing import FakeProvider
 
 
