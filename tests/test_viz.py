@@ -7,7 +7,7 @@ import pytest
 from conftest import REFERENCE, run_fake
 
 from pdr_core import viz
-from pdr_core.answers import normalize_answer
+from pdr_core.answer_forms import normalize_answer
 from pdr_core.config import RunConfig
 from pdr_core.testing import FakeProvider, question_value
 

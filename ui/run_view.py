@@ -46,9 +46,8 @@ def elapsed(trace: Trace) -> float:
 def render_header(trace: Trace, seconds: float | None = None) -> None:
     """Status, progress, tokens and time of a run, live or saved; `seconds` is the time
     shown when it is not the run's own (a replay shows how far it has played)."""
-    config = trace.config
     budget = trace.budget
-    planned = _planned_calls(config)
+    planned = _planned_calls(trace)
     metric_row([
         ("Calls", f"{budget.calls} / {planned}"),
         ("B_total", f"{budget.b_total:,}"),
@@ -78,15 +77,12 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
         st.error(inert(trace.error))
 
 
-def _planned_calls(config: dict) -> int:
-    from pdr_core.config import ConfigError, RunConfig
-    from pdr_core.prompts import TemplateError
-
-    try:
-        return RunConfig.from_dict(config).calls
-    except (ConfigError, TemplateError, TypeError):  # an imported trace's odd settings
-        schedule = config.get("width_schedule") or [1]
-        return sum(schedule) if isinstance(schedule, list) else 1
+def _planned_calls(trace: Trace) -> int:
+    if (config := trace.known_config) is not None:
+        return config.calls
+    # An imported trace's odd settings: the recorded schedule, as far as it is one.
+    schedule = trace.config.get("width_schedule") or [1]
+    return sum(schedule) if isinstance(schedule, list) else 1
 
 
 REPLAY_SPEEDS = [1, 2, 5, 10, 20]

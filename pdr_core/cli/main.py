@@ -290,7 +290,7 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     provider = _provider_for(args, trace.config, store)
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     print(f"resuming {run_id}: {done} finished call(s) kept", file=sys.stderr)
-    config = RunConfig.from_dict(trace.config)
+    config = trace.run_config
     bar = CallProgress(config.calls, initial=done)
     try:
         trace = asyncio.run(resume(trace, store.events(run_id), provider,
@@ -329,7 +329,7 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
         if not isinstance(templates, dict):
             raise TemplateError(f"{args.prompts} must hold a JSON object of templates")
         prompts = PromptSet.from_dict(
-            {**RunConfig.from_dict(parent.config).prompts.to_dict(), **templates})
+            {**parent.run_config.prompts.to_dict(), **templates})
     config = fork_config(parent, args.node, args.width, args.depth, args.max_tokens, prompts)
     messages = None
     if args.message is not None:

@@ -18,7 +18,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from pdr_core.answers import answer_clusters, normalize_answer
+from pdr_core.answer_forms import normalize_answer
+from pdr_core.answers import answer_clusters
 from pdr_core.trace import Node, Trace, gives_answer
 
 # The settings a person compares runs by, as named in the pdr-trace/1 `config`.

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from pdr_core.answers import extract_answer, normalize_answer
+from pdr_core.answer_forms import normalize_answer
 from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
+from pdr_core.extraction import extract_answer
 from pdr_core.fold import EventSink, folding
 from pdr_core.ids import new_run_id
 from pdr_core.providers.base import Completion, Message

@@ -156,7 +156,7 @@ def fork_config(
     Rounds up to the fork node's keep their widths (their nodes are reused); a new width
     applies to the remaining rounds but the last, which stays 1.
     """
-    fields = dict(parent.config)
+    fields = parent.run_config.to_dict()
     if (width is not None or depth is not None) and fields.get("concurrency") == (
             default_concurrency(fields.get("width_schedule") or [1])):
         fields.pop("concurrency")  # the default follows the new widths
