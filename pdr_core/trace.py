@@ -71,6 +71,20 @@ class Node:
         )
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run came to: what the run list (pdr_core.store.RunSummary) and a comparison
+    of two runs (pdr_core.render.compare.RunResult) both show of it."""
+
+    method: str
+    status: str
+    final_answer: str | None
+    correct: bool | None
+    b_seq: int
+    b_total: int
+    calls: int
+
+
 @dataclass
 class Trace:
     id: str

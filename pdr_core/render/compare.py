@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from pdr_core.answer_forms import normalize_answer
 from pdr_core.answers import answer_clusters
-from pdr_core.trace import Node, Trace, gives_answer
+from pdr_core.trace import Node, RunOutcome, Trace, gives_answer
 
 # The settings a person compares runs by, as named in the pdr-trace/1 `config`.
 SETTING_KEYS = (
@@ -120,19 +120,12 @@ class StageRow:
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(RunOutcome):
     """The outcome of one run. `calls` counts failed calls too, `failed` only those;
     `seconds` runs from creation to finish (None while running); `final_node_id` is the
     node `final_node` picks (None when no generation finished)."""
 
     run_id: str
-    method: str
-    status: str
-    final_answer: str | None
-    correct: bool | None
-    b_seq: int
-    b_total: int
-    calls: int
     failed: int
     seconds: float | None
     final_node_id: str | None
@@ -166,7 +159,7 @@ class Comparison:
     same_question: bool
 
 
-def compare(a: Trace, b: Trace) -> Comparison:
+def compare_runs(a: Trace, b: Trace) -> Comparison:
     """Compare run `a` with run `b` (any methods, any shapes)."""
     settings = _settings(a.config, b.config)
     result_a, result_b = _result(a), _result(b)

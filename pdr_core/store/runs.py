@@ -16,7 +16,7 @@ from pdr_core.fold import TraceBuilder
 from pdr_core.store.errors import RunNotFound, StoreError
 from pdr_core.store.file import StoreFile
 from pdr_core.store.sql import like_escape, tag_text
-from pdr_core.trace import Trace, TraceError
+from pdr_core.trace import RunOutcome, Trace, TraceError
 
 # The run list shows the start of each question; the rest stays on disk.
 QUESTION_PREVIEW = 300
@@ -45,20 +45,13 @@ def process_alive(pid: int, started: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class RunSummary:
+class RunSummary(RunOutcome):
     """One row of the run list: enough to draw it without loading any node."""
 
     id: str
     created_at: str
     question: str
-    method: str
     model: str
-    status: str
-    final_answer: str | None
-    correct: bool | None
-    b_seq: int
-    b_total: int
-    calls: int
     name: str | None
     tags: tuple[str, ...]
     imported: bool
