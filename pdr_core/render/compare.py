@@ -11,16 +11,20 @@ dataclasses) so the page only lays it out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import plotly.graph_objects as go
 
 from pdr_core.answer_forms import normalize_answer
 from pdr_core.answers import answer_clusters
+from pdr_core.budgets import is_settled_call
 from pdr_core.trace import Node, RunOutcome, Trace, gives_answer
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 
 # The settings a person compares runs by, as named in the pdr-trace/1 `config`.
 SETTING_KEYS = (
@@ -248,11 +252,15 @@ def _keyed(nodes: Iterable[Node]) -> dict[tuple[int, int, int, int], Node]:
     return keyed
 
 
+def _pairs(a: dict[_K, _V], b: dict[_K, _V]) -> Iterator[tuple[_K, _V | None, _V | None]]:
+    """Every key of either side, in order, with each side's value (None where it has none)."""
+    for key in sorted(a.keys() | b.keys()):
+        yield key, a.get(key), b.get(key)
+
+
 def _align(a: Iterable[Node], b: Iterable[Node]) -> tuple[AlignedRow, ...]:
-    keyed_a, keyed_b = _keyed(a), _keyed(b)
     rows = []
-    for key in sorted(keyed_a.keys() | keyed_b.keys()):
-        node_a, node_b = keyed_a.get(key), keyed_b.get(key)
+    for _, node_a, node_b in _pairs(_keyed(a), _keyed(b)):
         some = node_a or node_b
         assert some is not None
         rows.append(AlignedRow(
@@ -265,7 +273,7 @@ def _align(a: Iterable[Node], b: Iterable[Node]) -> tuple[AlignedRow, ...]:
 
 def _stage_stats(nodes: list[Node]) -> StageStats:
     # Calls and tokens follow compute_budget: settled calls, extractive distills excluded.
-    settled = [n for n in nodes if n.call and n.status != "running"]
+    settled = [n for n in nodes if is_settled_call(n)]
     starts = [_time(n.started_at) for n in nodes]
     ends = [_time(n.finished_at) for n in nodes]
     seconds = None
@@ -297,10 +305,8 @@ def _groups(nodes: Iterable[Node]) -> dict[tuple[int, int], list[Node]]:
 
 
 def _stage_rows(a: Iterable[Node], b: Iterable[Node]) -> tuple[StageRow, ...]:
-    groups_a, groups_b = _groups(a), _groups(b)
     rows = []
-    for key in sorted(groups_a.keys() | groups_b.keys()):
-        nodes_a, nodes_b = groups_a.get(key), groups_b.get(key)
+    for key, nodes_a, nodes_b in _pairs(_groups(a), _groups(b)):
         stages = [n.stage for n in (nodes_a or []) + (nodes_b or [])]
         rows.append(StageRow(
             round=key[0], stage=_stage_name(*stages),
