@@ -116,7 +116,7 @@ def test_a_plugin_by_reference_runs_is_stored_and_resumes(plugin_dir, tmp_path,
     assert trace.config["method_settings"] == {"n": 3, "prefer": "longest"}
     assert json.loads(out.read_text())["config"]["method_settings"] == {"n": 3,
                                                                         "prefer": "longest"}
-    assert RunConfig.from_dict(trace.config).method_settings == {"n": 3, "prefer": "longest"}
+    assert trace.run_config.method_settings == {"n": 3, "prefer": "longest"}
     shown = cli("show", fields["run"], db=db)
     assert shown.returncode == 0 and REF in shown.stdout
 

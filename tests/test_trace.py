@@ -84,3 +84,18 @@ def test_import_refuses_non_json_and_non_objects():
         trace_from_json("{not json")
     with pytest.raises(TraceError, match="JSON object"):
         trace_from_json("[1, 2]")
+
+
+def test_a_trace_has_its_settings_typed_and_an_odd_import_has_none():
+    config = RunConfig(method="pdr", width_schedule=(3, 2, 1), depth=3, distill="topk", k=2)
+    trace = trace_from_json(run_fake(config).to_json())
+    assert trace.run_config == config and trace.run_config.schedule == (3, 2, 1)
+    assert trace.run_config is trace.run_config  # worked out once
+    assert trace.known_config == config
+    # an imported trace whose settings this version cannot run: drawn, never run
+    data = json.loads(trace.to_json())
+    data["config"]["depth"] = 99
+    odd = trace_from_json(json.dumps(data))
+    assert odd.known_config is None
+    with pytest.raises(ValueError, match="depth"):
+        _ = odd.run_config
