@@ -119,6 +119,16 @@ class Trace:
     def budget(self) -> Budget:
         return compute_budget(self.nodes)
 
+    @property
+    def outcome(self) -> RunOutcome:
+        """What the run came to, as far as it has gone."""
+        budget = self.budget
+        return RunOutcome(
+            method=str(self.config.get("method", "")), status=self.status,
+            final_answer=self.final_answer, correct=self.correct, b_seq=budget.b_seq,
+            b_total=budget.b_total, calls=budget.calls,
+        )
+
     @cached_property
     def run_config(self) -> RunConfig:
         """The recorded `config` as typed settings, worked out once (the dict is what is

@@ -348,18 +348,11 @@ def final_outputs(a: Trace, b: Trace) -> tuple[str, str]:
 
 
 def _result(trace: Trace) -> RunResult:
-    budget = trace.budget
     node = final_node(trace)
     finished = trace.finished_at if trace.status != "running" else None
     return RunResult(
+        **vars(trace.outcome),
         run_id=trace.id,
-        method=str(trace.config.get("method", "")),
-        status=trace.status,
-        final_answer=trace.final_answer,
-        correct=trace.correct,
-        b_seq=budget.b_seq,
-        b_total=budget.b_total,
-        calls=budget.calls,
         failed=sum(n.status == "failed" for n in trace.nodes),
         seconds=_seconds_between(trace.created_at, finished),
         final_node_id=node.id if node else None,

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from pdr_core.budgets import compute_budget
 from pdr_core.events import (
     Event,
     NodeDelta,
@@ -140,13 +139,13 @@ class RunWriter:
         self._summary_due = False
         trace = self.fold.trace
         assert trace is not None
-        budget = compute_budget(trace.nodes)
+        done = trace.outcome
         return [(
             "UPDATE runs SET updated_at = ?, status = ?, final_answer = ?, correct = ?,"
             " b_seq = ?, b_total = ?, calls = ?, error = ?, stop_reason = ? WHERE id = ?",
-            (now_iso(), trace.status, trace.final_answer,
-             None if trace.correct is None else int(trace.correct), budget.b_seq,
-             budget.b_total, budget.calls, trace.error, trace.stop_reason, trace.id),
+            (now_iso(), done.status, done.final_answer,
+             None if done.correct is None else int(done.correct), done.b_seq,
+             done.b_total, done.calls, trace.error, trace.stop_reason, trace.id),
         )]
 
     def _write(self, statements: list[Statement], now: bool = False) -> None:
