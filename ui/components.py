@@ -31,6 +31,7 @@ from ui.endpoints import (  # noqa: F401  (pages import these from here)
 # Session-state keys that outlive the widgets of any one page.
 ACTIVE_RUN = "active_run"  # the run the Run page shows live
 LIVE_FOLDS = "live_folds"  # (store, run id) -> the fold of a running run, read so far
+KEPT_LIVE_FOLDS = 4  # a session follows a few running runs at once, not more
 BUILT_IN = "built-in defaults"  # the prompt set that is not stored
 LATEST = ""  # the node picker's "follow the newest node" choice
 # A fixed label: a label that changes under a mounted widget is not redrawn reliably.
@@ -108,7 +109,11 @@ def load_trace(run_id: str) -> Trace:
     live: dict[tuple[str, str], LiveFold] = st.session_state.setdefault(LIVE_FOLDS, {})
     key = (str(store.path), run_id)
     if revision[0] == "running":
-        return store.get_trace(run_id, live.setdefault(key, LiveFold()))
+        kept = live.setdefault(key, LiveFold())
+        for stale in list(live)[:-KEPT_LIVE_FOLDS]:  # runs no longer looked at, oldest first
+            if stale != key:
+                del live[stale]
+        return store.get_trace(run_id, kept)
     live.pop(key, None)
     return _trace_at_revision(str(store.path), run_id, revision)
 
