@@ -35,7 +35,8 @@ from pdr_core.events import now_iso
 from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import MAX_IMPORT_BYTES, MAX_TRACE_NODES, Node, Trace, trace_from_json
+from pdr_core.trace import Node, Trace
+from pdr_core.trace_import import MAX_IMPORT_BYTES, MAX_TRACE_NODES, trace_from_json
 
 LOADS = 7
 LOAD_LIMIT_MS = 100

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from pdr_core.render.compare import NodeSide, StageStats, compare, final_outputs, stage_figure
+from pdr_core.render.compare import NodeSide, StageStats, compare_runs, final_outputs, stage_figure
 from pdr_core.render.diffs import diff_html, diff_stats
 from pdr_core.render.textfmt import inert, model_markdown
 from pdr_core.run.baseline import matched_note, source_of
@@ -44,7 +44,7 @@ except RunNotFound:
     st.error("One of these runs was deleted meanwhile.")
     st.stop()
 
-result = compare(trace_a, trace_b)
+result = compare_runs(trace_a, trace_b)
 if result.same_question:
     st.markdown(f"**Question:** {model_markdown(trace_a.question)}")
 else:

@@ -10,7 +10,8 @@ from pdr_core.render.report import render_report
 from pdr_core.render.textfmt import inert
 from pdr_core.run.registry import method_registry
 from pdr_core.store import RunNotFound, StoreError
-from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import MAX_IMPORT_BYTES, trace_from_json
 from ui.components import get_store, load_trace, run_label, short, show_question
 from ui.fork_view import render_fork_comparison, resume_controls
 from ui.links import publish_run

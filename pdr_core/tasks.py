@@ -14,12 +14,14 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pdr_core.answers import AnswerKey, extract_answer, normalize_answer
+from pdr_core.answer_forms import normalize_answer
+from pdr_core.answers import AnswerKey
 from pdr_core.code.executor import Execution, Executor
 from pdr_core.code.extract import extract_program
 from pdr_core.code.identity import CodeTask, text_key
 from pdr_core.code.problems import CodeProblem, problem_from_row
 from pdr_core.evals.datasets import Problem
+from pdr_core.extraction import extract_answer
 
 if TYPE_CHECKING:
     from pdr_core.trace import Trace

@@ -16,11 +16,11 @@ from pdr_core.evals.results import summarize
 from pdr_core.evals.run import run_evaluation
 from pdr_core.evals.spec import EvalSpec
 from pdr_core.events import RunFinished
+from pdr_core.fold import fold
 from pdr_core.providers.openai import OpenAIProvider
 from pdr_core.run.adaptive import agreement, savings
 from pdr_core.run.methods import resume, run
 from pdr_core.testing import FakeProvider, KnownCapabilities
-from pdr_core.trace import fold
 
 
 def by_round(answers):

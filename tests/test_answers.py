@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 
 from pdr_core import extraction
-from pdr_core.answers import (
-    answer_clusters,
-    answers_equal,
-    extract_answer,
-    is_correct,
-    majority_vote,
-    normalize_answer,
-)
-from pdr_core.extraction import RULES, Found, find_answer, no_answer_reason
+from pdr_core.answer_forms import normalize_answer
+from pdr_core.answers import answer_clusters, answers_equal, is_correct, majority_vote
+from pdr_core.extraction import RULES, Found, extract_answer, find_answer, no_answer_reason
 
 # --- extraction ---------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from pdr_core.providers.openai import OpenAIProvider
 from pdr_core.run.methods import run
 from pdr_core.store import Store, StoreError
 from pdr_core.testing import FakeProvider, KnownCapabilities
-from pdr_core.trace import MAX_IMPORT_BYTES, TraceError, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import MAX_IMPORT_BYTES, trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_MB_QUESTION = "What is 1 + 1? " + "Consider this carefully. " * 43_000  # > 1 MB

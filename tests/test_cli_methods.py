@@ -9,9 +9,9 @@ from test_cli import cli
 
 from pdr_core.config import RunConfig
 from pdr_core.events import RunFinished
+from pdr_core.fold import fold
 from pdr_core.run.methods import fork, resume
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import fold
 
 
 def _fields(result):

@@ -10,7 +10,7 @@ from test_code_runs import PAIRS, SORTED, WRONG, by_seed, run_code
 
 from pdr_core.config import RunConfig
 from pdr_core.providers.openai import OpenAIProvider
-from pdr_core.render.compare import compare, final_node
+from pdr_core.render.compare import compare_runs, final_node
 from pdr_core.run.forks import fork_comparison
 from pdr_core.run.methods import fork
 
@@ -22,7 +22,7 @@ FAILS = "program passing 4 of 7 tests"
 def test_compare_groups_programs_by_behaviour():
     a, _ = run_code(VOTE, by_seed({0: SORTED, 1: WRONG, 2: PAIRS}))
     b, _ = run_code(VOTE, by_seed({0: PAIRS, 1: WRONG, 2: SORTED}))
-    result = compare(a, b)
+    result = compare_runs(a, b)
     rows = {row.a.id: row for row in result.rows}
     assert rows["r1-draft-0"].a.answer != rows["r1-draft-0"].b.answer  # written apart
     assert rows["r1-draft-0"].same_answer is True  # behave the same

@@ -18,7 +18,8 @@ from pdr_core.providers.openai import OpenAIProvider
 from pdr_core.render.report import render_report
 from pdr_core.run.methods import run
 from pdr_core.tasks import ProgramTask
-from pdr_core.trace import Trace, trace_from_dict
+from pdr_core.trace import Trace
+from pdr_core.trace_import import trace_from_dict
 
 ZERO = next(p for p in load_humaneval() if p.id == "HumanEval/0")
 HOSTILE = "<script>alert('stderr')</script>"

@@ -16,7 +16,7 @@ from pdr_core.render.graph import answer_colors
 from pdr_core.run.methods import fork, resume, run
 from pdr_core.store import Store
 from pdr_core.tasks import code_task, trace_key
-from pdr_core.trace import trace_from_json
+from pdr_core.trace_import import trace_from_json
 
 ZERO = next(p for p in load_humaneval() if p.id == "HumanEval/0")
 WRONG = "def has_close_elements(numbers, threshold):\n    return True\n"

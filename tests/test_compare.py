@@ -8,7 +8,7 @@ import pytest
 from conftest import run_fake
 
 from pdr_core.config import RunConfig
-from pdr_core.render.compare import SAME, compare, final_node, final_outputs, stage_figure
+from pdr_core.render.compare import SAME, compare_runs, final_node, final_outputs, stage_figure
 from pdr_core.testing import FakeProvider, default_answer
 
 
@@ -24,7 +24,7 @@ def positions(comparison):
 def test_pdr_width_4_depth_3_against_sr_depth_3():
     pdr = run_fake(RunConfig(method="pdr", width=4, depth=3))
     sr = run_fake(RunConfig(method="sr", depth=3, sr_summary=True))
-    result = compare(pdr, sr)
+    result = compare_runs(pdr, sr)
     assert positions(result) == [
         (1, "draft", 0, "r1-draft-0", "r1-draft-0"),
         (1, "draft", 1, "r1-draft-1", None),
@@ -71,7 +71,7 @@ def test_pdr_width_4_depth_3_against_sr_depth_3():
 def test_vote_against_single_lines_up_the_first_samples():
     vote = run_fake(RunConfig(method="vote", width=4))
     single = run_fake(RunConfig(method="single"))
-    result = compare(vote, single)
+    result = compare_runs(vote, single)
     # single's only node is its "final": it still lines up with the vote's first sample
     assert positions(result) == [
         (1, "draft/final", 0, "r1-draft-0", "r1-final-0"),
@@ -88,7 +88,7 @@ def test_vote_against_single_lines_up_the_first_samples():
     assert result.verdict.cheaper_correct is None
     assert "same B_seq" in result.verdict.text and "Both were right" in result.verdict.text
     # the same B_seq the other way round
-    assert compare(single, vote).verdict.lower == SAME
+    assert compare_runs(single, vote).verdict.lower == SAME
 
 
 def test_vote_final_output_is_the_winning_voter():
@@ -101,7 +101,7 @@ def test_vote_final_output_is_the_winning_voter():
     text_a, text_b = final_outputs(vote, single)
     assert text_a == vote.node("r1-draft-1").text
     assert text_b == single.node("r1-final-0").text
-    assert compare(vote, single).a.final_node_id == "r1-draft-1"
+    assert compare_runs(vote, single).a.final_node_id == "r1-draft-1"
 
 
 def test_a_failed_node_is_shown_and_the_run_still_counts():
@@ -109,7 +109,7 @@ def test_a_failed_node_is_shown_and_the_run_still_counts():
     flawed = run_fake(RunConfig(method="pdr", width=3, depth=2), provider)
     clean = run_fake(RunConfig(method="pdr", width=3, depth=2))
     assert flawed.status == "completed"
-    result = compare(flawed, clean)
+    result = compare_runs(flawed, clean)
     assert result.differences == ()
     failed = next(r for r in result.rows if r.branch == 1 and r.round == 1)
     assert failed.a.status == "failed" and failed.a.answer is None
@@ -122,23 +122,23 @@ def test_a_failed_node_is_shown_and_the_run_still_counts():
     # two drafts to distill instead of three: A's critical path is shorter
     assert flawed.budget.b_seq < clean.budget.b_seq
     assert result.verdict.lower == "A"
-    assert compare(clean, flawed).verdict.lower == "B"
+    assert compare_runs(clean, flawed).verdict.lower == "B"
 
 
 def test_a_failed_run_gives_no_verdict():
     failed = run_fake(RunConfig(method="sr", depth=2), FakeProvider(fail=always_fail))
     good = run_fake(RunConfig(method="sr", depth=2))
     assert failed.status == "failed"
-    verdict = compare(failed, good).verdict
+    verdict = compare_runs(failed, good).verdict
     assert verdict.lower is None and verdict.reason == "run A failed"
     assert verdict.text.startswith("Can't say")
-    assert compare(good, failed).verdict.reason == "run B failed"
-    both = compare(failed, failed).verdict
+    assert compare_runs(good, failed).verdict.reason == "run B failed"
+    both = compare_runs(failed, failed).verdict
     assert both.reason == "run A failed; run B failed"
     # nothing finished: no final node, empty output, every row failed
     assert final_node(failed) is None
     assert final_outputs(failed, good)[0] == ""
-    result = compare(failed, good)
+    result = compare_runs(failed, good)
     assert result.a.final_node_id is None
     assert all(r.a is None or r.a.status == "failed" for r in result.rows)
 
@@ -147,17 +147,17 @@ def test_no_answer_running_and_interrupted_runs_give_no_verdict():
     blank = run_fake(RunConfig(method="single"), FakeProvider(answer=lambda m, seed: ""))
     good = run_fake(RunConfig(method="single"))
     assert blank.status == "completed" and blank.final_answer is None
-    assert compare(good, blank).verdict.reason == "run B has no answer"
+    assert compare_runs(good, blank).verdict.reason == "run B has no answer"
     # the blank run's output is still its final node's text
     assert final_outputs(good, blank)[1] == blank.node("r1-final-0").text
     running = copy.deepcopy(good)
     running.status, running.finished_at = "running", None
-    result = compare(running, good)
+    result = compare_runs(running, good)
     assert result.verdict.reason == "run A is still running"
     assert result.a.seconds is None
     interrupted = copy.deepcopy(good)
     interrupted.status = "interrupted"
-    assert compare(good, interrupted).verdict.reason == "run B was interrupted"
+    assert compare_runs(good, interrupted).verdict.reason == "run B was interrupted"
 
 
 def test_the_cheaper_run_can_be_wrong():
@@ -165,11 +165,11 @@ def test_the_cheaper_run_can_be_wrong():
     wrong = run_fake(RunConfig(method="single", seed=3))
     pdr = run_fake(RunConfig(method="pdr", width=3, depth=2))
     assert wrong.correct is False
-    verdict = compare(wrong, pdr).verdict
+    verdict = compare_runs(wrong, pdr).verdict
     assert verdict.lower == "A" and verdict.cheaper_correct is False
     assert "It was wrong. Run B was right." in verdict.text
     # no reference: correctness unknown, nothing said about it
-    unknown = compare(run_fake(RunConfig(method="single"), reference=None),
+    unknown = compare_runs(run_fake(RunConfig(method="single"), reference=None),
                       run_fake(RunConfig(method="pdr", width=3, depth=2), reference=None))
     assert unknown.verdict.lower == "A" and unknown.verdict.cheaper_correct is None
     assert "right" not in unknown.verdict.text and "wrong" not in unknown.verdict.text
@@ -180,31 +180,31 @@ def test_settings_list_exactly_the_differing_keys():
     other = RunConfig(method="pdr", width=3, depth=2, temperature=0.3, seed=5, max_tokens=2000,
                       model="fake-2")
     a, b = run_fake(base), run_fake(other)
-    result = compare(a, b)
+    result = compare_runs(a, b)
     assert result.differences == ("max_tokens", "temperature", "seed", "model")
     shown = {s.key: (s.a, s.b) for s in result.settings}
     assert shown["width_schedule"] == ((3, 1), (3, 1))
     assert shown["seed"] == (0, 5) and shown["model"] == ("", "fake-2")
     assert len(result.settings) == 11
-    assert compare(a, a).differences == ()
+    assert compare_runs(a, a).differences == ()
     deeper = run_fake(RunConfig(method="pdr", width=3, depth=3, distill="topk", k=2,
                                 total_budget=100_000, workspace_tokens=256))
-    assert compare(a, deeper).differences == (
+    assert compare_runs(a, deeper).differences == (
         "width_schedule", "depth", "distill", "workspace_tokens", "total_budget")
     # a key missing from an imported trace's config reads as None
     stripped = copy.deepcopy(a)
     del stripped.config["model"]
-    assert compare(stripped, a).differences == ("model",)
+    assert compare_runs(stripped, a).differences == ("model",)
 
 
 def test_different_questions_are_flagged():
     a = run_fake(RunConfig(method="single"))
     b = run_fake(RunConfig(method="single"), question="What is 2 + 2?", reference="4")
-    assert not compare(a, b).same_question
+    assert not compare_runs(a, b).same_question
 
 
 def test_stage_figure_groups_a_beside_b():
-    result = compare(run_fake(RunConfig(method="pdr", width=3, depth=2)),
+    result = compare_runs(run_fake(RunConfig(method="pdr", width=3, depth=2)),
                      run_fake(RunConfig(method="single")))
     figure = stage_figure(result)
     assert [bar.name for bar in figure.data] == ["A", "B"]

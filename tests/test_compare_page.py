@@ -10,7 +10,7 @@ from conftest import plain
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
-from pdr_core.render.compare import compare
+from pdr_core.render.compare import compare_runs
 from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
@@ -52,12 +52,13 @@ def test_two_runs_render_with_verdict_tables_and_diff(db):
     # the newest run is B, the one before it the baseline A
     assert at.selectbox(key="compare_a").value == older.id
     assert at.selectbox(key="compare_b").value == newer.id
-    expected = compare(older, newer).verdict
+    expected = compare_runs(older, newer).verdict
     assert expected.lower in ("A", "B")
     assert expected.text in notices(at)
     assert any("Differ: method, width_schedule" in c.value for c in at.caption)
     aligned = at.dataframe[2].value
-    assert list(aligned["A node"]) == [r.a.id if r.a else None for r in compare(older, newer).rows]
+    rows = compare_runs(older, newer).rows
+    assert list(aligned["A node"]) == [r.a.id if r.a else None for r in rows]
     bodies = [h.proto.body for h in at.get("html")]
     assert len(bodies) == 1 and 'class="pdr-diff"' in bodies[0]
     assert any("r2-final-0 (A) → r2-final-0 (B)" in plain(m.value) for m in at.markdown)
@@ -73,7 +74,7 @@ def test_swapping_the_runs_and_picking_one_run_twice(db):
     assert "Pick two different runs." in notices(at)
     at.selectbox(key="compare_b").set_value(first.id).run()
     assert not at.exception
-    assert compare(second, first).verdict.text in notices(at)
+    assert compare_runs(second, first).verdict.text in notices(at)
 
 
 def test_a_failed_run_says_why_no_verdict(db):

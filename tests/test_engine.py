@@ -6,13 +6,13 @@ from collections import Counter
 import pytest
 from conftest import QUESTION, REFERENCE, run_fake
 
-from pdr_core.answers import extract_answer
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.events import NodeDelta, NodeFailed, RunFinished
+from pdr_core.extraction import extract_answer
+from pdr_core.fold import fold
 from pdr_core.run.methods import run
 from pdr_core.testing import FakeProvider
 from pdr_core.tokens import estimate_tokens
-from pdr_core.trace import fold
 
 
 def stage_counts(trace):

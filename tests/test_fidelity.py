@@ -12,6 +12,7 @@ from conftest import run_fake
 from openai_server import OpenAIServer
 from streamlit.testing.v1 import AppTest
 
+from pdr_core.budgets import compute_budget, longest_token_path
 from pdr_core.config import FINAL_SELECTS, PRESETS, RunConfig
 from pdr_core.prompts import PromptSet
 from pdr_core.providers.openai import OpenAIProvider
@@ -21,7 +22,8 @@ from pdr_core.run.workspace import workspace_flags, workspace_summary, workspace
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, KnownCapabilities
 from pdr_core.tokens import CHARS_PER_TOKEN, estimate_tokens
-from pdr_core.trace import Node, compute_budget, longest_token_path, trace_from_json
+from pdr_core.trace import Node
+from pdr_core.trace_import import trace_from_json
 
 QUESTION = "What is 17 * 3 + 1?"
 

@@ -18,18 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdr_core.answers import (
-    answers_equal,
-    extract_answer,
-    is_correct,
-    majority_vote,
-    normalize_answer,
-)
+from pdr_core.answer_forms import normalize_answer
+from pdr_core.answers import answers_equal, is_correct, majority_vote
 from pdr_core.config import RunConfig
+from pdr_core.extraction import extract_answer
 from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import TraceError, trace_from_dict, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import trace_from_dict, trace_from_json
 
 # Keep hypothesis's own files (example database, caches) out of the working tree.
 hypothesis.configuration.set_hypothesis_home_dir(

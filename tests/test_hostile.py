@@ -16,7 +16,7 @@ from pdr_core.render.textfmt import terminal_safe
 from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, default_answer
-from pdr_core.trace import trace_from_json
+from pdr_core.trace_import import trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = (

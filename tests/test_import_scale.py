@@ -18,7 +18,8 @@ from pdr_core.config import RunConfig
 from pdr_core.run.methods import run
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import MAX_TRACE_NODES, TraceError, trace_from_dict, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import MAX_TRACE_NODES, trace_from_dict, trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

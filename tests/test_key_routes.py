@@ -167,7 +167,7 @@ def history(monkeypatch, db: Path, session: EndpointSettings | None = None,
 def test_fork_and_playground_call_the_runs_recorded_endpoint(db, tmp_path, monkeypatch):
     store = Store(db)
     with OpenAIServer() as recorded, OpenAIServer() as session:
-        from pdr_core.trace import trace_from_json
+        from pdr_core.trace_import import trace_from_json
 
         path = trace_file(tmp_path, recorded.base_url, failed=False)
         run_id = store.import_trace(trace_from_json(path.read_bytes()))
@@ -195,7 +195,7 @@ def test_fork_and_playground_call_the_runs_recorded_endpoint(db, tmp_path, monke
 
 
 def test_a_remote_recorded_host_needs_a_confirmation_naming_it(db, tmp_path, monkeypatch):
-    from pdr_core.trace import trace_from_json
+    from pdr_core.trace_import import trace_from_json
 
     path = trace_file(tmp_path, REMOTE, failed=False)
     run_id = Store(db).import_trace(trace_from_json(path.read_bytes()))
@@ -212,7 +212,7 @@ def test_a_remote_recorded_host_needs_a_confirmation_naming_it(db, tmp_path, mon
 
 
 def test_a_locked_deployment_offers_no_confirmation(db, tmp_path, monkeypatch):
-    from pdr_core.trace import trace_from_json
+    from pdr_core.trace_import import trace_from_json
 
     monkeypatch.setenv("PDR_LOCK_ENDPOINT", "1")
     path = trace_file(tmp_path, REMOTE, failed=False)

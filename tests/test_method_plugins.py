@@ -15,11 +15,11 @@ from test_cli import cli
 
 from pdr_core.config import ADAPTIVE_METHODS, ConfigError, RunConfig
 from pdr_core.events import RunFinished
+from pdr_core.fold import fold
 from pdr_core.run.methods import resume
 from pdr_core.run.registry import BUILTINS, get_method, method_registry
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import fold
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = "best_of_length:best_of_length"
@@ -116,7 +116,7 @@ def test_a_plugin_by_reference_runs_is_stored_and_resumes(plugin_dir, tmp_path,
     assert trace.config["method_settings"] == {"n": 3, "prefer": "longest"}
     assert json.loads(out.read_text())["config"]["method_settings"] == {"n": 3,
                                                                         "prefer": "longest"}
-    assert RunConfig.from_dict(trace.config).method_settings == {"n": 3, "prefer": "longest"}
+    assert trace.run_config.method_settings == {"n": 3, "prefer": "longest"}
     shown = cli("show", fields["run"], db=db)
     assert shown.returncode == 0 and REF in shown.stdout
 

@@ -20,7 +20,7 @@ from pdr_core.run.methods import fork, resume, run
 from pdr_core.run.moa import moa
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider, KnownCapabilities
-from pdr_core.trace import TraceBuilder, trace_from_json
+from pdr_core.trace_import import trace_from_json
 from ui.state import run_key
 
 
@@ -84,7 +84,7 @@ def test_the_configured_key_goes_only_to_its_own_endpoint():
         routes = Routes(provider, environ)
         assert routes.provider(Route("fake-model", one.base_url)) is provider
         ctx = RunContext("run-1", QUESTION, _moa(f"beta@{two.base_url},fake-model", 1),
-                         provider, lambda event: None, TraceBuilder(), routes=routes)
+                         provider, lambda event: None, routes=routes)
 
         async def go():
             ctx.emit(RunStarted("run-1", QUESTION, None, ctx.config.to_dict()))

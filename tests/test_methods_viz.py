@@ -9,7 +9,7 @@ from pdr_core.render.graph import build_graph
 from pdr_core.render.timeline import timeline_figure
 from pdr_core.render.tree import tree_figure
 from pdr_core.run.preview import preview
-from pdr_core.trace import trace_from_dict
+from pdr_core.trace_import import trace_from_dict
 
 CONFIGS = {
     "rsa": (RunConfig(method="rsa", width=4, k=2, depth=2), "aggregate"),

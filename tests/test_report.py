@@ -19,7 +19,8 @@ from pdr_core.config import RunConfig
 from pdr_core.render.report import render_report, visible, write_report
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import Trace, trace_from_dict
+from pdr_core.trace import Trace
+from pdr_core.trace_import import trace_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_LINE = "x" * 50_000

@@ -15,7 +15,8 @@ from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser
 from test_report import HOSTILE, hostile_trace
 
 from pdr_core.render.report import write_report
-from pdr_core.trace import Trace, trace_from_dict
+from pdr_core.trace import Trace
+from pdr_core.trace_import import trace_from_dict
 
 require_browser()
 from playwright.sync_api import expect, sync_playwright  # noqa: E402

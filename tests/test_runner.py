@@ -1,9 +1,13 @@
+import asyncio
 import time
 
 from conftest import QUESTION
 
 from pdr_core.config import RunConfig
+from pdr_core.events import RunStarted
+from pdr_core.fold import trace_to_events
 from pdr_core.run.jobs import JobRegistry, RunJob
+from pdr_core.run.methods import run
 from pdr_core.testing import FakeProvider
 
 
@@ -50,3 +54,62 @@ def test_the_registry_finds_a_job_while_it_runs_and_keeps_the_last_finished(stor
     assert [registry.get(j.run_id) for j in quick] == [None, None, quick[2], quick[3]]
     slow.wait(timeout=20)
     assert registry.running() == []
+
+
+def _count_gradings(monkeypatch) -> list:
+    """Each grading of an answer against the reference, as the fold makes it."""
+    import pdr_core.fold as fold_module
+
+    graded = []
+    grade = fold_module.is_correct
+
+    def counted(answer, reference):
+        graded.append(answer)
+        return grade(answer, reference)
+
+    monkeypatch.setattr(fold_module, "is_correct", counted)
+    return graded
+
+
+def _answers(trace) -> int:
+    from pdr_core.trace import gives_answer
+
+    return sum(gives_answer(n.stage) and n.status == "ok" for n in trace.nodes)
+
+
+def test_a_stored_run_grades_each_answer_once(store, monkeypatch):
+    # The store's writer and the engine share one fold: each node's answer is graded once,
+    # and the final answer once, not once per fold.
+    graded = _count_gradings(monkeypatch)
+    job = RunJob(store, QUESTION, RunConfig(method="pdr", width=3, depth=2),
+                 FakeProvider(), reference="52").start()
+    trace = job.wait(timeout=30)
+    assert trace.status == "completed" and trace.correct is True
+    assert len(graded) == _answers(trace) + 1 == 5
+    assert store.get_trace(job.run_id).to_dict() == trace.to_dict()
+
+
+def test_a_resumed_run_folds_its_stored_events_once(store, monkeypatch):
+    from pdr_core.fold import fold
+
+    complete = asyncio.run(run(QUESTION, RunConfig(method="pdr", width=3, depth=3),
+                               FakeProvider(), reference="52"))
+    # The run as a process stopped in round 2 left it: round 1 and its distill finished.
+    events = [e for e in trace_to_events(complete)
+              if getattr(e, "node_id", "").startswith(("r1", "d1"))
+              or isinstance(e, RunStarted)]
+    interrupted = fold(events)
+    interrupted.status = "interrupted"
+    run_id = store.import_trace(interrupted)
+    stored = store.get_trace(run_id)
+    graded = _count_gradings(monkeypatch)
+    fold(store.events(run_id))
+    stored_gradings = len(graded)  # the stored answers and the interrupted end's
+    graded.clear()
+    trace = RunJob.resuming(store, stored, FakeProvider()).start().wait(timeout=30)
+    assert trace.status == "completed" and trace.final_answer == "52"
+    # the stored events folded once, each new answer graded once, the final answer once
+    new_answers = _answers(trace) - _answers(stored)
+    assert new_answers > 0
+    assert len(graded) == stored_gradings + new_answers + 1
+    assert store.get_trace(run_id).to_dict() == trace.to_dict()

@@ -26,7 +26,8 @@ from pdr_core.store import (
     default_db_path,
 )
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import TraceError, trace_from_json
+from pdr_core.trace import TraceError
+from pdr_core.trace_import import trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -302,3 +303,32 @@ def test_export_import_and_report_keep_the_name_and_tags(store, tmp_path):
     bad = json.loads(exported) | {"tags": ["ok", 3]}
     with pytest.raises(TraceError, match="tags"):
         trace_from_json(json.dumps(bad))
+
+
+def test_a_live_read_folds_only_the_events_written_since(store):
+    # A running run polled by the app is folded on from where the last read left it.
+    from pdr_core.fold import TraceBuilder, trace_to_events
+    from pdr_core.store import LiveFold
+
+    class Counting(TraceBuilder):
+        applied = 0
+
+        def apply(self, event):
+            self.applied += 1
+            super().apply(event)
+
+    events = trace_to_events(run_fake(RunConfig(method="pdr", width=3, depth=2)))
+    half = len(events) // 2
+    writer = store.writer()
+    for event in events[:half]:
+        writer(event)
+    run_id = events[0].run_id
+    live = LiveFold(fold=Counting())
+    first = store.get_trace(run_id, live)
+    assert first.status == "running" and live.fold.applied == half
+    for event in events[half:]:
+        writer(event)
+    second = store.get_trace(run_id, live)
+    assert live.fold.applied == len(events)  # the second read folded the rest only
+    assert second.status == "completed"
+    assert second.to_dict() == store.get_trace(run_id).to_dict()

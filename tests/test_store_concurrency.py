@@ -21,7 +21,8 @@ from pdr_core.events import NodeFinished
 from pdr_core.run.methods import run
 from pdr_core.store import SCHEMA_VERSION, RunNotFound, Store, StoreError
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import Trace, trace_from_json
+from pdr_core.trace import Trace
+from pdr_core.trace_import import trace_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_RUNS = 8

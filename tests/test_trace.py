@@ -6,8 +6,10 @@ import pytest
 from conftest import run_fake
 
 from pdr_core.config import RunConfig
+from pdr_core.fold import fold, trace_to_events
 from pdr_core.testing import FakeProvider
-from pdr_core.trace import FORMAT, TraceError, fold, trace_from_json, trace_to_events
+from pdr_core.trace import FORMAT, TraceError
+from pdr_core.trace_import import trace_from_json
 
 UNICODE_QUESTION = "Quel est 6 × 7 ? What is 6 * 7? 答え — ∑ 🙂"
 
@@ -82,3 +84,18 @@ def test_import_refuses_non_json_and_non_objects():
         trace_from_json("{not json")
     with pytest.raises(TraceError, match="JSON object"):
         trace_from_json("[1, 2]")
+
+
+def test_a_trace_has_its_settings_typed_and_an_odd_import_has_none():
+    config = RunConfig(method="pdr", width_schedule=(3, 2, 1), depth=3, distill="topk", k=2)
+    trace = trace_from_json(run_fake(config).to_json())
+    assert trace.run_config == config and trace.run_config.schedule == (3, 2, 1)
+    assert trace.run_config is trace.run_config  # worked out once
+    assert trace.known_config == config
+    # an imported trace whose settings this version cannot run: drawn, never run
+    data = json.loads(trace.to_json())
+    data["config"]["depth"] = 99
+    odd = trace_from_json(json.dumps(data))
+    assert odd.known_config is None
+    with pytest.raises(ValueError, match="depth"):
+        _ = odd.run_config

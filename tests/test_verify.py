@@ -7,6 +7,7 @@ import pytest
 from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
 
+from pdr_core.budgets import longest_token_path
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.providers.openai import OpenAIProvider
 from pdr_core.run.methods import run
@@ -14,7 +15,6 @@ from pdr_core.run.preview import preview
 from pdr_core.run.scores import parse_score, verify_flags
 from pdr_core.run.workspace import workspace_summary
 from pdr_core.testing import FakeProvider, default_answer
-from pdr_core.trace import longest_token_path
 
 _SEED = re.compile(r"\(seed (\d+)\)")
 # The score the verifier gives the draft written with each seed: seed 2's cannot be read.

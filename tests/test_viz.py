@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import REFERENCE, run_fake
 
-from pdr_core.answers import normalize_answer
+from pdr_core.answer_forms import normalize_answer
 from pdr_core.config import RunConfig
 from pdr_core.render.budget import budget_table
 from pdr_core.render.flow import answer_flow_figure, lost_answer_rounds

@@ -16,7 +16,7 @@ from pdr_core.prompts import PromptSet
 from pdr_core.render.textfmt import inert, model_markdown
 from pdr_core.run.jobs import JobRegistry, RunJob
 from pdr_core.run.registry import shape_label
-from pdr_core.store import RunSummary, Store, StoreError, default_db_path
+from pdr_core.store import LiveFold, RunSummary, Store, StoreError, default_db_path
 from pdr_core.trace import Trace
 from ui.endpoints import (  # noqa: F401  (pages import these from here)
     ENDPOINT,
@@ -30,6 +30,8 @@ from ui.endpoints import (  # noqa: F401  (pages import these from here)
 
 # Session-state keys that outlive the widgets of any one page.
 ACTIVE_RUN = "active_run"  # the run the Run page shows live
+LIVE_FOLDS = "live_folds"  # (store, run id) -> the fold of a running run, read so far
+KEPT_LIVE_FOLDS = 4  # a session follows a few running runs at once, not more
 BUILT_IN = "built-in defaults"  # the prompt set that is not stored
 LATEST = ""  # the node picker's "follow the newest node" choice
 # A fixed label: a label that changes under a mounted widget is not redrawn reliably.
@@ -100,11 +102,19 @@ def _trace_at_revision(path: str, run_id: str, revision: tuple[str, str, int]) -
 
 def load_trace(run_id: str) -> Trace:
     """A stored run, read again only when it changed (selecting a node reloads nothing).
-    A running run is always read afresh: the text of its calls in flight changes."""
+    A running run is read at every poll (the text of its calls in flight changes), and
+    folded on from where this session's last read left it (`LIVE_FOLDS`)."""
     store = get_store()
     revision = store.revision(run_id)
+    live: dict[tuple[str, str], LiveFold] = st.session_state.setdefault(LIVE_FOLDS, {})
+    key = (str(store.path), run_id)
     if revision[0] == "running":
-        return store.get_trace(run_id)
+        kept = live.setdefault(key, LiveFold())
+        for stale in list(live)[:-KEPT_LIVE_FOLDS]:  # runs no longer looked at, oldest first
+            if stale != key:
+                del live[stale]
+        return store.get_trace(run_id, kept)
+    live.pop(key, None)
     return _trace_at_revision(str(store.path), run_id, revision)
 
 

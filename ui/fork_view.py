@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pdr_core.config import RunConfig
 from pdr_core.prompts import PromptSet
 from pdr_core.providers import EndpointSettings
 from pdr_core.render.textfmt import inert, model_markdown
@@ -95,12 +96,11 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str,
 
     st.markdown("**Playground**: send this one call again and compare the output.")
     c1, c2, c3 = st.columns(3)
-    temperature = c1.slider("Temperature", 0.0, 2.0,
-                            float(trace.config.get("temperature", 0.8)), 0.1,
+    # The run's own settings; the defaults where they are not a run this version makes.
+    config = trace.known_config or RunConfig()
+    temperature = c1.slider("Temperature", 0.0, 2.0, float(config.temperature), 0.1,
                             key=f"{key}_pg_temperature")
-    default_tokens = int(trace.config.get("max_tokens", 1024))
-    if node.stage == "distill":
-        default_tokens = int(trace.config.get("distill_max_tokens") or default_tokens)
+    default_tokens = config.distill_budget if node.stage == "distill" else config.max_tokens
     max_tokens = c2.number_input("Max tokens", 1, 32768, default_tokens, key=f"{key}_pg_tokens")
     result_key = f"{key}_pg_result"
     if c3.button("Send", key=f"{key}_pg_send", disabled=settings is None):

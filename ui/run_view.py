@@ -17,6 +17,7 @@ from pdr_core.render.textfmt import inert
 from pdr_core.render.timeline import timeline_figure
 from pdr_core.render.tree import COLOUR_BY, tree_figure
 from pdr_core.run.adaptive import savings
+from pdr_core.run.registry import method_registry
 from pdr_core.run.selection import fell_back
 from pdr_core.tasks import answer_text, final_tests
 from pdr_core.trace import Node, Trace
@@ -46,9 +47,8 @@ def elapsed(trace: Trace) -> float:
 def render_header(trace: Trace, seconds: float | None = None) -> None:
     """Status, progress, tokens and time of a run, live or saved; `seconds` is the time
     shown when it is not the run's own (a replay shows how far it has played)."""
-    config = trace.config
     budget = trace.budget
-    planned = _planned_calls(config)
+    planned = _planned_calls(trace)
     metric_row([
         ("Calls", f"{budget.calls} / {planned}"),
         ("B_total", f"{budget.b_total:,}"),
@@ -78,19 +78,14 @@ def render_header(trace: Trace, seconds: float | None = None) -> None:
         st.error(inert(trace.error))
 
 
-def _planned_calls(config: dict) -> int:
-    from pdr_core.config import ConfigError, RunConfig
-    from pdr_core.prompts import TemplateError
-    from pdr_core.run.registry import method_registry
-
-    try:
-        parsed = RunConfig.from_dict(config)
+def _planned_calls(trace: Trace) -> int:
+    if (config := trace.known_config) is not None:
         # A registered method's declared schedule; a stored name is never imported.
-        method = method_registry().get(parsed.method)
-        return method.planned_calls(parsed) if method else parsed.calls
-    except (ConfigError, TemplateError, TypeError):  # an imported trace's odd settings
-        schedule = config.get("width_schedule") or [1]
-        return sum(schedule) if isinstance(schedule, list) else 1
+        method = method_registry().get(config.method)
+        return method.planned_calls(config) if method else config.calls
+    # An imported trace's odd settings: the recorded schedule, as far as it is one.
+    schedule = trace.config.get("width_schedule") or [1]
+    return sum(schedule) if isinstance(schedule, list) else 1
 
 
 REPLAY_SPEEDS = [1, 2, 5, 10, 20]

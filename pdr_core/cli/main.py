@@ -32,7 +32,7 @@ from pdr_core.config import (
 )
 from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
 from pdr_core.evals.spec import EVAL_PRESETS
-from pdr_core.events import Event
+from pdr_core.fold import Tee
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import (
@@ -49,21 +49,14 @@ from pdr_core.run.methods import check_question, fork, fork_config, resume, run
 from pdr_core.run.registry import method_registry
 from pdr_core.store import Store, StoreError
 from pdr_core.tasks import code_task
-from pdr_core.trace import MAX_IMPORT_BYTES, Trace, TraceError, trace_from_json
+from pdr_core.trace import Trace, TraceError
+from pdr_core.trace_import import MAX_IMPORT_BYTES, trace_from_json
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 LOCAL_HELP = ("run on the local model: the bundled SmolLM2 (or $PDR_LOCAL_MODEL), or the GGUF "
               "chat model file given")
-
-
-def _both(*sinks):
-    def sink(event: Event) -> None:
-        for s in sinks:
-            s(event)
-
-    return sink
 
 
 def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
@@ -133,7 +126,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     bar = CallProgress(config.calls)
     try:
         trace = asyncio.run(_settled(provider, run(args.question, config, provider,
-                                                   _both(store.writer(), bar),
+                                                   Tee(store.writer(), bar),
                                                    reference=args.answer, task=task)))
     except KeyboardInterrupt:
         print("interrupted: the run is kept as interrupted in the store", file=sys.stderr)
@@ -302,11 +295,11 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     provider = _provider_for(args, trace.config, store)
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     print(f"resuming {run_id}: {done} finished call(s) kept", file=sys.stderr)
-    config = RunConfig.from_dict(trace.config)
+    config = trace.run_config
     bar = CallProgress(config.calls, initial=done)
     try:
         trace = asyncio.run(resume(trace, store.events(run_id), provider,
-                                   _both(store.resume_writer(run_id), bar), allowed(args)))
+                                   Tee(store.resume_writer(run_id), bar), allowed(args)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -341,7 +334,7 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
         if not isinstance(templates, dict):
             raise TemplateError(f"{args.prompts} must hold a JSON object of templates")
         prompts = PromptSet.from_dict(
-            {**RunConfig.from_dict(parent.config).prompts.to_dict(), **templates})
+            {**parent.run_config.prompts.to_dict(), **templates})
     config = fork_config(parent, args.node, args.width, args.depth, args.max_tokens, prompts)
     messages = None
     if args.message is not None:
@@ -352,7 +345,7 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
         messages[-1]["content"] = args.message
     provider = _provider_for(args, parent.config, store)
     bar = CallProgress(config.calls)
-    sink = _both(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
+    sink = Tee(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
     try:
         trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages,
                                  execute=allowed(args)))

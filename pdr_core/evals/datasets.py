@@ -24,9 +24,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from pdr_core.answers import extract_answer
 from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
 from pdr_core.evals.benchmarks import benchmark_path
+from pdr_core.extraction import extract_answer
 
 KINDS = ("arith", "linear", "mod")
 DIFFICULTIES = ("easy", "medium", "hard")

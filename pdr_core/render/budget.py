@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdr_core.trace import Node, Trace, longest_token_path
+from pdr_core.budgets import longest_token_path
+from pdr_core.trace import Node, Trace
 
 
 def budget_table(trace: Trace) -> list[dict[str, Any]]:

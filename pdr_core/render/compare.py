@@ -12,16 +12,20 @@ the tests. Everything here is plain data (frozen dataclasses) so the page only l
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import plotly.graph_objects as go
 
 from pdr_core.answers import AnswerKey, answer_clusters
+from pdr_core.budgets import is_settled_call
 from pdr_core.tasks import answer_text, trace_key
-from pdr_core.trace import Node, Trace, gives_answer
+from pdr_core.trace import Node, RunOutcome, Trace, gives_answer
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 
 # The settings a person compares runs by, as named in the pdr-trace/1 `config`.
 SETTING_KEYS = (
@@ -123,19 +127,12 @@ class StageRow:
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(RunOutcome):
     """The outcome of one run. `calls` counts failed calls too, `failed` only those;
     `seconds` runs from creation to finish (None while running); `final_node_id` is the
     node `final_node` picks (None when no generation finished)."""
 
     run_id: str
-    method: str
-    status: str
-    final_answer: str | None
-    correct: bool | None
-    b_seq: int
-    b_total: int
-    calls: int
     failed: int
     seconds: float | None
     final_node_id: str | None
@@ -169,7 +166,7 @@ class Comparison:
     same_question: bool
 
 
-def compare(a: Trace, b: Trace) -> Comparison:
+def compare_runs(a: Trace, b: Trace) -> Comparison:
     """Compare run `a` with run `b` (any methods, any shapes)."""
     settings = _settings(a.config, b.config)
     result_a, result_b = _result(a), _result(b)
@@ -260,12 +257,16 @@ def _keyed(nodes: Iterable[Node]) -> dict[tuple[int, int, int, int], Node]:
     return keyed
 
 
+def _pairs(a: dict[_K, _V], b: dict[_K, _V]) -> Iterator[tuple[_K, _V | None, _V | None]]:
+    """Every key of either side, in order, with each side's value (None where it has none)."""
+    for key in sorted(a.keys() | b.keys()):
+        yield key, a.get(key), b.get(key)
+
+
 def _align(a: Iterable[Node], b: Iterable[Node], key_a: AnswerKey, key_b: AnswerKey
            ) -> tuple[AlignedRow, ...]:
-    keyed_a, keyed_b = _keyed(a), _keyed(b)
     rows = []
-    for key in sorted(keyed_a.keys() | keyed_b.keys()):
-        node_a, node_b = keyed_a.get(key), keyed_b.get(key)
+    for _, node_a, node_b in _pairs(_keyed(a), _keyed(b)):
         some = node_a or node_b
         assert some is not None
         rows.append(AlignedRow(
@@ -279,7 +280,7 @@ def _align(a: Iterable[Node], b: Iterable[Node], key_a: AnswerKey, key_b: Answer
 
 def _stage_stats(nodes: list[Node], key: AnswerKey) -> StageStats:
     # Calls and tokens follow compute_budget: settled calls, extractive distills excluded.
-    settled = [n for n in nodes if n.call and n.status != "running"]
+    settled = [n for n in nodes if is_settled_call(n)]
     starts = [_time(n.started_at) for n in nodes]
     ends = [_time(n.finished_at) for n in nodes]
     seconds = None
@@ -312,10 +313,8 @@ def _groups(nodes: Iterable[Node]) -> dict[tuple[int, int], list[Node]]:
 
 def _stage_rows(a: Iterable[Node], b: Iterable[Node], key_a: AnswerKey, key_b: AnswerKey
                 ) -> tuple[StageRow, ...]:
-    groups_a, groups_b = _groups(a), _groups(b)
     rows = []
-    for key in sorted(groups_a.keys() | groups_b.keys()):
-        nodes_a, nodes_b = groups_a.get(key), groups_b.get(key)
+    for key, nodes_a, nodes_b in _pairs(_groups(a), _groups(b)):
         stages = [n.stage for n in (nodes_a or []) + (nodes_b or [])]
         rows.append(StageRow(
             round=key[0], stage=_stage_name(*stages),
@@ -358,18 +357,11 @@ def final_outputs(a: Trace, b: Trace) -> tuple[str, str]:
 
 
 def _result(trace: Trace) -> RunResult:
-    budget = trace.budget
     node = final_node(trace)
     finished = trace.finished_at if trace.status != "running" else None
     return RunResult(
+        **vars(trace.outcome),
         run_id=trace.id,
-        method=str(trace.config.get("method", "")),
-        status=trace.status,
-        final_answer=trace.final_answer,
-        correct=trace.correct,
-        b_seq=budget.b_seq,
-        b_total=budget.b_total,
-        calls=budget.calls,
         failed=sum(n.status == "failed" for n in trace.nodes),
         seconds=_seconds_between(trace.created_at, finished),
         final_node_id=node.id if node else None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from pdr_core.budgets import critical_path as shared_critical_path
 from pdr_core.render.graph import (
     FONT,
     HOVER_ERROR_CHARS,
@@ -19,7 +20,6 @@ from pdr_core.render.graph import (
     parse_time,
 )
 from pdr_core.trace import STAGES, Node, Trace
-from pdr_core.trace import critical_path as shared_critical_path
 
 
 def critical_path(trace: Trace) -> list[str]:

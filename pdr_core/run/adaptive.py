@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pdr_core.answers import AnswerKey, majority_vote, normalize_answer
-from pdr_core.config import RunConfig
+from pdr_core.answer_forms import normalize_answer
+from pdr_core.answers import AnswerKey, majority_vote
 from pdr_core.run.engine import RunContext
 from pdr_core.run.operators import Draft
 from pdr_core.trace import Trace, gives_answer
@@ -58,9 +58,8 @@ def savings(trace: Trace) -> Savings | None:
     """What stopping on agreement saved this run; None when it did not stop so."""
     if trace.stop_reason != "converged":
         return None
-    try:
-        config = RunConfig.from_dict(trace.config)
-    except (TypeError, ValueError):  # an imported trace's settings (ConfigError included)
+    config = trace.known_config
+    if config is None:  # an imported trace's settings
         return None
     done = len({n.round for n in trace.nodes if gives_answer(n.stage)})
     budget = trace.budget

@@ -21,7 +21,7 @@ def baseline_config(trace: Trace, context_tokens: int | None = None
     if b_seq <= 0:
         raise ConfigError("run", trace.id, "a run with at least one finished call (its B_seq "
                           "is 0: there is no budget to match)")
-    source = RunConfig.from_dict(trace.config)
+    source = trace.run_config
     max_tokens, note = b_seq, None
     if context_tokens is not None:
         # Room for the prompt: the question and the draft template, estimated.
@@ -67,7 +67,8 @@ def model_context(provider: object) -> int | None:
 
 def matched_note(source: Trace, baseline: Trace) -> str:
     """How `baseline`'s output budget stands to `source`'s B_seq, in a sentence."""
-    budget = int(baseline.config.get("max_tokens") or 0)
+    config = baseline.known_config
+    budget = config.max_tokens if config is not None else 0
     b_seq = source.budget.b_seq
     if budget >= b_seq:
         return (f"a single pass with max_tokens {budget:,}, run {source.id}'s B_seq: the "

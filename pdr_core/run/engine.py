@@ -1,17 +1,19 @@
 """Async orchestration: runs calls as nodes, emits events, enforces budgets.
 
-The engine never blocks on a consumer: events go to a synchronous sink (the store and
-the live fold), and calls run concurrently up to the configured limit.
+The engine never blocks on a consumer: events go to a synchronous sink that folds them
+(the store's writer, or pdr_core.fold.Folded), and calls run concurrently up to the
+configured limit. The engine reads that one fold: no event is folded twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pdr_core.config import RunConfig
 from pdr_core.events import Event, NodeDelta, NodeFailed, NodeFinished, NodeStarted
+from pdr_core.fold import EventSink, FoldingSink, folding
 from pdr_core.providers.base import (
     CompletesN,
     Completion,
@@ -25,9 +27,7 @@ from pdr_core.run.operators import Draft
 from pdr_core.run.workspace import bound, counter_of, workspace_text
 from pdr_core.tasks import MathTask, Task
 from pdr_core.tokens import estimate_prompt_tokens
-from pdr_core.trace import Node, TraceBuilder, gives_answer
-
-EventSink = Callable[[Event], None]
+from pdr_core.trace import Node, gives_answer
 
 
 class BudgetExhausted(Exception):
@@ -94,8 +94,7 @@ class RunContext:
         question: str,
         config: RunConfig,
         provider: Provider,
-        sink: EventSink,
-        builder: TraceBuilder,
+        sink: EventSink | None,
         reuse: Reuse | None = None,
         task: Task | None = None,
         routes: Routes | None = None,
@@ -109,8 +108,9 @@ class RunContext:
         self.question = question
         self.config = config
         self.provider = provider
-        self.builder = builder
-        self._sink = sink
+        # The run's one fold: the sink's own when it keeps one (the store's writer).
+        self._sink: FoldingSink = folding(sink)
+        self.builder = self._sink.fold
         self._limit = asyncio.Semaphore(config.concurrency)
         # Tokens spent by finished calls, and worst cases reserved by calls in flight.
         self._spent = 0
@@ -122,8 +122,7 @@ class RunContext:
         self.selection: str | None = None
 
     def emit(self, event: Event) -> None:
-        self.builder.apply(event)
-        self._sink(event)
+        self._sink(event)  # folds it into `builder`, then stores or forwards it
 
     def seed_for(self, round_: int, branch: int) -> int:
         """Per-call seed: distinct per branch, reproducible for resume and fork."""

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from pdr_core.answers import extract_answer
-from pdr_core.config import RunConfig
 from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
+from pdr_core.extraction import extract_answer
+from pdr_core.fold import EventSink, folding
 from pdr_core.ids import new_run_id
 from pdr_core.providers.base import Completion, Message
-from pdr_core.run.engine import EventSink, reused_events
+from pdr_core.run.engine import reused_events
 from pdr_core.run.methods import descendants
 from pdr_core.run.operators import Draft, final_vote
 from pdr_core.tasks import answer_text, trace_key
-from pdr_core.trace import Trace, TraceBuilder
+from pdr_core.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,8 @@ def keep_call(
     old = parent.node(node_id)
     stale = descendants(parent, node_id)
     run_id = new_run_id()
-    builder = TraceBuilder()
-
-    def emit(event) -> None:
-        builder.apply(event)
-        sink(event)
+    emit = folding(sink)
+    builder = emit.fold
 
     emit(RunStarted(run_id, parent.question, parent.reference_answer, parent.config,
                     parent_run_id=parent.id, parent_node_id=node_id))
@@ -125,7 +122,7 @@ def keep_call(
         for event in reused_events(run_id, node):
             emit(event)
     trace = builder.trace
-    last_round = RunConfig.from_dict(parent.config).rounds
+    last_round = parent.run_config.rounds
     if stale:
         emit(RunFinished(run_id, "interrupted",
                          error=f"one-call fork at {node_id}: resume it to call what follows"))

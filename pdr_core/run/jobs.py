@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from pdr_core.config import RunConfig
 from pdr_core.events import Event
+from pdr_core.fold import EventSink, Tee
 from pdr_core.ids import new_run_id
 from pdr_core.providers.base import Message, Provider
 from pdr_core.run.baseline import BASELINE_TAG, baseline_config, baseline_name, model_context
-from pdr_core.run.engine import EventSink
 from pdr_core.run.methods import fork, resume, run
 from pdr_core.store import RunWriter, Store
 from pdr_core.tasks import Task
@@ -68,7 +68,7 @@ class RunJob(LoopThread):
     @classmethod
     def resuming(cls, store: Store, trace: Trace, provider: Provider) -> RunJob:
         """A job that continues an interrupted or failed stored run."""
-        job = cls(store, trace.question, RunConfig.from_dict(trace.config), provider,
+        job = cls(store, trace.question, trace.run_config, provider,
                   trace.reference_answer, trace.id)
         events = store.events(trace.id)
         job._writer = lambda: store.resume_writer(trace.id)
@@ -108,18 +108,11 @@ class RunJob(LoopThread):
         return self
 
     def _main(self) -> None:
-        extra = self.extra_sink
-        writer: Callable[[Event], None] | None = None
-
-        def sink(event: Event) -> None:
-            assert writer is not None
-            writer(event)
-            if extra:
-                extra(event)
+        def ready(_event: Event) -> None:
             # start() returns once the run is in the store, so a reader finds it at once.
             self._ready.set()
 
-        async def main() -> None:
+        async def main(sink: Tee) -> None:
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
             if self._action is not None:
@@ -132,7 +125,8 @@ class RunJob(LoopThread):
         try:
             # The writer's SQLite connection belongs to this thread.
             writer = self._writer() if self._writer else self.store.writer()
-            asyncio.run(main())
+            # The writer's fold is the run's one fold (the engine reads it).
+            asyncio.run(main(Tee(writer, self.extra_sink, ready)))
         except asyncio.CancelledError:
             pass  # recorded as interrupted by the engine
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised by wait()

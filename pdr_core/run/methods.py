@@ -15,15 +15,16 @@ from dataclasses import replace
 from pdr_core.code.executor import execution_allowed
 from pdr_core.config import ConfigError, RunConfig, default_concurrency
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
+from pdr_core.fold import EventSink, folding
 from pdr_core.ids import new_run_id
 from pdr_core.prompts import PromptSet, code_prompts
 from pdr_core.providers.base import Message, Provider
-from pdr_core.run.engine import BudgetExhausted, EventSink, Reuse, RunContext, RunFailed
+from pdr_core.run.engine import BudgetExhausted, Reuse, RunContext, RunFailed
 from pdr_core.run.operators import Draft, final_vote
 from pdr_core.run.registry import get_method
 from pdr_core.tasks import Task, task_from_record
 from pdr_core.tokens import estimate_tokens
-from pdr_core.trace import Trace, TraceBuilder, gives_answer
+from pdr_core.trace import Trace, gives_answer
 
 # A question past this cannot fit any model's context with room to answer.
 MAX_QUESTION_TOKENS = 32_000
@@ -64,10 +65,6 @@ def for_task(config: RunConfig, task: Task | None) -> RunConfig:
     return replace(config, prompts=code_prompts(config.prompts))
 
 
-def _discard(_event: object) -> None:
-    pass
-
-
 async def run(
     question: str,
     config: RunConfig,
@@ -81,17 +78,16 @@ async def run(
 ) -> Trace:
     """Run `question` with `config` on `provider`, emitting every event to `sink`.
 
-    Returns the folded trace. On cancellation the run is recorded as interrupted (every
-    finished node kept) and the CancelledError propagates. `reuse` and `parent` are how a
-    fork takes its parent run's unchanged nodes (see `fork`). `task` says what the answers
-    are and how they are graded (pdr_core.tasks; a question with one final answer when None):
-    a code task's question is its problem's prompt.
+    Returns the folded trace (the sink's own fold when it keeps one: pdr_core.fold). On
+    cancellation the run is recorded as interrupted (every finished node kept) and the
+    CancelledError propagates. `reuse` and `parent` are how a fork takes its parent run's
+    unchanged nodes (see `fork`). `task` says what the answers are and how they are graded
+    (pdr_core.tasks; a question with one final answer when None): a code task's question
+    is its problem's prompt.
     """
     check_question(question)
     config = get_method(config.method).prepare(for_task(config, task))
-    builder = TraceBuilder()
-    ctx = RunContext(run_id or new_run_id(), question, config, provider, sink or _discard,
-                     builder, reuse, task)
+    ctx = RunContext(run_id or new_run_id(), question, config, provider, sink, reuse, task)
     parent_run, parent_node = parent or (None, None)
     ctx.emit(RunStarted(ctx.run_id, question, reference, config.to_dict(),
                         parent_run_id=parent_run, parent_node_id=parent_node,
@@ -109,13 +105,14 @@ async def resume(trace: Trace, events: list[Event], provider: Provider,
     """
     if trace.status == "completed":
         raise ValueError(f"run {trace.id} is already completed: nothing to resume")
-    config = RunConfig.from_dict(trace.config)
+    config = trace.run_config
     get_method(config.method)  # a plugin's module that cannot be imported stops it here
-    builder = TraceBuilder()
-    for event in events:
-        builder.apply(event)
+    sink = folding(sink)
+    if sink.fold.trace is None:  # the store's resume writer has folded them already
+        for event in events:
+            sink.fold.apply(event)
     finished = {n.id: n for n in trace.nodes if n.status == "ok"}
-    ctx = RunContext(trace.id, trace.question, config, provider, sink or _discard, builder,
+    ctx = RunContext(trace.id, trace.question, config, provider, sink,
                      Reuse(finished, copy=False, same_messages=False),
                      task_from_record(trace.task, execution_allowed(execute)))
     ctx.emit(RunResumed(trace.id))
@@ -145,7 +142,7 @@ async def fork(
         messages={node_id: messages} if messages is not None else None,
         same_messages=False,
     )
-    config = config or RunConfig.from_dict(parent.config)
+    config = config or parent.run_config
     task = task_from_record(parent.task, execution_allowed(execute))
     return await run(parent.question, config, provider, sink, parent.reference_answer,
                      run_id, reuse, (parent.id, node_id), task)
@@ -164,7 +161,7 @@ def fork_config(
     Rounds up to the fork node's keep their widths (their nodes are reused); a new width
     applies to the remaining rounds but the last, which stays 1.
     """
-    fields = dict(parent.config)
+    fields = parent.run_config.to_dict()
     if (width is not None or depth is not None) and fields.get("concurrency") == (
             default_concurrency(fields.get("width_schedule") or [1])):
         fields.pop("concurrency")  # the default follows the new widths

@@ -24,7 +24,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pdr_core.answers import AnswerKey, answer_clusters, majority_vote, normalize_answer
+from pdr_core.answer_forms import normalize_answer
+from pdr_core.answers import AnswerKey, answer_clusters, majority_vote
 from pdr_core.prompts import DRAFT_ITEM, SUMMARY_ITEM
 from pdr_core.tokens import estimate_tokens
 

@@ -21,7 +21,7 @@ from pdr_core.store.errors import RunNotFound, StoreError
 from pdr_core.store.file import APP_DIR, DB_NAME, default_db_path
 from pdr_core.store.group_commit import CHECKPOINT_EVERY, GROUP_COMMIT_SECONDS
 from pdr_core.store.migrations import MIGRATIONS, SCHEMA_VERSION
-from pdr_core.store.runs import EVAL_TAG_PREFIX, QUESTION_PREVIEW, RunSummary
+from pdr_core.store.runs import EVAL_TAG_PREFIX, QUESTION_PREVIEW, LiveFold, RunSummary
 from pdr_core.store.writer import PARTIAL_FLUSH_SECONDS, RunWriter
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "DB_NAME",
     "EVAL_TAG_PREFIX",
     "GROUP_COMMIT_SECONDS",
+    "LiveFold",
     "MIGRATIONS",
     "PARTIAL_FLUSH_SECONDS",
     "QUESTION_PREVIEW",

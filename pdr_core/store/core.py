@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 
+from pdr_core.fold import trace_to_events
 from pdr_core.heap import bulk_build
 from pdr_core.ids import new_run_id
 from pdr_core.store.capabilities import Capabilities
 from pdr_core.store.prompt_sets import PromptSets
 from pdr_core.store.runs import Runs
 from pdr_core.store.writer import RunWriter
-from pdr_core.trace import Trace, trace_to_events
+from pdr_core.trace import Trace
 
 
 class Store(Runs, PromptSets, Capabilities):

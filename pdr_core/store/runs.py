@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pdr_core.events import Event, event_from_dict
+from pdr_core.fold import TraceBuilder
 from pdr_core.store.errors import RunNotFound, StoreError
 from pdr_core.store.file import StoreFile
 from pdr_core.store.sql import like_escape, tag_text
-from pdr_core.trace import Trace, TraceBuilder, TraceError
+from pdr_core.trace import RunOutcome, Trace, TraceError
 
 # The run list shows the start of each question; the rest stays on disk.
 QUESTION_PREVIEW = 300
@@ -44,20 +45,13 @@ def process_alive(pid: int, started: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class RunSummary:
+class RunSummary(RunOutcome):
     """One row of the run list: enough to draw it without loading any node."""
 
     id: str
     created_at: str
     question: str
-    method: str
     model: str
-    status: str
-    final_answer: str | None
-    correct: bool | None
-    b_seq: int
-    b_total: int
-    calls: int
     name: str | None
     tags: tuple[str, ...]
     imported: bool
@@ -182,16 +176,21 @@ class Runs(StoreFile):
             raise StoreError(f"id prefix {prefix!r} matches several runs; give more characters")
         return rows[0][0]
 
-    def get_trace(self, run_id: str) -> Trace:
-        """The run folded from its stored events, with the text of nodes in flight."""
+    def get_trace(self, run_id: str, live: LiveFold | None = None) -> Trace:
+        """The run folded from its stored events, with the text of nodes in flight. With
+        `live` (the fold of this run kept from an earlier read), only the events written
+        since are read and folded: a running run polled twice a second is not folded whole
+        each time."""
+        live = live if live is not None else LiveFold()
         with self._conn() as conn:
             # One read transaction: a snapshot, so a run deleted or written meanwhile is
             # seen whole or not at all.
             conn.execute("BEGIN")
             status = self._status(conn, run_id)
             label = conn.execute("SELECT name, tags FROM runs WHERE id = ?", (run_id,)).fetchone()
-            payloads = conn.execute(
-                "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+            rows = conn.execute(
+                "SELECT seq, payload FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                (run_id, live.seq),
             ).fetchall()
             partials = dict(conn.execute(
                 "SELECT node_id, text FROM partials WHERE run_id = ?", (run_id,)
@@ -199,23 +198,14 @@ class Runs(StoreFile):
             conn.execute("COMMIT")
         if status is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
-        builder = TraceBuilder()
-        for (payload,) in payloads:
-            builder.apply(event_from_dict(json.loads(payload)))
-        trace = builder.trace
+        for seq, payload in rows:
+            live.fold.apply(event_from_dict(json.loads(payload)))
+            live.seq = seq
+        trace = live.fold.trace
         if trace is None:
             raise TraceError(f"run {run_id} has no events")
         trace.name, trace.tags = label[0], [t for t in label[1].split(",") if t]
-        for node in trace.nodes:
-            if node.status == "running":
-                node.text = partials.get(node.id, "")
-                if status == "interrupted":
-                    node.status = "failed"
-                    node.error = "interrupted: the process stopped before this call finished"
-                    node.error_kind = "interrupted"
-        if trace.status == "running" and status == "interrupted":
-            trace.status = "interrupted"
-            trace.error = "the process running it stopped"
+        _as_read(trace, status, partials)
         return trace
 
     def revision(self, run_id: str) -> tuple[str, str, int]:
@@ -262,3 +252,26 @@ class Runs(StoreFile):
         if not changed:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
 
+
+
+@dataclass
+class LiveFold:
+    """A running run's fold kept between reads, and the last event it holds (`seq`)."""
+
+    fold: TraceBuilder = field(default_factory=TraceBuilder)
+    seq: int = 0
+
+
+def _as_read(trace: Trace, status: str, partials: dict[str, str]) -> None:
+    """Nodes in flight show the text streamed so far; a run whose process died reads as
+    interrupted, its calls in flight as failed."""
+    for node in trace.nodes:
+        if node.status == "running":
+            node.text = partials.get(node.id, "")
+            if status == "interrupted":
+                node.status = "failed"
+                node.error = "interrupted: the process stopped before this call finished"
+                node.error_kind = "interrupted"
+    if trace.status == "running" and status == "interrupted":
+        trace.status = "interrupted"
+        trace.error = "the process running it stopped"

@@ -27,10 +27,10 @@ from pdr_core.events import (
     event_to_dict,
     now_iso,
 )
+from pdr_core.fold import TraceBuilder
 from pdr_core.store.errors import StoreError
 from pdr_core.store.runs import process_start
 from pdr_core.store.sql import Statement, immediate, tag_text
-from pdr_core.trace import TraceBuilder, compute_budget
 
 if TYPE_CHECKING:
     from pdr_core.store.core import Store
@@ -40,7 +40,8 @@ PARTIAL_FLUSH_SECONDS = 0.25
 
 
 class RunWriter:
-    """Event sink persisting one run as its events arrive.
+    """Event sink persisting one run as its events arrive; it folds them (`fold`) for its
+    summary row, and lends that fold to the engine (a pdr_core.fold.FoldingSink).
 
     On an event loop, the writes of all the runs on that loop share one connection and are
     committed in groups (`GroupCommit`); a run's last event is committed before the sink
@@ -54,11 +55,11 @@ class RunWriter:
         self.name = name
         self.tags = tag_text(tags)
         self._conn: sqlite3.Connection | None = None  # for writes made outside a loop
-        self._builder = TraceBuilder()
+        self.fold = TraceBuilder()
         self._seq = 0
         if existing is not None:
             for event in store.events(existing):
-                self._builder.apply(event)
+                self.fold.apply(event)
                 self._seq += 1
         self._dirty: set[str] = set()  # nodes that streamed since their text was last written
         self._partial_rows: set[str] = set()  # nodes with a row in partials
@@ -85,7 +86,7 @@ class RunWriter:
 
     def __call__(self, event: Event) -> None:
         self._raise_failed()
-        self._builder.apply(event)
+        self.fold.apply(event)
         if isinstance(event, NodeDelta):
             self._dirty.add(event.node_id)
             if not self._in_batch and time.monotonic() - self._last_flush >= PARTIAL_FLUSH_SECONDS:
@@ -102,7 +103,7 @@ class RunWriter:
 
     def _statements(self, event: Event) -> list[Statement]:
         """The writes that record `event` (the run's summary row apart: `take_summary`)."""
-        trace = self._builder.trace
+        trace = self.fold.trace
         assert trace is not None
         statements: list[Statement] = []
         if isinstance(event, RunStarted):
@@ -136,15 +137,15 @@ class RunWriter:
         if not self._summary_due:
             return []
         self._summary_due = False
-        trace = self._builder.trace
+        trace = self.fold.trace
         assert trace is not None
-        budget = compute_budget(trace.nodes)
+        done = trace.outcome
         return [(
             "UPDATE runs SET updated_at = ?, status = ?, final_answer = ?, correct = ?,"
             " b_seq = ?, b_total = ?, calls = ?, error = ?, stop_reason = ? WHERE id = ?",
-            (now_iso(), trace.status, trace.final_answer,
-             None if trace.correct is None else int(trace.correct), budget.b_seq,
-             budget.b_total, budget.calls, trace.error, trace.stop_reason, trace.id),
+            (now_iso(), done.status, done.final_answer,
+             None if done.correct is None else int(done.correct), done.b_seq,
+             done.b_total, done.calls, trace.error, trace.stop_reason, trace.id),
         )]
 
     def _write(self, statements: list[Statement], now: bool = False) -> None:
@@ -207,12 +208,12 @@ class RunWriter:
 
     def _partials(self) -> list[Statement]:
         """The text so far of the nodes that streamed since the last time."""
-        trace = self._builder.trace
+        trace = self.fold.trace
         if trace is None or not self._dirty:
             return []
         statements = [
             ("INSERT OR REPLACE INTO partials (run_id, node_id, text) VALUES (?, ?, ?)",
-             (trace.id, node_id, self._builder.partial.get(node_id, "")))
+             (trace.id, node_id, self.fold.partial.get(node_id, "")))
             for node_id in self._dirty
         ]
         self._partial_rows.update(self._dirty)
