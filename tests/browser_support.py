@@ -174,3 +174,18 @@ def settle(page, timeout: float = 20_000) -> None:
     expect(page.locator("[data-testid=stStatusWidgetRunningIcon]")).to_have_count(
         0, timeout=timeout)
     expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=timeout)
+
+
+def click_redrawn(locator, tries: int = 10) -> None:
+    """Click a button that a live fragment keeps redrawing: on a loaded machine the element a
+    click resolved can be replaced before it is stable, so a click that found it detached is
+    tried again on the new one (as a person clicks again)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        try:
+            locator.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import re
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, go_to, require_browser, settle
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    click_redrawn,
+    go_to,
+    require_browser,
+    settle,
+)
 from openai_server import OpenAIServer
 from test_state_browser import serving_with
 
@@ -83,7 +90,7 @@ def test_history_follows_a_running_run_to_its_end_and_cancels_one_from_a_link(tm
         expect(running_badge(page)).to_be_visible(timeout=20_000)
         settle(page)
         # while the page redraws, the old button and the new one are both there
-        page.locator(f".st-key-history_cancel_{second} button").first.click()
+        click_redrawn(page.locator(f".st-key-history_cancel_{second} button").first)
         expect(page.get_by_text("● interrupted")).to_be_visible(timeout=30_000)
         browser.close()
     assert Store(db).get_trace(first).status == "completed"
