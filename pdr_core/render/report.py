@@ -22,6 +22,7 @@ from pdr_core.render.budget_view import COLUMNS, budget_rows
 from pdr_core.render.diffs import diff_html, next_workspace, predecessor, predecessor_title
 from pdr_core.render.flow import answer_flow_figure
 from pdr_core.render.graph import build_graph, column_of
+from pdr_core.render.highlight import highlight_python
 from pdr_core.render.replay import node_spans, parse_stamp
 from pdr_core.render.timeline import timeline_figure
 from pdr_core.render.tree import tree_figure
@@ -98,15 +99,22 @@ def _pre(text: str, cls: str = "text") -> str:
     return f'<pre class="{cls}" dir="auto">{_e(text)}</pre>'
 
 
+def _program(code: str) -> str:
+    """A program, syntax-highlighted; each piece of its text escaped as `_e` does."""
+    return f'<pre class="text code" dir="ltr">{highlight_python(code, _e)}</pre>'
+
+
 # --- sections -------------------------------------------------------------------------------
 
 
 def _header(trace: Trace) -> str:
     config, budget = trace.config, trace.budget
     start, end = parse_stamp(trace.created_at), parse_stamp(trace.finished_at)
+    program = trace.task is not None and trace.final_answer is not None
     run_rows = [
         ("Status", f'<span class="badge st-{_e(trace.status)}">{_e(trace.status)}</span>'),
-        ("Final answer", f"<bdi>{_e(trace.final_answer)}</bdi>"),
+        ("Final answer", '<a href="#final-program">the program below</a>' if program
+         else f"<bdi>{_e(trace.final_answer)}</bdi>"),
         ("Correct", _verdict(trace.correct)),
         ("Reference answer", f"<bdi>{_e(trace.reference_answer)}</bdi>"),
         ("B_seq", f"{budget.b_seq:,} tokens"),
@@ -143,7 +151,9 @@ def _header(trace: Trace) -> str:
         f"<h3>Question</h3>{_pre(trace.question, 'text question')}{error}"
         f'<div class="cols"><section><h3>Result</h3>{_kv(run_rows)}</section>'
         f"<section><h3>Configuration</h3>{_kv(config_rows)}{''.join(extras)}</section></div>"
-        "</header>"
+        + (f'<h3 id="final-program">Final program</h3>{_program(trace.final_answer)}'
+           if program else "")
+        + "</header>"
     )
 
 
@@ -212,7 +222,7 @@ def _tests_html(node: Node) -> str:
     parts = ['<div class="tests-block">']
     if node.answer is not None:
         parts.append("<h4>Program (as tested: the code taken from the output, with the "
-                     f"problem's signature)</h4>{_pre(node.answer, 'text code')}")
+                     f"problem's signature)</h4>{_program(node.answer)}")
     status = str(tests.get("status", ""))
     if status == "disabled":
         why = tests.get("error") or "code execution is off"
