@@ -109,3 +109,34 @@ def test_programs_are_highlighted_and_their_text_stays_inert():
     assert final and '<span class="hl-kw">' in final.group(1)
     assert html.unescape(re.sub(r"</?span[^>]*>", "", final.group(1))) == trace.final_answer
     assert "<script>alert('program')" not in page
+
+
+WRONG = ("def has_close_elements(numbers, threshold):\n"
+         "    return True  # </pre><script>alert('diff')</script>\n")
+FIXED = ("def has_close_elements(numbers, threshold):\n    s = sorted(numbers)\n"
+         "    return any(b - a < threshold for a, b in zip(s, s[1:]))\n")
+
+
+def test_a_refined_program_shows_a_line_diff_against_the_one_before():
+    task = ProgramTask(ZERO, Executor(True, Limits(wall_seconds=5)))
+
+    def answer(messages, seed):  # the fix once a prompt shows a failed test
+        user = "\n".join(str(m.get("content")) for m in messages if m["role"] == "user")
+        return f"\n```python\n{FIXED if 'failed `assert' in user else WRONG}```\n"
+
+    with OpenAIServer(answer=answer) as server:
+        provider = OpenAIProvider(server.base_url, "sk-x", "fake-model", max_retries=0)
+        trace = asyncio.run(run(ZERO.question, RunConfig(method="sr", depth=2, sr_feedback=True,
+                                                         workspace_tokens=1_000),
+                                provider, task=task))
+    assert trace.correct is True
+    final = section(render_report(trace), "r2-final-0")
+    match = re.search(r'<pre class="text code line-diff"[^>]*>(.*?)</pre>', final, re.DOTALL)
+    assert match, "the two programs are not diffed line by line"
+    lines = match.group(1).split("\n")
+    removed = [line for line in lines if line.startswith('<span class="ld-del">')]
+    added = [line for line in lines if line.startswith('<span class="ld-add">')]
+    assert removed == [f'<span class="ld-del">{html.escape("-" + WRONG.splitlines()[1])}</span>']
+    assert len(added) == 2 and "+    s = sorted(numbers)" in html.unescape(added[0])
+    assert "+2 −1 lines" in final
+    assert "<script>alert('diff')" not in final

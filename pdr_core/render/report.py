@@ -19,7 +19,14 @@ from typing import Any
 from plotly.offline import get_plotlyjs
 
 from pdr_core.render.budget_view import COLUMNS, budget_rows
-from pdr_core.render.diffs import diff_html, next_workspace, predecessor, predecessor_title
+from pdr_core.render.diffs import (
+    diff_html,
+    is_program,
+    line_diff,
+    next_workspace,
+    predecessor,
+    predecessor_title,
+)
 from pdr_core.render.flow import answer_flow_figure
 from pdr_core.render.graph import build_graph, column_of
 from pdr_core.render.highlight import highlight_python
@@ -252,6 +259,19 @@ def _tests_html(node: Node) -> str:
     return "".join(parts) + "</div>"
 
 
+def _line_diff_html(old: str, new: str) -> str:
+    """Two programs line by line, as the run view shows them: added and removed lines
+    marked, every line escaped."""
+    lines, added, removed = line_diff(old, new)
+    if not lines:
+        return '<p class="muted">(the same program)</p>'
+    marks = {"+": "ld-add", "-": "ld-del", "@": "ld-hunk"}
+    body = "\n".join(f'<span class="{marks.get(line[:1], "ld-ctx")}">{_e(line)}</span>'
+                     for line in lines)
+    return (f'<p class="muted">+{added} −{removed} lines</p>'
+            f'<pre class="text code line-diff" dir="ltr">{body}</pre>')
+
+
 def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
     """The body of one node's section: its grid, error, output, reasoning, diffs, messages."""
     parts = [_kv(_node_rows(node, index))]
@@ -273,9 +293,11 @@ def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
         if other_id is not None:
             other = trace.nodes[index[other_id]]
             old, new = (other, node) if "from" in title else (node, other)
+            body = (_line_diff_html(old.answer, new.answer)
+                    if is_program(trace, old) and is_program(trace, new)
+                    else diff_html(visible(old.text), visible(new.text)))
             parts.append(f'<details class="diff" open><summary>'
-                         f"{title.format(_link(other_id, index))}</summary>"
-                         f"{diff_html(visible(old.text), visible(new.text))}</details>")
+                         f"{title.format(_link(other_id, index))}</summary>{body}</details>")
     messages = "".join(f'<div class="msg"><div class="role">{_e(m.get("role"))}</div>'
                        f'{_pre(str(m.get("content") or ""))}</div>' for m in node.messages)
     parts.append(f'<details class="messages"><summary>Messages sent ({len(node.messages)})'
