@@ -119,3 +119,21 @@ def test_feedback_is_not_offered_for_a_math_dataset(db, monkeypatch, source):
     assert not at.exception, at.exception
     assert "feedback" not in at.selectbox(key="eval_distill").options
     assert at.selectbox(key="eval_distill").value == "summary"
+
+
+def test_a_code_file_in_the_data_folder_is_a_code_dataset(db, monkeypatch, tmp_path):
+    row = ('{"id": "sq", "question": "def square(x):\\n", "entry_point": "square", '
+           '"tests": "def check(candidate):\\n    assert candidate(3) == 9\\n"}\n')
+    (tmp_path / "mine.jsonl").write_text(row)
+    monkeypatch.setenv("PDR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["provider"] = FakeProvider(answer=scripted)
+    at.run()
+    at.radio(key="eval_source").set_value("File or spec").run()
+    at.text_input(key="eval_path").input("mine.jsonl").run()
+    assert not at.exception and not at.error
+    assert "feedback" in at.selectbox(key="eval_distill").options
+    assert any("Code execution is off" in plain(w.value) for w in at.warning)
+    preview = table(at, "question")
+    assert list(preview["answer"]) == ["square"]  # its entry point: the tests grade it
