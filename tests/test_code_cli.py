@@ -99,13 +99,30 @@ def test_eval_humaneval_reports_pass_at_1_and_oracle(server, tmp_path):
                  "single,pdr", "--width", "2", "--depth", "2", "--distill", "feedback",
                  "--k", "1", "--out", str(out), *endpoint(server), db=tmp_path / "runs.db")
     assert result.returncode == 0, result.stderr
-    assert "pass@1" in result.stdout.splitlines()[0]
+    # The printed summary: pass@1 against mean B_seq and B_total per arm, with the oracle.
+    header, *lines = (line.split("  ") for line in result.stdout.splitlines())
+    header = [cell.strip() for cell in header if cell.strip()]
+    assert header[:7] == ["arm", "n", "pass@1", "95% CI", "mean B_seq", "mean B_total",
+                          "oracle"]
+    printed = {cells[0]: dict(zip(header, cells, strict=False)) for cells in
+               ([c.strip() for c in line if c.strip()] for line in lines)}
+    single, pdr = printed["single t1024"], printed["pdr feedback w2 d2 t1024"]
+    assert (single["pass@1"], single["oracle"]) == ("50.0%", "50.0%")
+    assert (pdr["pass@1"], pdr["oracle"]) == ("100.0%", "100.0%")
+    assert int(pdr["mean B_seq"].replace(",", "")) > int(single["mean B_seq"].replace(",", ""))
+    assert int(pdr["mean B_total"].replace(",", "")) > int(pdr["mean B_seq"].replace(",", ""))
     arms = {row["method"]: row for row in read(out / "summary.csv")}
     # single: HumanEval/0 passes, HumanEval/1 returns None; pdr's feedback fixes both
     assert float(arms["single"]["accuracy"]) == 0.5 and float(arms["pdr"]["accuracy"]) == 1.0
+    assert float(arms["single"]["oracle_accuracy"]) == 0.5
     cells = {(r["method"], r["problem_id"]): r for r in read(out / "results.csv")}
     assert cells["single", "HumanEval/1"]["oracle"] in ("False", "0", "false")
     assert cells["pdr", "HumanEval/1"]["oracle"] in ("True", "1", "true")
+    # The per-problem table: one row per problem, one column per arm.
+    table = {row["problem"]: row for row in read(out / "per_problem.csv")}
+    assert table["HumanEval/0"]["single t1024"] == "right"
+    assert table["HumanEval/1"]["single t1024"] == "wrong"
+    assert table["HumanEval/1"]["pdr feedback w2 d2 t1024"] == "right"
 
 
 def test_eval_humaneval_without_execution_grades_nothing(server, tmp_path):

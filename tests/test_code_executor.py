@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -148,14 +149,50 @@ def test_a_megabyte_of_print_is_truncated(executor):
     assert result.status == "passed"  # the tests still ran
 
 
-def test_a_planted_key_is_not_in_its_environment(executor, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-secret")
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "PDR_SOME_PLANTED_TOKEN"])
+def test_a_planted_key_is_not_in_its_environment(executor, monkeypatch, name):
+    # Any variable, not only the names of known keys: the environment is built, not filtered.
+    monkeypatch.setenv(name, "sk-planted-secret")
     result = executor.run(
         "import os\ndef leak(name):\n    return os.environ.get(name)\n",
-        "def check(candidate):\n    assert candidate('OPENAI_API_KEY') == 'sk-planted-secret'\n",
+        f"def check(candidate):\n    assert candidate({name!r}) == 'sk-planted-secret'\n",
         "leak")
     assert result.status == "failed"
     assert result.tests[0].output == "None"
+
+
+PROC_ENVIRON = ("import glob\n"
+                "def leak(secret):\n"
+                "    found = []\n"
+                "    for path in glob.glob('/proc/*/environ'):\n"
+                "        try:\n"
+                "            data = open(path, 'rb').read()\n"
+                "        except OSError:\n"
+                "            continue\n"
+                "        if secret.encode() in data:\n"
+                "            found.append(path)\n"
+                "    return found\n")
+
+
+def test_a_planted_key_cannot_be_read_from_another_process(executor):
+    # A process of the app's user holding a key in its environment (as the app itself
+    # does): a process namespace hides it, and the unprivileged user cannot read root's.
+    # Without either (the README says so) a program running as the app's user could.
+    isolation = executor.isolation()
+    if not isolation.prefix and isolation.user is None:
+        pytest.skip("no process namespace and no other user on this machine")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        env={"PDR_SOME_PLANTED_TOKEN": "sk-planted-secret"}, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"up\n"  # started, its environment in place
+        assert b"sk-planted-secret" in Path(f"/proc/{holder.pid}/environ").read_bytes()
+        result = executor.run(PROC_ENVIRON, "def check(candidate):\n"
+                              "    assert candidate('sk-planted-') == []\n", "leak")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.status == "passed", result.tests
 
 
 def test_files_land_in_a_fresh_temporary_directory_that_is_removed(executor, tmp_path,

@@ -8,7 +8,7 @@ PDR_REQUIRE_BROWSER=1 (CI) makes them required.
 from __future__ import annotations
 
 from browser_support import CHROMIUM, CHROMIUM_ARGS, require_browser
-from test_code_report import HOSTILE, code_trace
+from test_code_report import HOSTILE, HOSTILE_CODE, PROGRAMS, code_trace
 
 from pdr_core.render.report import write_report
 
@@ -32,6 +32,17 @@ def test_the_report_shows_each_programs_tests_in_a_browser(tmp_path):
         expect(section.locator("table.tests tr.bad")).to_have_count(3)
         expect(rows.nth(1)).to_contain_text("the candidate gave True")
         expect(section.locator(".test-facts")).to_contain_text("4 of 7 tests passed")
+        # The program is highlighted, and its hostile comment is text, not markup.
+        program = section.locator("pre.code")
+        expect(program.locator("span.hl-kw", has_text="def")).to_have_count(2)
+        expect(program.locator("span.hl-com")).to_have_text(HOSTILE_CODE)
+        tested = next(n for n in trace.nodes if n.id == "r1-draft-0").answer
+        assert tested.endswith(PROGRAMS[0]) and program.text_content() == tested
+        assert program.locator("script").count() == 0
+        colours = program.evaluate("pre => [...pre.querySelectorAll('span.hl-kw, span.hl-com')]"
+                                   ".map(s => getComputedStyle(s).color)"
+                                   ".concat(getComputedStyle(pre).color)")
+        assert len(set(colours)) == 3, colours  # keyword, comment and plain text differ
         section.locator("details summary", has_text="stderr").click()
         expect(section.locator("details pre", has_text="alert")).to_contain_text(HOSTILE)
         looping = page.locator(f"#n{[n.id for n in trace.nodes].index('r1-draft-1')}")

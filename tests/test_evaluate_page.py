@@ -132,12 +132,13 @@ def test_page_is_in_the_navigation_and_keeps_its_settings(db):
     assert at.multiselect(key="eval_methods").value == ["sr"]
 
 
-def test_the_four_built_in_benchmarks_are_offered_and_evaluate_offline(db):
+def test_the_built_in_benchmarks_are_offered_and_evaluate_offline(db):
     at = page(FakeProvider())
     at.radio(key="eval_source").set_value("Built-in benchmark").run()
     picker = at.selectbox(key="eval_benchmark")
     assert picker.options == ["AIME 2024 · 30 problems", "AIME 2025 · 30 problems",
-                              "MATH-500 · 500 problems", "GSM8K (test) · 1319 problems"]
+                              "MATH-500 · 500 problems", "GSM8K (test) · 1319 problems",
+                              "HumanEval (code: programs graded by their tests)"]
     picker.set_value("math500").run()
     assert not at.exception and not at.error
     at.number_input(key="eval_limit").set_value(2)

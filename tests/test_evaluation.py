@@ -184,7 +184,8 @@ def test_exports_have_the_documented_columns(store, tmp_path):
     assert len(report["results"]) == 8 and report["summary"][1]["n"] == 4
     assert report["results"][0]["decided_by"] == "exact"
     paths = write_outputs(tmp_path / "out", evaluation, rows, summary)
-    assert sorted(p.name for p in paths) == ["evaluation.json", "results.csv", "summary.csv"]
+    assert sorted(p.name for p in paths) == ["evaluation.json", "per_problem.csv",
+                                             "results.csv", "summary.csv"]
     assert (tmp_path / "out" / "results.csv").read_text() == results_csv(rows)
 
 

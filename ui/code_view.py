@@ -7,7 +7,6 @@ syntax highlighting) and markdown through `inert`; nothing here runs a program.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import streamlit as st
@@ -15,6 +14,7 @@ import streamlit as st
 from pdr_core.code.executor import ENV_VAR, execution_allowed
 from pdr_core.code.problems import CodeProblem, load_humaneval, problem_from_row
 from pdr_core.evals.datasets import DatasetError
+from pdr_core.render.diffs import line_diff
 from pdr_core.render.textfmt import inert
 from pdr_core.tasks import ProgramTask, code_task
 from pdr_core.trace import Node, Trace
@@ -30,11 +30,6 @@ OWN_ID = "typed-in"
 TESTS_PLACEHOLDER = "def check(candidate):\n    assert candidate(3) == 9\n"
 STDERR_CHARS = 1_500
 ICONS = {True: "✓ passed", False: "✗ failed"}
-
-
-def is_program(trace: Trace, node: Node) -> bool:
-    """Whether the node's answer is a program (a code run's generation with one)."""
-    return trace.task is not None and node.stage != "distill" and node.answer is not None
 
 
 def render_tests(trace: Trace, node: Node) -> None:
@@ -86,10 +81,7 @@ def _row(index: int, test: dict[str, Any]) -> dict[str, str]:
 
 def code_diff_block(title: str, old: str, new: str) -> None:
     """A line-level diff of two programs, highlighted as a diff."""
-    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), "before", "after",
-                                      lineterm=""))
-    added = sum(1 for x in lines if x.startswith("+") and not x.startswith("+++"))
-    removed = sum(1 for x in lines if x.startswith("-") and not x.startswith("---"))
+    lines, added, removed = line_diff(old, new)
     st.markdown(f"**{inert(title)}** · :green[+{added}] :red[−{removed}] lines")
     st.code("\n".join(lines) or "(the same program)", language="diff")
 

@@ -7,13 +7,14 @@ import streamlit as st
 from pdr_core.render.diffs import (
     diff_html,
     diff_stats,
+    is_program,
     next_workspace,
     predecessor,
     predecessor_title,
 )
 from pdr_core.render.textfmt import inert
 from pdr_core.trace import Node, Trace
-from ui.code_view import code_diff_block, is_program
+from ui.code_view import code_diff_block
 from ui.state import run_key
 
 

@@ -114,21 +114,22 @@ def as_eval_problem(problem: CodeProblem) -> Problem:
                    {k: v for k, v in data.items() if k not in ("id", "question")})
 
 
-def _code_file(spec: str) -> str | None:
-    """The text of a JSONL file of code problems (its first row has an entry_point)."""
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None  # the general loader says what is wrong with it
+def is_code_problem(problem: Problem) -> bool:
+    """Whether an evaluation row is a code problem (made by `as_eval_problem`)."""
+    return "entry_point" in problem.extra and "tests" in problem.extra
+
+
+def code_rows(text: str, source: str) -> list[Problem] | None:
+    """The evaluation rows of JSONL text of code problems (its first row has an
+    entry_point); None for other text, which the question-and-answer loader reads."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
         row = json.loads(first)
     except json.JSONDecodeError:
         return None
-    return text if isinstance(row, dict) and "entry_point" in row else None
+    if not isinstance(row, dict) or "entry_point" not in row:
+        return None
+    return [as_eval_problem(p) for p in read_code_jsonl(text, source)]
 
 
 def load_code_dataset(spec: str) -> list[Problem] | None:
@@ -137,7 +138,11 @@ def load_code_dataset(spec: str) -> list[Problem] | None:
     spec = spec.strip()
     if spec == HUMANEVAL:
         return [as_eval_problem(p) for p in load_humaneval()]
-    text = _code_file(spec)
-    if text is None:
+    path = Path(spec).expanduser()
+    if not path.is_file():
         return None
-    return [as_eval_problem(p) for p in read_code_jsonl(text, Path(spec).name)]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None  # the general loader says what is wrong with it
+    return code_rows(text, path.name)

@@ -1,5 +1,5 @@
-"""An evaluation written out: results.csv, summary.csv, evaluation.json and the plain-text
-summary the command line prints."""
+"""An evaluation written out: results.csv, summary.csv, per_problem.csv, evaluation.json and
+the plain-text summary the command line prints."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pdr_core.evals.results import ResultRow, SummaryRow
+from pdr_core.evals.results import ResultRow, SummaryRow, per_problem_table
 from pdr_core.evals.spec import (
     Evaluation,
 )
@@ -25,7 +25,8 @@ RESULT_COLUMNS = ("problem_id", "method", "width", "depth", "max_tokens", "corre
 
 
 SUMMARY_COLUMNS = ("method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low",
-                   "ci_high", "mean_b_seq", "mean_b_total", "tokens_saved", "matched")
+                   "ci_high", "mean_b_seq", "mean_b_total", "oracle_accuracy", "tokens_saved",
+                   "matched")
 
 
 def _cell(value: Any) -> Any:
@@ -57,6 +58,14 @@ def summary_csv(summary: Sequence[SummaryRow]) -> str:
     return _csv((asdict(s) for s in summary), SUMMARY_COLUMNS)
 
 
+def per_problem_csv(rows: Sequence[ResultRow]) -> str:
+    """One line per problem, one column per arm: right, wrong, "wrong (a draft was right)"
+    (the oracle passed where the final answer did not), or the run's state."""
+    table = per_problem_table(rows)
+    columns = list(dict.fromkeys(key for entry in table for key in entry))
+    return _csv(({c: entry.get(c, "") for c in columns} for entry in table), columns)
+
+
 def report_json(evaluation: Evaluation, rows: Sequence[ResultRow],
                 summary: Sequence[SummaryRow]) -> str:
     """The whole evaluation as one JSON document (format pdr-eval/1)."""
@@ -75,12 +84,14 @@ def report_json(evaluation: Evaluation, rows: Sequence[ResultRow],
 
 def write_outputs(out_dir: str | Path, evaluation: Evaluation, rows: Sequence[ResultRow],
                   summary: Sequence[SummaryRow]) -> list[Path]:
-    """results.csv, summary.csv and evaluation.json in `out_dir`; returns their paths."""
+    """results.csv, summary.csv, per_problem.csv and evaluation.json in `out_dir`; returns
+    their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "results.csv": results_csv(rows),
         "summary.csv": summary_csv(summary),
+        "per_problem.csv": per_problem_csv(rows),
         "evaluation.json": report_json(evaluation, rows, summary),
     }
     for name, text in files.items():

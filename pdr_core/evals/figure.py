@@ -15,8 +15,15 @@ BUDGETS = {"b_seq": "mean B_seq (tokens on the critical path)",
 METHOD_COLORS = {"single": "#4C78A8", "vote": "#F58518", "sr": "#B279A2", "pdr": "#54A24B"}
 
 
-def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq") -> go.Figure:
-    """Accuracy against mean B_seq or B_total, one line per method, 95% Wilson bars."""
+def metric_title(metric: str) -> str:
+    """The metric as a title: "Accuracy"; "pass@1" stays as it is always written."""
+    return metric.capitalize() if metric == "accuracy" else metric
+
+
+def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq",
+                    metric: str = "accuracy") -> go.Figure:
+    """Accuracy against mean B_seq or B_total, one line per method, 95% Wilson bars;
+    `metric` names it (pass@1 for code)."""
     if budget not in BUDGETS:
         raise ValueError(f"budget {budget!r}: one of {', '.join(BUDGETS)}")
     figure = go.Figure()
@@ -41,13 +48,13 @@ def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq") -> go.
                   "dash": "dash" if points[0].matched else "solid"},
             text=[s.label for s in points],
             customdata=[[s.n, s.ci_low, s.ci_high] for s in points],
-            hovertemplate="%{text}<br>accuracy %{y:.1%} (95% CI %{customdata[1]:.1%}"
+            hovertemplate="%{text}<br>" + metric + " %{y:.1%} (95% CI %{customdata[1]:.1%}"
                           "–%{customdata[2]:.1%}, n=%{customdata[0]})<br>"
                           + budget.replace("b_", "B_") + " %{x:,.0f}<extra></extra>",
         ))
     figure.update_layout(
-        title=f"Accuracy vs {BUDGETS[budget]}",
-        xaxis_title=BUDGETS[budget], yaxis_title="accuracy",
+        title=f"{metric_title(metric)} vs {BUDGETS[budget]}",
+        xaxis_title=BUDGETS[budget], yaxis_title=metric,
         yaxis={"range": [-0.02, 1.02], "tickformat": ".0%"},
         legend_title="method", margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )

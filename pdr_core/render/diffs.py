@@ -11,7 +11,7 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass
-from difflib import SequenceMatcher
+from difflib import SequenceMatcher, unified_diff
 
 from pdr_core.trace import Node, Trace, gives_answer
 
@@ -284,6 +284,21 @@ def predecessor_title(trace: Trace, node_id: str, other_id: str) -> str:
 
 def _width(trace: Trace, round_: int) -> int:
     return sum(1 for n in trace.nodes if n.round == round_ and has_answer(n))
+
+
+def is_program(trace: Trace, node: Node) -> bool:
+    """Whether the node's answer is a program (a code run's generation with one): two
+    programs are diffed line by line, any other pair of texts word by word."""
+    return trace.task is not None and node.stage != "distill" and node.answer is not None
+
+
+def line_diff(old: str, new: str) -> tuple[list[str], int, int]:
+    """The unified diff of two programs, line by line, after its two header lines; with
+    the number of lines added and removed."""
+    lines = list(unified_diff(old.splitlines(), new.splitlines(), lineterm=""))[2:]
+    added = sum(1 for line in lines if line.startswith("+"))
+    removed = sum(1 for line in lines if line.startswith("-"))
+    return lines, added, removed
 
 
 def next_workspace(trace: Trace, node_id: str) -> str | None:

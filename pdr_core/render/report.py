@@ -19,9 +19,17 @@ from typing import Any
 from plotly.offline import get_plotlyjs
 
 from pdr_core.render.budget_view import COLUMNS, budget_rows
-from pdr_core.render.diffs import diff_html, next_workspace, predecessor, predecessor_title
+from pdr_core.render.diffs import (
+    diff_html,
+    is_program,
+    line_diff,
+    next_workspace,
+    predecessor,
+    predecessor_title,
+)
 from pdr_core.render.flow import answer_flow_figure
 from pdr_core.render.graph import build_graph, column_of
+from pdr_core.render.highlight import highlight_python
 from pdr_core.render.replay import node_spans, parse_stamp
 from pdr_core.render.timeline import timeline_figure
 from pdr_core.render.tree import tree_figure
@@ -98,15 +106,22 @@ def _pre(text: str, cls: str = "text") -> str:
     return f'<pre class="{cls}" dir="auto">{_e(text)}</pre>'
 
 
+def _program(code: str) -> str:
+    """A program, syntax-highlighted; each piece of its text escaped as `_e` does."""
+    return f'<pre class="text code" dir="ltr">{highlight_python(code, _e)}</pre>'
+
+
 # --- sections -------------------------------------------------------------------------------
 
 
 def _header(trace: Trace) -> str:
     config, budget = trace.config, trace.budget
     start, end = parse_stamp(trace.created_at), parse_stamp(trace.finished_at)
+    program = trace.task is not None and trace.final_answer is not None
     run_rows = [
         ("Status", f'<span class="badge st-{_e(trace.status)}">{_e(trace.status)}</span>'),
-        ("Final answer", f"<bdi>{_e(trace.final_answer)}</bdi>"),
+        ("Final answer", '<a href="#final-program">the program below</a>' if program
+         else f"<bdi>{_e(trace.final_answer)}</bdi>"),
         ("Correct", _verdict(trace.correct)),
         ("Reference answer", f"<bdi>{_e(trace.reference_answer)}</bdi>"),
         ("B_seq", f"{budget.b_seq:,} tokens"),
@@ -143,7 +158,9 @@ def _header(trace: Trace) -> str:
         f"<h3>Question</h3>{_pre(trace.question, 'text question')}{error}"
         f'<div class="cols"><section><h3>Result</h3>{_kv(run_rows)}</section>'
         f"<section><h3>Configuration</h3>{_kv(config_rows)}{''.join(extras)}</section></div>"
-        "</header>"
+        + (f'<h3 id="final-program">Final program</h3>{_program(trace.final_answer)}'
+           if program else "")
+        + "</header>"
     )
 
 
@@ -212,7 +229,7 @@ def _tests_html(node: Node) -> str:
     parts = ['<div class="tests-block">']
     if node.answer is not None:
         parts.append("<h4>Program (as tested: the code taken from the output, with the "
-                     f"problem's signature)</h4>{_pre(node.answer, 'text code')}")
+                     f"problem's signature)</h4>{_program(node.answer)}")
     status = str(tests.get("status", ""))
     if status == "disabled":
         why = tests.get("error") or "code execution is off"
@@ -242,6 +259,19 @@ def _tests_html(node: Node) -> str:
     return "".join(parts) + "</div>"
 
 
+def _line_diff_html(old: str, new: str) -> str:
+    """Two programs line by line, as the run view shows them: added and removed lines
+    marked, every line escaped."""
+    lines, added, removed = line_diff(old, new)
+    if not lines:
+        return '<p class="muted">(the same program)</p>'
+    marks = {"+": "ld-add", "-": "ld-del", "@": "ld-hunk"}
+    body = "\n".join(f'<span class="{marks.get(line[:1], "ld-ctx")}">{_e(line)}</span>'
+                     for line in lines)
+    return (f'<p class="muted">+{added} −{removed} lines</p>'
+            f'<pre class="text code line-diff" dir="ltr">{body}</pre>')
+
+
 def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
     """The body of one node's section: its grid, error, output, reasoning, diffs, messages."""
     parts = [_kv(_node_rows(node, index))]
@@ -263,9 +293,11 @@ def _node_body(trace: Trace, node: Node, index: dict[str, int]) -> list[str]:
         if other_id is not None:
             other = trace.nodes[index[other_id]]
             old, new = (other, node) if "from" in title else (node, other)
+            body = (_line_diff_html(old.answer, new.answer)
+                    if is_program(trace, old) and is_program(trace, new)
+                    else diff_html(visible(old.text), visible(new.text)))
             parts.append(f'<details class="diff" open><summary>'
-                         f"{title.format(_link(other_id, index))}</summary>"
-                         f"{diff_html(visible(old.text), visible(new.text))}</details>")
+                         f"{title.format(_link(other_id, index))}</summary>{body}</details>")
     messages = "".join(f'<div class="msg"><div class="role">{_e(m.get("role"))}</div>'
                        f'{_pre(str(m.get("content") or ""))}</div>' for m in node.messages)
     parts.append(f'<details class="messages"><summary>Messages sent ({len(node.messages)})'
