@@ -20,30 +20,33 @@ from pdr_core.run.api import Method, Setting
 from ui.state import kept
 
 
-def _control(setting: Setting, key: str) -> Any:
+def _control(setting: Setting, key: str, default: Any) -> Any:
     label = setting.label or setting.name.replace("_", " ")
     if setting.type is bool:
-        return st.checkbox(label, help=setting.help, **kept(key, bool(setting.default)))
+        return st.checkbox(label, help=setting.help, **kept(key, bool(default)))
     if setting.choices:
         return st.selectbox(label, list(setting.choices), help=setting.help,
-                            **kept(key, setting.default))
+                            **kept(key, default))
     if setting.type is str:
-        return st.text_input(label, help=setting.help, **kept(key, setting.default or ""))
+        return st.text_input(label, help=setting.help, **kept(key, default or ""))
     step = 1 if setting.type is int else 0.05
-    start = setting.type(setting.default if setting.default is not None
-                         else setting.low or 0)
+    start = setting.type(default if default is not None else setting.low or 0)
     return st.number_input(label, min_value=setting.low, max_value=setting.high, step=step,
                            help=setting.help, **kept(key, start))
 
 
-def method_setting_controls(method: Method) -> dict[str, Any]:
-    """A control per setting of `method` that no RunConfig field holds: their values by
-    name, for RunConfig.method_settings."""
+def method_setting_controls(method: Method, defaults: dict[str, Any] | None = None
+                            ) -> dict[str, Any]:
+    """A control per setting of `method` that no RunConfig field holds, starting from
+    `defaults` (the Settings page's) else the declared default: their values by name, for
+    RunConfig.method_settings."""
     own = [s for s in method.settings if not s.stored_in_config]
     if not own:
         return {}
     st.caption(f"{method.label}: its own settings")
-    return {s.name: _control(s, f"method_setting_{s.name}") for s in own}
+    defaults = defaults or {}
+    return {s.name: _control(s, f"method_setting_{s.name}", defaults.get(s.name, s.default))
+            for s in own}
 
 
 def _sweep_control(setting: Setting, key: str, users: Sequence[str]) -> tuple[Any, ...]:
