@@ -13,7 +13,7 @@ from typing import Any
 
 from pdr_core.config import is_method_ref
 from pdr_core.evals.spec import sweepable
-from pdr_core.run.api import Method, Setting, load_ref
+from pdr_core.run.api import Method, Setting, declared_by, load_ref
 from pdr_core.run.registry import get_method, method_registry
 
 
@@ -49,11 +49,8 @@ def _method_type(extra: Sequence[Method]):
 
 def _users(methods: Sequence[Method]) -> dict[str, tuple[Setting, list[str]]]:
     """Each declared setting by name (the first declaration wins), with who declares it."""
-    found: dict[str, tuple[Setting, list[str]]] = {}
-    for method in methods:
-        for setting in method.settings:
-            found.setdefault(setting.name, (setting, []))[1].append(method.name)
-    return found
+    return {name: (setting, [m.name for m in users])
+            for name, (setting, users) in declared_by(methods).items()}
 
 
 def recorded_method(text: str) -> str:

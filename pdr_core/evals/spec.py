@@ -12,6 +12,7 @@ from typing import Any
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.evals.datasets import Problem
 from pdr_core.run.api import Setting as Declared
+from pdr_core.run.api import declared_by
 from pdr_core.run.registry import get_method, method_registry
 from pdr_core.store import EVAL_TAG_PREFIX
 
@@ -132,13 +133,9 @@ def _shown(value: Any) -> str:
 def sweepable(methods: Iterable[str]) -> dict[str, tuple[Declared, list[str]]]:
     """The settings `methods` declare that `EvalSpec.method_settings` sweeps (all but the
     spec's own fields), by name (the first declaration), with the methods declaring each."""
-    found: dict[str, tuple[Declared, list[str]]] = {}
-    for name in methods:
-        method = get_method(name)
-        for setting in method.settings:
-            if setting.name not in SPEC_HELD:
-                found.setdefault(setting.name, (setting, []))[1].append(method.key)
-    return found
+    declared = declared_by(get_method(name) for name in methods)
+    return {name: (setting, [m.key for m in users])
+            for name, (setting, users) in declared.items() if name not in SPEC_HELD}
 
 
 def _checked_settings(values: Mapping[str, Sequence[Any]], methods: Sequence[str]

@@ -200,6 +200,16 @@ class Method:
             config, method_settings=values)
 
 
+def declared_by(methods: Iterable[Method]) -> dict[str, tuple[Setting, list[Method]]]:
+    """Every setting `methods` declare, by name (the first declaration wins), with the
+    methods that declare it: one flag or control per name, however many share it."""
+    found: dict[str, tuple[Setting, list[Method]]] = {}
+    for method in methods:
+        for setting in method.settings:
+            found.setdefault(setting.name, (setting, []))[1].append(method)
+    return found
+
+
 def as_method(obj: Any, where: str) -> Method:
     """`obj` if it is a Method, or what it returns when called with no arguments."""
     if not isinstance(obj, Method) and callable(obj):
