@@ -54,6 +54,7 @@ from pdr_core.run.preview import known_price
 from pdr_core.run.registry import method_registry
 from ui.code_view import execution_on
 from ui.components import endpoint_or_stop, get_store, make_provider
+from ui.method_settings import method_sweep_controls
 
 EVAL_JOBS = "eval_jobs"
 SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
@@ -189,10 +190,15 @@ def use_preset(name: str) -> None:
     st.session_state["eval_matched_bseq"] = preset.matched_bseq
 
 
-def build_spec(label: str, model: str, base_url: str, code: bool = False) -> EvalSpec:
+def chosen_methods() -> tuple[str, ...]:
+    return tuple(m for m in method_order() if m in st.session_state["eval_methods"])
+
+
+def build_spec(label: str, model: str, base_url: str, sweeps: dict, code: bool = False) -> EvalSpec:
     return EvalSpec(
         dataset=label,
-        methods=tuple(m for m in method_order() if m in st.session_state["eval_methods"]),
+        methods=chosen_methods(),
+        method_settings=sweeps,
         widths=tuple(sorted(st.session_state["eval_widths"])),
         depths=tuple(sorted(st.session_state["eval_depths"])),
         max_tokens=tuple(sorted(st.session_state["eval_max_tokens"])),
@@ -245,11 +251,20 @@ st.checkbox("Matched B_seq: a single pass at each PDR / SR arm's B_seq", key="ev
             help="Per problem and PDR or SR arm, one more run: a single pass whose max tokens "
                  "is that arm's B_seq on the problem, run once the arm's run is done. The "
                  "paper's central comparison; shown as its own dashed line in the figure.")
+sweeps: dict = {}
+with st.expander("The methods' other settings (several values: one arm each)"):
+    try:
+        sweeps = method_sweep_controls(chosen_methods())
+        sweep_error = None
+    except ConfigError as exc:
+        sweep_error = exc
 keep_form()
 
 spec = None
 try:
-    spec = build_spec(label, settings.model or "", settings.base_url or "", code)
+    if sweep_error is not None:
+        raise sweep_error
+    spec = build_spec(label, settings.model or "", settings.base_url or "", sweeps, code)
 except ConfigError as exc:
     st.error(f"Fix the settings: {exc}")
 
@@ -271,7 +286,7 @@ if st.button("Launch evaluation", type="primary", key="eval_launch",
              disabled=spec is None or not problems or running):
     try:
         provider = make_provider(settings)
-        spec = build_spec(label, provider.model, provider.base_url, code)
+        spec = build_spec(label, provider.model, provider.base_url, sweeps, code)
         evaluation = create_evaluation(store, spec, problems,
                                        st.session_state["eval_id_input"].strip() or None)
     except (ProviderError, EvalError, ConfigError) as exc:

@@ -33,10 +33,10 @@ from ui.components import (
     metric_row,
     start_job,
 )
-from ui.endpoints import on_bundled_model
+from ui.endpoints import app_environ, on_bundled_model
 from ui.live_view import live_run_view
 from ui.method_settings import method_setting_controls
-from ui.state import kept, set_kept
+from ui.state import MOA_PROPOSERS, kept, kept_value, set_kept
 
 METHODS = method_registry()  # built-ins and installed plugins, by the name a run records
 METHOD_LABELS = {name: info.label for name, info in METHODS.items()}
@@ -180,7 +180,9 @@ with c3:
                                 **kept("total_budget"),
                                 help="No call is launched that could take B_total past it.")
 
-own_settings = method_setting_controls(declared)
+# moa's proposers start from the Settings page's list.
+own_settings = method_setting_controls(declared,
+                                       {"proposers": kept_value(MOA_PROPOSERS) or ""})
 config_error = None
 config = None
 try:
@@ -252,7 +254,7 @@ if start:
         else:
             new_job = RunJob(store, question, config, provider,
                              reference=(reference or "").strip() or None,
-                             task=run_task(code_problem))
+                             task=run_task(code_problem), environ=app_environ())
             if start_job(new_job):
                 job = new_job
                 st.session_state[ACTIVE_RUN] = active = job.run_id

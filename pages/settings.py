@@ -18,13 +18,14 @@ from pdr_core.providers import (
     choose_endpoint,
     endpoint_locked,
 )
+from pdr_core.providers.routes import parse_routes
 from pdr_core.render.textfmt import inert
 from pdr_core.run.preview import known_price
 from pdr_core.user_settings import UserSettings, save_settings
 from ui.code_view import render_execution_toggle
 from ui.components import run_async
 from ui.endpoints import ENDPOINT, app_environ, given, show_local_model
-from ui.state import SAVED_ERROR, kept, kept_value
+from ui.state import MOA_PROPOSERS, SAVED_ERROR, forget, kept, kept_value
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
 CHECK = "connection_check"  # (what was tested, ok, message): kept until the fields change
@@ -123,6 +124,22 @@ defaults["max_tokens"] = d3.select_slider(
     defaults.get("max_tokens", 1024), key="default_max_tokens")
 
 st.divider()
+st.subheader("Mixture of agents")
+proposers = st.text_input(
+    "Proposers (MODEL@URL or MODEL, comma-separated)",
+    **kept(MOA_PROPOSERS, "", then=lambda: forget("method_setting_proposers")),
+    placeholder="llama3@http://localhost:11434/v1, qwen3@http://localhost:8000/v1",
+    help="The Run page's default for moa: one proposer per entry, on its own endpoint "
+         "(MODEL@URL) or the run's (MODEL). The key above goes only to the base URL above; "
+         "another proposer's endpoint gets OPENAI_API_KEY only when it is OPENAI_BASE_URL, "
+         "no key on this machine or its network, and is refused otherwise.").strip()
+try:
+    parse_routes(proposers)
+except ValueError as exc:
+    proposers = None
+    st.error(inert(f"Proposers: {exc}"))
+
+st.divider()
 render_execution_toggle()
 
 st.divider()
@@ -137,7 +154,8 @@ if st.button("Save these settings for new sessions", key="save_settings",
             local=mode == LOCAL, base_url=(kept_value("base_url") or "").strip() or None,
             model=model or (kept_value("model_name") or "").strip() or None,
             defaults=dict(defaults),
-            local_model=(kept_value("local_model_path") or "").strip() or None))
+            local_model=(kept_value("local_model_path") or "").strip() or None,
+            proposers=proposers or None))
     except OSError as exc:
         st.error(f"Not saved: {exc}")
     else:

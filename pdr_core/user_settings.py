@@ -1,5 +1,6 @@
 """The settings a person saves for new app sessions: the endpoint's URL and model, whether to
-use the bundled model, and the Run page's slider defaults. Never the API key.
+use the bundled model, the Run page's slider defaults and mixture of agents' proposers.
+Never the API key.
 
 They live in `settings.json` under the user's config folder: $XDG_CONFIG_HOME/pdr-inspector,
 else ~/.config/pdr-inspector.
@@ -11,6 +12,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pdr_core.providers.routes import parse_routes
 
 APP_FOLDER = "pdr-inspector"
 # The Run page sliders whose defaults can be saved, with their allowed range.
@@ -28,6 +31,9 @@ class UserSettings:
     model: str | None = None
     defaults: dict[str, int] = field(default_factory=dict)
     local_model: str | None = None  # a GGUF file for the local model; None: the bundled one
+    # Mixture of agents' proposers (MODEL@URL or MODEL, comma-separated): the Run page's
+    # default for moa. Routes only; a key never goes with them.
+    proposers: str | None = None
 
 
 def settings_path() -> Path:
@@ -77,7 +83,18 @@ def load_settings(path: Path | None = None) -> UserSettings | None:
         raise SettingsFileError(f"{path}: 'local' must be true or false")
     return UserSettings(local=local, base_url=_text(data, "base_url", path),
                         model=_text(data, "model", path), defaults=_defaults(data, path),
-                        local_model=_text(data, "local_model", path))
+                        local_model=_text(data, "local_model", path),
+                        proposers=_proposers(data, path))
+
+
+def _proposers(data: dict, path: Path) -> str | None:
+    text = _text(data, "proposers", path)
+    if text is not None:
+        try:
+            parse_routes(text)
+        except ValueError as exc:
+            raise SettingsFileError(f"{path}: 'proposers': {exc}") from None
+    return text
 
 
 def save_settings(settings: UserSettings, path: Path | None = None) -> Path:

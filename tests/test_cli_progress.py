@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from openai_server import OpenAIServer
+from test_method_plugins import REF, plugin_dir  # noqa: F401
 
 from pdr_core.cli.progress import CallProgress, EvalBar
 from pdr_core.evals.spec import EvalProgress
@@ -87,10 +88,11 @@ def server():
         yield srv
 
 
-def on_a_terminal(*args: str, db: Path) -> tuple[int, str, str]:
-    """Run the command line with stderr on a pseudo-terminal; (code, stdout, stderr)."""
+def on_a_terminal(*args: str, db: Path, path: str = "") -> tuple[int, str, str]:
+    """Run the command line with stderr on a pseudo-terminal (`path` joins PYTHONPATH);
+    (code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = f"{ROOT}:{path}" if path else str(ROOT)
     master, slave = pty.openpty()
     # 40 rows of 120 columns, as a terminal window has (a fresh pseudo-terminal has 0 x 0)
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
@@ -145,6 +147,18 @@ def test_run_shows_a_call_bar_on_a_terminal(server, tmp_path):
     last = [f for f in frames(stderr) if "%|" in f][-1]
     assert "5/5 calls" in last and "failed 0" in last
     assert "answer: 52" in stdout
+
+
+def test_a_plugins_call_bar_counts_its_declared_schedule(server, tmp_path,
+                                                        plugin_dir):  # noqa: F811
+    # n drafts (its declared schedule), whatever the width and depth a pdr run would make
+    code, stdout, stderr = on_a_terminal(
+        "run", "What is 17 * 3 + 1?", "--method", REF, "--n", "3", "--width", "5",
+        "--depth", "2", "--base-url", server.base_url, "--model", "fake-model",
+        db=tmp_path / "runs.sqlite", path=str(plugin_dir))
+    assert code == 0, stderr
+    last = [f for f in frames(stderr) if "%|" in f][-1]
+    assert last.startswith("100%") and "3/3 calls" in last, last
 
 
 def test_import_of_many_files_shows_a_bar_and_names_the_refused_one(server, tmp_path):

@@ -55,7 +55,7 @@ def test_eval_writes_results_and_summary_then_resumes(server, tmp_path):
     columns, results = read_csv(out / "results.csv")
     assert tuple(columns) == RESULT_COLUMNS == (
         "problem_id", "method", "width", "depth", "max_tokens", "correct", "oracle", "b_seq",
-        "b_total", "rounds_saved", "tokens_saved", "run_id", "status", "matched")
+        "b_total", "rounds_saved", "tokens_saved", "run_id", "status", "matched", "settings")
     # arms: single, vote w2, vote w3, sr d2, pdr w2 d2, pdr w3 d2; three problems each
     assert len(results) == 6 * 3
     assert {r["status"] for r in results} == {"completed"}
@@ -68,7 +68,7 @@ def test_eval_writes_results_and_summary_then_resumes(server, tmp_path):
     columns, summary = read_csv(out / "summary.csv")
     assert tuple(columns) == SUMMARY_COLUMNS == (
         "method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low", "ci_high",
-        "mean_b_seq", "mean_b_total", "oracle_accuracy", "tokens_saved", "matched")
+        "mean_b_seq", "mean_b_total", "oracle_accuracy", "tokens_saved", "matched", "settings")
     assert [(s["method"], s["width"], s["depth"]) for s in summary] == [
         ("single", "1", "1"), ("vote", "2", "1"), ("vote", "3", "1"), ("sr", "1", "2"),
         ("pdr", "2", "2"), ("pdr", "3", "2")]

@@ -5,7 +5,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import QUESTION, run_fake
+from conftest import QUESTION, plain, run_fake
 from openai_server import OpenAIServer
 from test_app import history
 from test_cli import cli
@@ -197,3 +197,109 @@ def test_the_run_view_offers_colour_by_model_for_a_run_of_several_models(db):
     assert "models" in legends
     at.selectbox(key="history_open").set_value(single.id).run()
     assert not [r for r in at.radio if r.key == run_key(single.id, "history", "colour_by")]
+
+
+def test_the_playground_of_a_routed_node_calls_its_recorded_model_and_endpoint(
+        db, monkeypatch):
+    from test_key_routes import history
+
+    from pdr_core.providers import EndpointSettings
+
+    with OpenAIServer(("fake-model",)) as one, OpenAIServer(("beta",)) as two:
+        provider = OpenAIProvider(one.base_url, "sk-one", "fake-model", max_retries=0,
+                                  memory=KnownCapabilities(one.base_url, "fake-model", n=True))
+        config = _moa(f"fake-model,beta@{two.base_url}", layers=1, model="fake-model",
+                      base_url=one.base_url)
+        parent = asyncio.run(run(QUESTION, config, provider, Store(db).writer()))
+        assert parent.status == "completed", parent.error
+        one.clear(), two.clear()
+        at = history(monkeypatch, db, EndpointSettings(base_url=one.base_url,
+                                                       model="fake-model", api_key="sk-one"),
+                     run_id=parent.id)
+        for node, server, model in (("r1-draft-1", two, "beta"),
+                                    ("r1-draft-0", one, "fake-model")):
+            at.selectbox(key=f"history_node_{parent.id}").set_value(node).run()
+            at.button(key=f"history_{node}_{parent.id}_pg_send").click().run()
+            assert not at.exception, at.exception
+            [request] = _chat(server)
+            assert request["body"]["model"] == model
+        # the key given for the run's endpoint went there only, never to the proposer's
+        assert [r["authorization"] for r in _chat(one)] == ["Bearer sk-one"]
+        assert all("sk-one" not in (r["authorization"] or "") for r in two.requests)
+        at.selectbox(key=f"history_node_{parent.id}").set_value("r1-draft-1").run()
+        at.button(key=f"history_r1-draft-1_{parent.id}_pg_send").click().run()
+        at.button(key=f"history_r1-draft-1_{parent.id}_pg_keep").click().run()
+        assert not at.exception, at.exception
+    [kept] = [r for r in Store(db).list_runs() if r.id != parent.id]
+    node = Store(db).get_trace(kept.id).node("r1-draft-1")
+    assert (node.model, node.endpoint) == ("beta", two.base_url)
+
+
+def test_proposers_chosen_in_settings_are_the_run_pages_default_and_are_saved(db):
+    from test_app import app
+
+    from pdr_core.user_settings import load_settings
+
+    at = app(FakeProvider())
+    at.switch_page("pages/settings.py").run()
+    at.text_input(key="moa_proposers").input("nope@ftp://x").run()
+    assert any("Proposers" in plain(e.value) and "MODEL@URL" in plain(e.value)
+               for e in at.error), [e.value for e in at.error]
+    chosen = "alpha, beta@http://127.0.0.1:9/v1"
+    at.text_input(key="moa_proposers").input(chosen).run()
+    assert not at.error
+    at.button(key="save_settings").click().run()
+    assert load_settings().proposers == chosen
+    at.switch_page("pages/run.py").run()
+    at.radio(key="method").set_value("moa").run()
+    assert at.text_input(key="method_setting_proposers").value == chosen
+    # changed in Settings again: the Run page follows
+    at.switch_page("pages/settings.py").run()
+    at.text_input(key="moa_proposers").input("gamma").run()
+    at.switch_page("pages/run.py").run()
+    assert at.text_input(key="method_setting_proposers").value == "gamma"
+    # a new session starts from the saved list
+    fresh = app(FakeProvider())
+    fresh.radio(key="method").set_value("moa").run()
+    assert fresh.text_input(key="method_setting_proposers").value == chosen
+
+
+def test_the_run_page_sends_the_apps_key_to_the_runs_endpoint_only(db, monkeypatch):
+    from test_app import start_run
+
+    from pdr_core.providers import EndpointSettings
+
+    with OpenAIServer(("fake-model",)) as one, OpenAIServer(("beta",)) as two:
+        # The app's rule: a key from its secrets stands in for OPENAI_API_KEY, which goes
+        # only to OPENAI_BASE_URL (here the proposer's endpoint); the key typed in Settings
+        # goes only to the run's endpoint.
+        monkeypatch.setenv("OPENAI_BASE_URL", two.base_url)
+        at = app_with_secrets({"OPENAI_API_KEY": "sk-secret"})
+        at.session_state["endpoint_settings"] = EndpointSettings(
+            base_url=one.base_url, model="fake-model", api_key="sk-app")
+        at.run()
+        at.radio(key="method").set_value("moa").run()
+        at.text_input(key="method_setting_proposers").input(
+            f"fake-model,beta@{two.base_url}").run()
+        at.number_input(key="method_setting_layers").set_value(1).run()
+        start_run(at, QUESTION, "52")
+        assert not at.exception, at.exception
+        first, second = _chat(one), _chat(two)
+    [stored] = Store(db).list_runs()
+    assert Store(db).get_trace(stored.id).status == "completed"
+    assert len(first) == 2 and len(second) == 1  # proposer 0 and the aggregator; proposer 1
+    assert {r["authorization"] for r in first} == {"Bearer sk-app"}
+    assert {r["authorization"] for r in second} == {"Bearer sk-secret"}
+
+
+def app_with_secrets(secrets):
+    """The app with Streamlit secrets set, before its first run."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
+                           default_timeout=30)
+    for name, value in secrets.items():
+        at.secrets[name] = value
+    return at

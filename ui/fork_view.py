@@ -18,6 +18,7 @@ from ui.components import (
     start_and_watch,
 )
 from ui.diff_view import diff_block
+from ui.endpoints import app_environ
 from ui.state import run_key
 
 
@@ -39,7 +40,7 @@ def resume_controls(trace: Trace, prefix: str) -> None:
         except ProviderError as exc:
             st.error(f"Cannot use the endpoint: {exc}")
             return
-        start_and_watch(RunJob.resuming(get_store(), trace, provider))
+        start_and_watch(RunJob.resuming(get_store(), trace, provider, app_environ()))
 
 
 def render_fork(trace: Trace, node: Node, prefix: str) -> None:
@@ -83,7 +84,8 @@ def render_fork(trace: Trace, node: Node, prefix: str) -> None:
         except (ConfigError, TemplateError, ProviderError) as exc:
             st.error(f"Cannot fork: {exc}")
         else:
-            start_and_watch(RunJob.forking(get_store(), trace, node.id, provider, config, messages))
+            start_and_watch(RunJob.forking(get_store(), trace, node.id, provider, config,
+                                           messages, app_environ()))
     if node.messages:
         render_playground(trace, node, edited or "", key, settings)
 
@@ -92,7 +94,8 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str,
                       settings: EndpointSettings | None) -> None:
     """Re-send this node's exact messages, with the edited last message and settings."""
     from pdr_core.providers import ProviderError, Sampling
-    from pdr_core.run.forks import keep_call
+    from pdr_core.providers.routes import Routes
+    from pdr_core.run.forks import call_provider, keep_call
 
     st.markdown("**Playground**: send this one call again and compare the output.")
     c1, c2, c3 = st.columns(3)
@@ -107,7 +110,9 @@ def render_playground(trace: Trace, node: Node, edited: str, key: str,
         messages = [dict(m) for m in node.messages]
         messages[-1]["content"] = edited
         try:
-            provider = make_provider(settings)
+            # A routed node (moa) calls its own recorded model and endpoint.
+            routes = Routes(make_provider(settings), app_environ(), get_store())
+            provider = call_provider(node, routes)
             completion = run_async(provider.complete(
                 messages, Sampling(max_tokens=int(max_tokens), temperature=temperature)))
         except ProviderError as exc:

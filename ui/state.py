@@ -21,6 +21,8 @@ KEPT = "kept_values"  # widget key -> the value last set by the person or the ap
 SAVED = "saved_settings"  # the settings file's UserSettings, read once per session
 SAVED_ERROR = "saved_settings_error"  # why the settings file could not be read
 DEFAULTS = "slider_defaults"  # the Run page's slider defaults (Settings page)
+# Mixture of agents' proposers chosen on the Settings page: the Run page's default for moa.
+MOA_PROPOSERS = "moa_proposers"
 
 
 def init_session() -> None:
@@ -35,6 +37,8 @@ def init_session() -> None:
     st.session_state[SAVED] = saved
     if saved is not None:
         st.session_state.setdefault(DEFAULTS, dict(saved.defaults))
+        if saved.proposers:
+            _kept().setdefault(MOA_PROPOSERS, saved.proposers)
 
 
 def run_key(run_id: str, *parts: str) -> str:
@@ -57,6 +61,12 @@ def set_kept(key: str, value: Any) -> None:
     before the widget is drawn in this run."""
     _kept()[key] = value
     st.session_state[key] = value
+
+
+def forget(key: str) -> None:
+    """Drop widget `key`'s kept value: it starts from its default when next drawn."""
+    _kept().pop(key, None)
+    st.session_state.pop(key, None)
 
 
 def _remember(key: str, then: Callable[[], None] | None) -> None:

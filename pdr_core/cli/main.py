@@ -17,9 +17,11 @@ from pathlib import Path
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed, code_problem
 from pdr_core.cli.methods import (
     add_method_flags,
+    add_sweep_flags,
     method_config,
     named_methods,
     recorded_method,
+    sweep_settings,
 )
 from pdr_core.cli.output import safe_output
 from pdr_core.cli.progress import CallProgress, EvalBar, progress_bar
@@ -46,7 +48,7 @@ from pdr_core.providers import (
 from pdr_core.render.textfmt import json_safe
 from pdr_core.run.api import Method
 from pdr_core.run.methods import check_question, fork, fork_config, resume, run
-from pdr_core.run.registry import method_registry
+from pdr_core.run.registry import method_registry, planned_calls
 from pdr_core.store import Store, StoreError
 from pdr_core.tasks import code_task
 from pdr_core.trace import Trace, TraceError
@@ -123,7 +125,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     config = _config(args, provider.model, provider.base_url)
     if settings.uses_local:
         print(f"using the local model {provider.describe()}", file=sys.stderr)
-    bar = CallProgress(config.calls)
+    bar = CallProgress(planned_calls(config))
     try:
         trace = asyncio.run(_settled(provider, run(args.question, config, provider,
                                                    Tee(store.writer(), bar),
@@ -296,7 +298,7 @@ def cmd_resume(args: argparse.Namespace, store: Store) -> int:
     done = sum(1 for n in trace.nodes if n.status == "ok" and n.call)
     print(f"resuming {run_id}: {done} finished call(s) kept", file=sys.stderr)
     config = trace.run_config
-    bar = CallProgress(config.calls, initial=done)
+    bar = CallProgress(planned_calls(config), initial=done)
     try:
         trace = asyncio.run(resume(trace, store.events(run_id), provider,
                                    Tee(store.resume_writer(run_id), bar), allowed(args)))
@@ -344,7 +346,7 @@ def cmd_fork(args: argparse.Namespace, store: Store) -> int:
                               f"a node with messages; {args.node} made no call")
         messages[-1]["content"] = args.message
     provider = _provider_for(args, parent.config, store)
-    bar = CallProgress(config.calls)
+    bar = CallProgress(planned_calls(config))
     sink = Tee(store.writer(name=f"fork of {parent.id} at {args.node}"), bar)
     try:
         trace = asyncio.run(fork(parent, args.node, provider, sink, config, messages,
@@ -393,9 +395,11 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
         return EXIT_USAGE
     provider = resolve_provider(_endpoint(args), memory=store)
     preset = eval_preset(args.preset) if args.preset else None
+    methods = preset.methods if preset else parse_methods(args.methods)
     spec = EvalSpec(
         dataset=args.dataset,
-        methods=preset.methods if preset else parse_methods(args.methods),
+        methods=methods,
+        method_settings=sweep_settings(args, methods),
         widths=parse_int_list(args.width, "width"),
         depths=parse_int_list(args.depth, "depth"),
         max_tokens=parse_int_list(args.max_tokens, "max_tokens"),
@@ -601,6 +605,7 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for results.csv and summary.csv")
     _call_limit_flags(p)
     add_code_flags(p)
+    add_sweep_flags(p, extra)  # every method's other declared settings, swept
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("delete", parents=[common], help="delete a stored run")

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pdr_core.config import is_method_ref
-from pdr_core.run.api import Method, Setting, load_ref
+from pdr_core.evals.spec import sweepable
+from pdr_core.run.api import Method, Setting, declared_by, load_ref
 from pdr_core.run.registry import get_method, method_registry
 
 
@@ -21,10 +22,11 @@ def named_methods(argv: Sequence[str]) -> tuple[Method, ...]:
     their settings get flags; raises ConfigError when one cannot be loaded."""
     refs = []
     for i, arg in enumerate(argv):
-        if arg == "--method" and i + 1 < len(argv):
-            refs.append(argv[i + 1])
-        elif arg.startswith("--method="):
-            refs.append(arg.split("=", 1)[1])
+        if arg in ("--method", "--methods") and i + 1 < len(argv):
+            refs.extend(argv[i + 1].split(","))  # eval's --methods is a list
+        elif arg.startswith(("--method=", "--methods=")):
+            refs.extend(arg.split("=", 1)[1].split(","))
+    refs = [ref.strip() for ref in refs]
     known = method_registry()
     return tuple(load_ref(ref) for ref in refs if is_method_ref(ref) and ref not in known)
 
@@ -47,11 +49,8 @@ def _method_type(extra: Sequence[Method]):
 
 def _users(methods: Sequence[Method]) -> dict[str, tuple[Setting, list[str]]]:
     """Each declared setting by name (the first declaration wins), with who declares it."""
-    found: dict[str, tuple[Setting, list[str]]] = {}
-    for method in methods:
-        for setting in method.settings:
-            found.setdefault(setting.name, (setting, []))[1].append(method.name)
-    return found
+    return {name: (setting, [m.name for m in users])
+            for name, (setting, users) in declared_by(methods).items()}
 
 
 def recorded_method(text: str) -> str:
@@ -105,3 +104,36 @@ def method_config(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["method_settings"] = own
     return kwargs
 
+
+
+# eval: a declared setting's values go to `dest` SWEEP_PREFIX + its name.
+SWEEP_PREFIX = "sweep_"
+
+
+def add_sweep_flags(p: argparse.ArgumentParser, extra: Sequence[Method] = ()) -> None:
+    """eval: one flag per setting the methods (and `extra`) declare that EvalSpec sweeps
+    through `method_settings`, named as `run`'s; values comma-separated or the flag
+    repeated (free text: one value per flag)."""
+    keys = (*method_registry(), *(m.key for m in extra))
+    for setting, users in sweepable(dict.fromkeys(keys)).values():
+        many = ("repeat the flag for several" if setting.type is str and not setting.choices
+                else "comma-separated, or the flag repeated")
+        help_text = (f"{setting.help} [{', '.join(users)}; {setting.allowed()}; {many}; "
+                     "several values sweep them]").replace("%", "%%")
+        p.add_argument(setting.flag or "--" + setting.name.replace("_", "-"),
+                       dest=SWEEP_PREFIX + setting.name, action="append",
+                       metavar=setting.name.upper(), help=help_text)
+
+
+def sweep_settings(args: argparse.Namespace, methods: Sequence[str]
+                   ) -> dict[str, tuple[Any, ...]]:
+    """EvalSpec.method_settings from the flags `add_sweep_flags` made: each given
+    setting's values, parsed by its declaration (EvalSpec refuses one that none of
+    `methods` declares)."""
+    found = sweepable(dict.fromkeys((*methods, *method_registry())))
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, (setting, _) in found.items():
+        given = getattr(args, SWEEP_PREFIX + name, None)
+        if given:
+            out[name] = tuple(v for text in given for v in setting.parse(text))
+    return out

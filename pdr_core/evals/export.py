@@ -21,12 +21,12 @@ FORMAT = "pdr-eval/1"
 
 RESULT_COLUMNS = ("problem_id", "method", "width", "depth", "max_tokens", "correct", "oracle",
                   "b_seq", "b_total", "rounds_saved", "tokens_saved", "run_id", "status",
-                  "matched")
+                  "matched", "settings")
 
 
 SUMMARY_COLUMNS = ("method", "width", "depth", "max_tokens", "n", "accuracy", "ci_low",
                    "ci_high", "mean_b_seq", "mean_b_total", "oracle_accuracy", "tokens_saved",
-                   "matched")
+                   "matched", "settings")
 
 
 def _cell(value: Any) -> Any:
@@ -48,14 +48,21 @@ def _csv(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
+def _record(row: ResultRow | SummaryRow) -> dict[str, Any]:
+    """The row's fields, its arm's own method settings as `settings` (a JSON object, empty
+    when the arm sets none)."""
+    own = dict(row.own)
+    return {**asdict(row), "own": own, "settings": json.dumps(own) if own else ""}
+
+
 def results_csv(rows: Sequence[ResultRow]) -> str:
     """One line per run: RESULT_COLUMNS."""
-    return _csv((asdict(r) for r in rows), RESULT_COLUMNS)
+    return _csv((_record(r) for r in rows), RESULT_COLUMNS)
 
 
 def summary_csv(summary: Sequence[SummaryRow]) -> str:
     """One line per method and setting: SUMMARY_COLUMNS."""
-    return _csv((asdict(s) for s in summary), SUMMARY_COLUMNS)
+    return _csv((_record(s) for s in summary), SUMMARY_COLUMNS)
 
 
 def per_problem_csv(rows: Sequence[ResultRow]) -> str:
@@ -77,8 +84,8 @@ def report_json(evaluation: Evaluation, rows: Sequence[ResultRow],
         "spec": evaluation.spec.to_dict(),
         "dataset_hash": evaluation.dataset_hash,
         "problems": len(evaluation.problems),
-        "summary": [asdict(s) for s in summary],
-        "results": [asdict(r) for r in rows],
+        "summary": [_record(s) for s in summary],
+        "results": [_record(r) for r in rows],
     }, indent=2, ensure_ascii=False)
 
 

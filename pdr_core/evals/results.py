@@ -13,6 +13,7 @@ from pdr_core.evals.records import (
 )
 from pdr_core.evals.spec import (
     Evaluation,
+    Own,
     Setting,
 )
 from pdr_core.evals.stats import PairedComparison, paired_comparison, wilson_interval
@@ -46,10 +47,12 @@ class ResultRow:
     rounds_saved: int = 0
     tokens_saved: int = 0
     matched: str = ""  # see Setting.matched
+    own: Own = ()  # see Setting.own
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.method, self.width, self.depth, self.max_tokens, self.matched)
+        return Setting(self.method, self.width, self.depth, self.max_tokens, self.matched,
+                       own=self.own)
 
 
 def oracle_of(trace: Trace) -> bool | None:
@@ -75,7 +78,7 @@ def collect_results(store: Store, evaluation: Evaluation) -> list[ResultRow]:
         row = ResultRow(problem.id, setting.method, setting.width, setting.depth,
                         setting.max_tokens, None, None, 0, 0, "", "pending",
                         label=setting.label, reference=problem.answer,
-                        matched=setting.matched)
+                        matched=setting.matched, own=setting.own)
         if attempt is not None and summary is not None:
             row.run_id, row.status = summary.id, summary.status
             row.b_seq, row.b_total, row.calls = summary.b_seq, summary.b_total, summary.calls
@@ -129,6 +132,7 @@ class SummaryRow:
     # Tokens that stopping on agreement saved, summed over the arm's completed runs.
     tokens_saved: int = 0
     matched: str = ""  # see Setting.matched
+    own: Own = ()  # see Setting.own
 
 
 def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[SummaryRow]:
@@ -154,7 +158,7 @@ def summarize(rows: Sequence[ResultRow], confidence: float = 0.95) -> list[Summa
             failed=sum(1 for r in group if r.status in ("failed", "interrupted")),
             pending=sum(1 for r in group if r.status in ("pending", "running")),
             tokens_saved=sum(r.tokens_saved for r in graded),
-            matched=setting.matched,
+            matched=setting.matched, own=setting.own,
         ))
     return out
 

@@ -3,12 +3,16 @@ parsing of the lists a person types for them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+import itertools
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pdr_core.config import ConfigError, RunConfig
 from pdr_core.evals.datasets import Problem
+from pdr_core.run.api import Setting as Declared
+from pdr_core.run.api import declared_by
 from pdr_core.run.registry import get_method, method_registry
 from pdr_core.store import EVAL_TAG_PREFIX
 
@@ -20,6 +24,12 @@ DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
 # max_tokens is that arm's run's B_seq on the problem (pdr_core.run.baseline).
 MATCHED_METHODS = ("pdr", "sr")
 
+# Declared settings an EvalSpec sweeps through fields of its own (widths, depths, k, ...);
+# every other setting a method declares is swept through `EvalSpec.method_settings`.
+SPEC_HELD = frozenset({"width", "depth", "k", "distill", "stop_when_agree", "max_tokens"})
+
+# An arm's values of its method's settings from `EvalSpec.method_settings`, by name.
+Own = tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,9 @@ class Setting:
     # The distill operator of an arm whose method uses one (that of the arm a matched
     # single pass matches); "" otherwise.
     distill: str = ""
+    # The method's settings this arm sets (EvalSpec.method_settings; a matched single
+    # pass: those of the arm it matches).
+    own: Own = ()
 
     @property
     def source(self) -> Setting:
@@ -91,7 +104,7 @@ class Setting:
         if not self.matched:
             return self
         return Setting(self.matched, self.width, self.depth, self.max_tokens,
-                       distill=self.distill)
+                       distill=self.distill, own=self.own)
 
     @property
     def label(self) -> str:
@@ -109,7 +122,43 @@ class Setting:
         if method.uses("depth"):
             parts.append(f"d{self.depth}")
         parts.append(f"t{self.max_tokens}")
+        parts.extend(f"{name}={_shown(value)}" for name, value in self.own)
         return " ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def sweepable(methods: Iterable[str]) -> dict[str, tuple[Declared, list[str]]]:
+    """The settings `methods` declare that `EvalSpec.method_settings` sweeps (all but the
+    spec's own fields), by name (the first declaration), with the methods declaring each."""
+    declared = declared_by(get_method(name) for name in methods)
+    return {name: (setting, [m.key for m in users])
+            for name, (setting, users) in declared.items() if name not in SPEC_HELD}
+
+
+def _checked_settings(values: Mapping[str, Sequence[Any]], methods: Sequence[str]
+                      ) -> dict[str, tuple[Any, ...]]:
+    """`values` as name -> distinct values, each checked by every method declaring it."""
+    if not isinstance(values, Mapping):
+        raise ConfigError("method_settings", values, "settings by name, each a list of values")
+    known = sweepable(methods)
+    out = {}
+    for name, given in values.items():
+        if name in SPEC_HELD:
+            raise ConfigError("method_settings", name, "a method's own setting; "
+                              f"{name} is the evaluation's own (its own list)")
+        if name not in known:
+            raise ConfigError("method_settings", name, "a setting of one of the methods: "
+                              + (", ".join(known) or "they declare none"))
+        listed = _unique(given if isinstance(given, (list, tuple)) else (given,), name)
+        for method in known[name][1]:
+            declared = next(s for s in get_method(method).settings if s.name == name)
+            for value in listed:
+                declared.check(value)
+        out[name] = listed
+    return out
 
 
 def _unique(values: Iterable[Any], name: str) -> tuple[Any, ...]:
@@ -145,6 +194,9 @@ class EvalSpec:
     execute_code: bool = False
     # A single pass at each pdr/sr arm's B_seq, per problem (MATCHED_METHODS).
     matched_bseq: bool = False
+    # Methods' other declared settings (`sweepable`), each a list of values: one value is
+    # fixed, several are an axis. An arm takes those its method declares.
+    method_settings: dict[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", _unique(self.methods, "methods"))
@@ -156,6 +208,8 @@ class EvalSpec:
                 get_method(method)
             except ConfigError as exc:
                 raise ConfigError("methods", method, f"each {exc.allowed}") from None
+        object.__setattr__(self, "method_settings",
+                           _checked_settings(self.method_settings, self.methods))
         for setting in self.settings():
             self.config(setting)  # raises ConfigError naming the bad value
 
@@ -169,20 +223,30 @@ class EvalSpec:
             for width in widths:
                 for depth in depths:
                     for max_tokens in self.max_tokens:
-                        arms[Setting(method, width, depth, max_tokens,
-                                     distill=self.distill if declared.uses("distill")
-                                     else "")] = None
+                        for own in self._own(declared.settings):
+                            arms[Setting(method, width, depth, max_tokens,
+                                         distill=self.distill if declared.uses("distill")
+                                         else "", own=own)] = None
         if self.matched_bseq:
             for arm in list(arms):
                 if arm.method in MATCHED_METHODS:
                     arms[Setting("single", arm.width, arm.depth, arm.max_tokens,
-                                 arm.method, arm.distill)] = None
+                                 arm.method, arm.distill, arm.own)] = None
         return list(arms)
+
+    def _own(self, declared: Sequence[Declared]) -> list[Own]:
+        """Every combination of the values of the settings in `declared` this spec sets."""
+        names = [s.name for s in declared if s.name in self.method_settings]
+        combos = itertools.product(*(self.method_settings[n] for n in names))
+        return [tuple(zip(names, combo, strict=True)) for combo in combos]
 
     def config(self, setting: Setting) -> RunConfig:
         """The arm's configuration; a matched single pass's max_tokens is set per problem
         when it runs (`matched_config`), here it is the arm's per-call budget."""
-        return get_method(setting.method).prepare(RunConfig(
+        own = {} if setting.matched else dict(setting.own)
+        method = get_method(setting.method)
+        in_config = {s.name for s in method.settings if s.stored_in_config}
+        return method.prepare(RunConfig(
             method=setting.method, width=setting.width, depth=setting.depth,
             max_tokens=setting.max_tokens, distill=setting.distill or self.distill,
             k=self._k(setting),
@@ -191,6 +255,8 @@ class EvalSpec:
             base_url=self.base_url,
             stop_when_agree=(self.stop_when_agree if get_method(setting.method).adaptive
                              else None),
+            method_settings={k: v for k, v in own.items() if k not in in_config},
+            **{k: v for k, v in own.items() if k in in_config},
         ))
 
     def _k(self, setting: Setting) -> int:
@@ -200,8 +266,10 @@ class EvalSpec:
         return min(self.k, setting.width) if selects else self.k
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+        data = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in fields(self)}
+        data["method_settings"] = {k: list(v) for k, v in self.method_settings.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalSpec:
@@ -216,6 +284,8 @@ class EvalSpec:
         data = self.to_dict()
         data.pop("name")
         data.pop("run_concurrency")
+        if not data["method_settings"]:  # as evaluations stored before it was a field
+            data.pop("method_settings")
         return data
 
 
@@ -243,7 +313,11 @@ class Evaluation:
 
 
 def cell_key(problem_id: str, setting: Setting) -> CellKey:
+    """The cell's key in the attempts table; an arm's own settings join its method's
+    column, so arms that differ only in them never share a run."""
     method = f"{setting.method}@{setting.matched}" if setting.matched else setting.method
+    if setting.own:
+        method += " " + json.dumps(dict(setting.own), sort_keys=True)
     return (problem_id, method, setting.width, setting.depth, setting.max_tokens)
 
 

@@ -69,6 +69,8 @@ class Setting:
             return "true or false"
         if self.choices:
             return f"one of {', '.join(self.choices)}"
+        if self.type is str:
+            return "text"
         kind = "a whole number" if self.type is int else "a number"
         if self.low is not None and self.high is not None:
             return f"{kind} from {self.low} to {self.high}"
@@ -90,6 +92,34 @@ class Setting:
         if not ok:
             raise ConfigError(self.name, value, self.allowed())
         return value
+
+    def parse(self, text: str) -> tuple[Any, ...]:
+        """The values `text` names, each checked: comma-separated (`2,3`, `true,false`,
+        `shortest,longest`), except free text, which is one value whatever it holds."""
+        if self.type is str and not self.choices:
+            return (self.check(text),)
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts:
+            raise ConfigError(self.name, text, f"{self.allowed()}, comma-separated")
+        return tuple(self.check(_parsed(self.type, self.name, part)) for part in parts)
+
+
+_TRUTH = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _parsed(kind: type, name: str, text: str) -> Any:
+    """`text` as a value of `kind` (ConfigError naming the setting when it is not one)."""
+    if kind is bool:
+        if text.lower() not in _TRUTH:
+            raise ConfigError(name, text, "true or false")
+        return _TRUTH[text.lower()]
+    if kind is str:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(name, text, "a whole number" if kind is int else "a number"
+                          ) from None
 
 
 def _typed(kind: type, value: Any) -> bool:
@@ -168,6 +198,16 @@ class Method:
                   for name, s in own.items()}
         return config if values == config.method_settings else replace(
             config, method_settings=values)
+
+
+def declared_by(methods: Iterable[Method]) -> dict[str, tuple[Setting, list[Method]]]:
+    """Every setting `methods` declare, by name (the first declaration wins), with the
+    methods that declare it: one flag or control per name, however many share it."""
+    found: dict[str, tuple[Setting, list[Method]]] = {}
+    for method in methods:
+        for setting in method.settings:
+            found.setdefault(setting.name, (setting, []))[1].append(method)
+    return found
 
 
 def as_method(obj: Any, where: str) -> Method:

@@ -9,12 +9,13 @@ from pdr_core.events import NodeFinished, NodeStarted, RunFinished, RunStarted
 from pdr_core.extraction import extract_answer
 from pdr_core.fold import EventSink, folding
 from pdr_core.ids import new_run_id
-from pdr_core.providers.base import Completion, Message
+from pdr_core.providers.base import Completion, Message, Provider
+from pdr_core.providers.routes import Route, Routes
 from pdr_core.run.engine import reused_events
 from pdr_core.run.methods import descendants
 from pdr_core.run.operators import Draft, final_vote
 from pdr_core.tasks import answer_text, trace_key
-from pdr_core.trace import Trace
+from pdr_core.trace import Node, Trace
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ def fork_comparison(original: Trace, fork: Trace) -> ForkComparison:
     )
 
 
+def call_provider(node: Node, routes: Routes) -> Provider:
+    """Who a one-call fork (the playground) of `node` calls: the model and endpoint the node
+    recorded (a mixture of agents' proposer or aggregator), chosen by `routes` under the
+    one key rule; the run's provider (`routes.default`) for a node that recorded none."""
+    if node.model is None:
+        return routes.default
+    return routes.provider(Route(node.model, node.endpoint))
+
+
 def keep_call(
     parent: Trace,
     node_id: str,
@@ -113,8 +123,10 @@ def keep_call(
             continue
         if node.id == node_id:
             answer = extract_answer(completion.text) if old.stage != "distill" else None
+            # The call went where `call_provider` sent it: the node's own model and endpoint.
             emit(NodeStarted(run_id, node.id, node.stage, node.round, node.branch,
-                             list(node.parent_ids), [dict(m) for m in messages]))
+                             list(node.parent_ids), [dict(m) for m in messages],
+                             model=node.model, endpoint=node.endpoint))
             emit(NodeFinished(run_id, node.id, completion.text, answer,
                               completion.usage.to_dict(), completion.reasoning,
                               completion.finish_reason))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from pdr_core.config import RunConfig
@@ -56,6 +56,8 @@ class RunJob(LoopThread):
     run_id: str = field(default_factory=new_run_id)
     extra_sink: EventSink | None = None
     task: Task | None = None  # a code problem's task (pdr_core.tasks); None for a question
+    # What the key rule reads for a routed call's endpoint (the app's); None: the process's.
+    environ: Mapping[str, str] | None = None
     trace: Trace | None = field(default=None, init=False)
     error: BaseException | None = field(default=None, init=False)
     _action: Action | None = field(default=None, init=False, repr=False)
@@ -66,23 +68,25 @@ class RunJob(LoopThread):
     _ready: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @classmethod
-    def resuming(cls, store: Store, trace: Trace, provider: Provider) -> RunJob:
+    def resuming(cls, store: Store, trace: Trace, provider: Provider,
+                 environ: Mapping[str, str] | None = None) -> RunJob:
         """A job that continues an interrupted or failed stored run."""
         job = cls(store, trace.question, trace.run_config, provider,
                   trace.reference_answer, trace.id)
         events = store.events(trace.id)
         job._writer = lambda: store.resume_writer(trace.id)
-        job._action = lambda sink: resume(trace, events, provider, sink)
+        job._action = lambda sink: resume(trace, events, provider, sink, environ=environ)
         return job
 
     @classmethod
     def forking(cls, store: Store, parent: Trace, node_id: str, provider: Provider,
-                config: RunConfig, messages: list[Message] | None = None) -> RunJob:
+                config: RunConfig, messages: list[Message] | None = None,
+                environ: Mapping[str, str] | None = None) -> RunJob:
         """A job that forks `parent` at `node_id` (see `pdr_core.run.methods.fork`)."""
         job = cls(store, parent.question, config, provider, parent.reference_answer)
         job._writer = lambda: store.writer(name=f"fork of {parent.id} at {node_id}")
         job._action = lambda sink: fork(parent, node_id, provider, sink, config, messages,
-                                        job.run_id)
+                                        job.run_id, environ=environ)
         return job
 
     @classmethod
@@ -120,7 +124,7 @@ class RunJob(LoopThread):
             else:
                 self.trace = await run(self.question, self.config, self.provider, sink,
                                        reference=self.reference, run_id=self.run_id,
-                                       task=self.task)
+                                       task=self.task, environ=self.environ)
 
         try:
             # The writer's SQLite connection belongs to this thread.

@@ -10,6 +10,7 @@ pdr_core.run.selection) or by a plugin.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 
 from pdr_core.code.executor import execution_allowed
@@ -19,6 +20,7 @@ from pdr_core.fold import EventSink, folding
 from pdr_core.ids import new_run_id
 from pdr_core.prompts import PromptSet, code_prompts
 from pdr_core.providers.base import Message, Provider
+from pdr_core.providers.routes import Routes
 from pdr_core.run.engine import BudgetExhausted, Reuse, RunContext, RunFailed
 from pdr_core.run.operators import Draft, final_vote
 from pdr_core.run.registry import get_method
@@ -75,6 +77,7 @@ async def run(
     reuse: Reuse | None = None,
     parent: tuple[str, str] | None = None,
     task: Task | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Trace:
     """Run `question` with `config` on `provider`, emitting every event to `sink`.
 
@@ -83,11 +86,13 @@ async def run(
     CancelledError propagates. `reuse` and `parent` are how a fork takes its parent run's
     unchanged nodes (see `fork`). `task` says what the answers are and how they are graded
     (pdr_core.tasks; a question with one final answer when None): a code task's question
-    is its problem's prompt.
+    is its problem's prompt. `environ`: what the key rule reads for a routed call's endpoint
+    (the app's, with its secrets); None: the process's.
     """
     check_question(question)
     config = get_method(config.method).prepare(for_task(config, task))
-    ctx = RunContext(run_id or new_run_id(), question, config, provider, sink, reuse, task)
+    ctx = RunContext(run_id or new_run_id(), question, config, provider, sink, reuse, task,
+                     _routes(provider, environ))
     parent_run, parent_node = parent or (None, None)
     ctx.emit(RunStarted(ctx.run_id, question, reference, config.to_dict(),
                         parent_run_id=parent_run, parent_node_id=parent_node,
@@ -95,8 +100,13 @@ async def run(
     return await _execute(ctx)
 
 
+def _routes(provider: Provider, environ: Mapping[str, str] | None) -> Routes | None:
+    return None if environ is None else Routes(provider, environ)
+
+
 async def resume(trace: Trace, events: list[Event], provider: Provider,
-                 sink: EventSink | None = None, execute: bool = False) -> Trace:
+                 sink: EventSink | None = None, execute: bool = False,
+                 environ: Mapping[str, str] | None = None) -> Trace:
     """Continue an interrupted or failed run from its stored `events`.
 
     Every node that finished is taken as it is (no call); the rest is called again, and
@@ -114,7 +124,8 @@ async def resume(trace: Trace, events: list[Event], provider: Provider,
     finished = {n.id: n for n in trace.nodes if n.status == "ok"}
     ctx = RunContext(trace.id, trace.question, config, provider, sink,
                      Reuse(finished, copy=False, same_messages=False),
-                     task_from_record(trace.task, execution_allowed(execute)))
+                     task_from_record(trace.task, execution_allowed(execute)),
+                     _routes(provider, environ))
     ctx.emit(RunResumed(trace.id))
     return await _execute(ctx)
 
@@ -128,6 +139,7 @@ async def fork(
     messages: list[Message] | None = None,
     run_id: str | None = None,
     execute: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Trace:
     """A new run from `parent` that calls `node_id` again (with edited `messages`, or the
     templates and settings of `config`) and everything that depended on it; every other
@@ -145,7 +157,7 @@ async def fork(
     config = config or parent.run_config
     task = task_from_record(parent.task, execution_allowed(execute))
     return await run(parent.question, config, provider, sink, parent.reference_answer,
-                     run_id, reuse, (parent.id, node_id), task)
+                     run_id, reuse, (parent.id, node_id), task, environ)
 
 
 def fork_config(

@@ -119,6 +119,12 @@ def get_method(name: str) -> Method:
     return _BUILTIN.get(name) or lookup(method_registry(), name)
 
 
+def planned_calls(config: RunConfig) -> int:
+    """Calls a complete run of `config` makes, from its method's declared schedule: the
+    one count the budget preview, the run view and the command line's bar show."""
+    return get_method(config.method).planned_calls(config)
+
+
 def shape_label(config: dict[str, Any]) -> str:
     """`pdr (summary, 4×2)`: a run's method and, as far as the method uses them, its
     distill operator and width × depth (and a tapering width schedule: `widths 8,4,1`). A method not
