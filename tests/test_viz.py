@@ -6,9 +6,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import REFERENCE, run_fake
 
-from pdr_core import viz
 from pdr_core.answers import normalize_answer
 from pdr_core.config import RunConfig
+from pdr_core.render.budget import budget_table
+from pdr_core.render.flow import answer_flow_figure, lost_answer_rounds
+from pdr_core.render.graph import (
+    CORRECT_COLOR,
+    FAILED_COLOR,
+    INCORRECT_COLOR,
+    answer_colors,
+    build_graph,
+    column_of,
+    node_id_from_point,
+)
+from pdr_core.render.timeline import critical_path, timeline_figure
+from pdr_core.render.tree import tree_figure
 from pdr_core.testing import FakeProvider, question_value
 
 CONFIGS = [
@@ -54,7 +66,7 @@ def answer_by_seed(table, default="7"):
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.method}-{c.distill}")
 def test_graph_nodes_and_edges_are_the_trace(config):
     trace = run_fake(config)
-    graph = viz.build_graph(trace)
+    graph = build_graph(trace)
     assert set(graph.nodes) == {n.id for n in trace.nodes}
     assert set(graph.edges) == {(p, n.id) for n in trace.nodes for p in n.parent_ids}
     for node in trace.nodes:
@@ -63,7 +75,7 @@ def test_graph_nodes_and_edges_are_the_trace(config):
 
 def test_columns_rows_and_labels():
     trace = run_fake(RunConfig(method="pdr", depth=3, width_schedule=(4, 2, 1)))
-    graph = viz.build_graph(trace)
+    graph = build_graph(trace)
     place = {n: (graph.nodes[n]["column"], graph.nodes[n]["row"]) for n in graph.nodes}
     assert place == {
         "r1-draft-0": (0, 0), "r1-draft-1": (0, 1), "r1-draft-2": (0, 2), "r1-draft-3": (0, 3),
@@ -75,15 +87,15 @@ def test_columns_rows_and_labels():
     assert graph.graph["column_labels"] == [
         "Round 1 drafts", "Distill 1", "Round 2", "Distill 2", "Final"
     ]
-    fig = viz.tree_figure(trace)
+    fig = tree_figure(trace)
     assert list(fig.layout.xaxis.ticktext) == graph.graph["column_labels"]
     assert list(fig.layout.xaxis.tickvals) == [0, 1, 2, 3, 4]
 
 
 def test_column_of_follows_the_stage_order():
     trace = run_fake(RunConfig(method="sr", depth=3, sr_summary=True))
-    assert [viz.column_of(n) for n in sorted(trace.nodes, key=viz.column_of)] == [0, 1, 2, 3, 4]
-    assert viz.column_of(trace.node("r2-distill-0")) == 3
+    assert [column_of(n) for n in sorted(trace.nodes, key=column_of)] == [0, 1, 2, 3, 4]
+    assert column_of(trace.node("r2-distill-0")) == 3
 
 
 # --- tree -----------------------------------------------------------------------------------
@@ -92,7 +104,7 @@ def test_column_of_follows_the_stage_order():
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.method}-{c.distill}")
 def test_tree_customdata_covers_every_node_once(config):
     trace = run_fake(config, FakeProvider(fail=lambda m, seed: "boom" if seed == 1 else None))
-    fig = viz.tree_figure(trace, selected=trace.nodes[0].id)
+    fig = tree_figure(trace, selected=trace.nodes[0].id)
     ids = [i for t in marker_traces(fig) for i in t.customdata]
     assert Counter(ids) == Counter(n.id for n in trace.nodes)
     assert fig.layout.clickmode == "event+select"
@@ -102,7 +114,7 @@ def test_tree_customdata_covers_every_node_once(config):
 
 def test_legend_names_have_answers_with_counts():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3))
-    fig = viz.tree_figure(trace)
+    fig = tree_figure(trace)
     counts = Counter(normalize_answer(n.answer) for n in trace.nodes if n.answer)
     assert counts["52"] and counts["53"]
     names = [t.name for t in fig.data if t.showlegend is not False]
@@ -114,13 +126,13 @@ def test_legend_names_have_answers_with_counts():
 
 def test_answer_colors_are_shared_by_tree_and_flow():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3))
-    colors = viz.answer_colors(trace)
+    colors = answer_colors(trace)
     assert list(colors) == ["52", "53"]  # biggest cluster first
     assert len(set(colors.values())) == 2
-    tree = viz.tree_figure(trace)
+    tree = tree_figure(trace)
     assert trace_of(tree, "r1-draft-0").marker.color == colors["52"]
     assert trace_of(tree, "r1-draft-3").marker.color == colors["53"]
-    flow = viz.answer_flow_figure(trace)
+    flow = answer_flow_figure(trace)
     bars = {t.name.split(" ")[0]: t.marker.color for t in flow.data}
     assert bars == {"52": colors["52"], "53": colors["53"]}
 
@@ -129,11 +141,11 @@ def test_failed_node_has_the_failed_marker():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3),
                      FakeProvider(fail=lambda m, seed: "server <exploded>" if seed == 2 else None))
     assert trace.node("r1-draft-2").status == "failed"
-    fig = viz.tree_figure(trace)
+    fig = tree_figure(trace)
     failed, index = point_of(fig, "r1-draft-2")
     assert failed.name == "failed"
     assert failed.marker.symbol == "x"
-    assert failed.marker.color == viz.FAILED_COLOR
+    assert failed.marker.color == FAILED_COLOR
     assert list(failed.customdata) == ["r1-draft-2"]
     hover = failed.hovertext[index]
     assert "status: failed" in hover and "server &lt;exploded&gt;" in hover
@@ -142,19 +154,19 @@ def test_failed_node_has_the_failed_marker():
 
 def test_correct_and_incorrect_nodes_are_marked_with_a_reference():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3))
-    fig = viz.tree_figure(trace)
+    fig = tree_figure(trace)
     right, i = point_of(fig, "r1-draft-0")
     wrong, j = point_of(fig, "r1-draft-3")
     assert (trace.node("r1-draft-0").correct, trace.node("r1-draft-3").correct) == (True, False)
-    assert right.text[i] == "✓" and per_point(right.marker.line.color, i) == viz.CORRECT_COLOR
-    assert wrong.text[j] == "✗" and per_point(wrong.marker.line.color, j) == viz.INCORRECT_COLOR
+    assert right.text[i] == "✓" and per_point(right.marker.line.color, i) == CORRECT_COLOR
+    assert wrong.text[j] == "✗" and per_point(wrong.marker.line.color, j) == INCORRECT_COLOR
     distill, k = point_of(fig, "r1-distill-0")
     assert distill.marker.symbol == "square" and not (distill.text or [""])[k]
 
 
 def test_no_marks_without_a_reference():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3), reference=None)
-    fig = viz.tree_figure(trace)
+    fig = tree_figure(trace)
     assert all(not any(t.text or []) for t in marker_traces(fig))
     assert not any("✓" in (t.name or "") or "✗" in (t.name or "") for t in fig.data)
 
@@ -164,31 +176,31 @@ def test_running_node_is_hollow_with_a_dotted_edge():
     node = trace.node("r3-final-0")
     node.status, node.finished_at, node.answer, node.correct = "running", None, None, None
     trace.status = "running"
-    fig = viz.tree_figure(trace)
+    fig = tree_figure(trace)
     running = trace_of(fig, "r3-final-0")
     assert running.name == "running" and running.marker.symbol == "circle-open"
     assert any(t.mode == "lines" and t.line.dash == "dot" for t in fig.data)
-    viz.timeline_figure(trace, now=datetime.now(UTC) + timedelta(seconds=3))
-    [note] = viz.answer_flow_figure(trace).layout.annotations
+    timeline_figure(trace, now=datetime.now(UTC) + timedelta(seconds=3))
+    [note] = answer_flow_figure(trace).layout.annotations
     assert note.text == "running…"
 
 
 def test_selected_node_is_ringed_and_unknown_selection_ignored():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3))
-    graph = viz.build_graph(trace)
-    fig = viz.tree_figure(trace, selected="r2-refine-1")
+    graph = build_graph(trace)
+    fig = tree_figure(trace, selected="r2-refine-1")
     [ring] = [t for t in fig.data if t.name == "selected"]
     assert (ring.x[0], ring.y[0]) == (graph.nodes["r2-refine-1"]["column"],
                                       graph.nodes["r2-refine-1"]["row"])
     assert ring.hoverinfo == "skip" and ring.customdata is None
-    plain = viz.tree_figure(trace, selected="gone")
+    plain = tree_figure(trace, selected="gone")
     assert not any(t.name == "selected" for t in plain.data)
 
 
 def test_node_id_from_point():
-    assert viz.node_id_from_point({"customdata": "r1-draft-0", "x": 0}) == "r1-draft-0"
-    assert viz.node_id_from_point({"customdata": ["r2-refine-1"]}) == "r2-refine-1"
-    assert viz.node_id_from_point({"x": 1}) is None
+    assert node_id_from_point({"customdata": "r1-draft-0", "x": 0}) == "r1-draft-0"
+    assert node_id_from_point({"customdata": ["r2-refine-1"]}) == "r2-refine-1"
+    assert node_id_from_point({"x": 1}) is None
 
 
 def test_hover_text_escapes_model_output():
@@ -197,10 +209,10 @@ def test_hover_text_escapes_model_output():
                      FakeProvider(answer=lambda m, seed: hostile))
     node = trace.node("r1-draft-0")
     assert hostile in node.text and node.answer == hostile
-    tree = viz.tree_figure(trace)
+    tree = tree_figure(trace)
     t, i = point_of(tree, "r1-draft-0")
     assert "&lt;script&gt;" in t.hovertext[i]
-    figures = [tree, viz.answer_flow_figure(trace), viz.timeline_figure(trace)]
+    figures = [tree, answer_flow_figure(trace), timeline_figure(trace)]
     for fig in figures:
         dumped = fig.to_json()
         assert "<script" not in dumped and "\\u003cscript" not in dumped.lower()
@@ -209,7 +221,7 @@ def test_hover_text_escapes_model_output():
 
 def test_hover_has_the_node_facts():
     trace = run_fake(RunConfig(method="pdr", width=2, depth=2))
-    t, i = point_of(viz.tree_figure(trace), "r1-draft-1")
+    t, i = point_of(tree_figure(trace), "r1-draft-1")
     hover = t.hovertext[i]
     node = trace.node("r1-draft-1")
     for part in ("stage: draft", "round 1", "branch 1", f"answer: {node.answer}",
@@ -222,7 +234,7 @@ def test_hover_has_the_node_facts():
 
 def test_answer_flow_stacks_counts_per_round():
     trace = run_fake(RunConfig(method="pdr", width=4, depth=3))
-    fig = viz.answer_flow_figure(trace)
+    fig = answer_flow_figure(trace)
     assert fig.layout.barmode == "stack"
     by_name = {t.name: list(t.y) for t in fig.data}
     assert list(fig.data[0].x) == ["Round 1", "Round 2", "Final"]
@@ -235,7 +247,7 @@ def test_answer_flow_stacks_counts_per_round():
 def test_final_answer_no_node_gave_is_said_plainly():
     trace = run_fake(RunConfig(method="vote", width=2))
     trace.final_answer, trace.correct = "<i>99</i>", False
-    [note] = viz.answer_flow_figure(trace).layout.annotations
+    [note] = answer_flow_figure(trace).layout.annotations
     assert note.text.startswith("final: &lt;i&gt;99&lt;/i&gt; ✗<br>given by no generation shown")
 
 
@@ -244,26 +256,26 @@ def test_lost_answer_rounds():
     rule = answer_by_seed({0: "right", 2000: "right"})
     trace = run_fake(RunConfig(method="pdr", width=3, depth=3), FakeProvider(answer=rule))
     assert [n.correct for n in trace.nodes if n.round == 2 and n.stage == "refine"] == [False] * 3
-    assert viz.lost_answer_rounds(trace) == [1]
-    fig = viz.answer_flow_figure(trace)
+    assert lost_answer_rounds(trace) == [1]
+    fig = answer_flow_figure(trace)
     assert any("lost" in a.text for a in fig.layout.annotations)
 
     kept = run_fake(RunConfig(method="pdr", width=3, depth=3),
                     FakeProvider(answer=answer_by_seed({0: "right", 1001: "right", 2000: "right"})))
-    assert viz.lost_answer_rounds(kept) == []
-    assert not any("lost" in a.text for a in viz.answer_flow_figure(kept).layout.annotations)
+    assert lost_answer_rounds(kept) == []
+    assert not any("lost" in a.text for a in answer_flow_figure(kept).layout.annotations)
 
 
 def test_lost_answer_rounds_counts_a_vote_that_loses_it():
     trace = run_fake(RunConfig(method="vote", width=3),
                      FakeProvider(answer=answer_by_seed({0: "right"})))
     assert trace.final_answer == "7" and trace.correct is False
-    assert viz.lost_answer_rounds(trace) == [1]
-    [note] = viz.answer_flow_figure(trace).layout.annotations
+    assert lost_answer_rounds(trace) == [1]
+    [note] = answer_flow_figure(trace).layout.annotations
     assert "final: 7 ✗" in note.text and "outvoted" in note.text
     unjudged = run_fake(RunConfig(method="vote", width=3),
                         FakeProvider(answer=answer_by_seed({0: "right"})), reference=None)
-    assert viz.lost_answer_rounds(unjudged) == []
+    assert lost_answer_rounds(unjudged) == []
 
 
 # --- timeline and critical path -------------------------------------------------------------
@@ -290,21 +302,21 @@ def timed_trace():
 
 def test_critical_path():
     trace = timed_trace()
-    assert viz.critical_path(trace) == [
+    assert critical_path(trace) == [
         "r1-draft-1", "r1-distill-0", "r2-refine-2", "r2-distill-0", "r3-final-0"
     ]
 
 
 def test_critical_path_skips_extractive_distills():
     trace = run_fake(RunConfig(method="pdr", width=3, depth=2, distill="topk", k=2))
-    path = viz.critical_path(trace)
+    path = critical_path(trace)
     assert not any("distill" in node_id for node_id in path)
     assert [node_id.split("-")[0] for node_id in path] == ["r1", "r2"]
 
 
 def test_timeline_rows_times_and_highlight():
     trace = timed_trace()
-    fig = viz.timeline_figure(trace)
+    fig = timeline_figure(trace)
     bars = {}
     for t in fig.data:
         if t.type == "bar":
@@ -314,7 +326,7 @@ def test_timeline_rows_times_and_highlight():
     assert bars["r2-refine-2"][:3] == ("refine", 6.2, pytest.approx(2.8))
     assert bars["r1-distill-0"][0] == "distill"
     on_path = {n for n, bar in bars.items() if bar[3] > 1}
-    assert on_path == set(viz.critical_path(trace))
+    assert on_path == set(critical_path(trace))
     order = list(fig.layout.yaxis.categoryarray)
     assert order[:3] == ["r1-draft-0", "r1-draft-1", "r1-draft-2"]
     assert order.index("r2-refine-2") < order.index("r2-refine-1")
@@ -322,7 +334,7 @@ def test_timeline_rows_times_and_highlight():
 
 def test_timeline_leaves_out_extractive_distills():
     trace = run_fake(RunConfig(method="pdr", width=3, depth=2, distill="topk", k=2))
-    fig = viz.timeline_figure(trace)
+    fig = timeline_figure(trace)
     rows = [i for t in fig.data if t.type == "bar" for i in t.y]
     assert sorted(rows) == sorted(n.id for n in trace.nodes if n.call)
     assert "r1-distill-0" not in rows
@@ -334,7 +346,7 @@ def test_timeline_leaves_out_extractive_distills():
 def test_budget_table_matches_the_trace_budget():
     config = RunConfig(method="pdr", width=3, depth=3, distill="summary", total_budget=100_000)
     trace = run_fake(config)
-    rows = viz.budget_table(trace)
+    rows = budget_table(trace)
     assert [r["row"] for r in rows] == ["Round 1", "Round 2", "Round 3", "B_seq", "B_total"]
     rounds, (seq, total) = rows[:3], rows[3:]
     assert sum(r["tokens"] for r in rounds) == trace.budget.b_total == total["tokens"]
@@ -352,7 +364,7 @@ def test_budget_table_matches_the_trace_budget():
 def test_budget_table_flags_a_call_over_its_cap():
     trace = run_fake(RunConfig(method="vote", width=2))
     trace.node("r1-draft-0").usage["completion_tokens"] = trace.config["max_tokens"] + 1
-    [round_row, _, total] = viz.budget_table(trace)
+    [round_row, _, total] = budget_table(trace)
     assert round_row["within_cap"] is False
     assert total["cap"] is None and total["within_cap"] is None
 
@@ -363,12 +375,12 @@ def test_budget_table_flags_a_call_over_its_cap():
 def test_figures_build_for_a_wide_deep_run():
     trace = run_fake(RunConfig(method="pdr", width=16, depth=8, distill="topk", k=2))
     assert len(trace.nodes) == 16 * 7 + 7 + 1
-    tree = viz.tree_figure(trace, selected="r4-refine-7")
+    tree = tree_figure(trace, selected="r4-refine-7")
     assert sum(len(t.customdata) for t in marker_traces(tree)) == len(trace.nodes)
     assert len(tree.data) <= 10
-    assert tree.layout.height >= viz.tree_figure(run_fake(CONFIGS[0])).layout.height
-    flow = viz.answer_flow_figure(trace)
+    assert tree.layout.height >= tree_figure(run_fake(CONFIGS[0])).layout.height
+    flow = answer_flow_figure(trace)
     assert len(flow.data[0].x) == 8
-    timeline = viz.timeline_figure(trace)
+    timeline = timeline_figure(trace)
     assert sum(len(t.y) for t in timeline.data if t.type == "bar") == 16 * 7 + 1
-    assert REFERENCE in viz.answer_colors(trace)
+    assert REFERENCE in answer_colors(trace)
