@@ -19,7 +19,7 @@ from pdr_core.code.executor import Execution, Executor
 from pdr_core.code.extract import extract_program
 from pdr_core.code.identity import CodeTask, text_key
 from pdr_core.code.problems import CodeProblem, problem_from_row
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 
 if TYPE_CHECKING:
     from pdr_core.trace import Trace

@@ -9,7 +9,7 @@ import pytest
 from pdr_core.code.executor import Executor, Limits
 from pdr_core.code.extract import code_block, extract_program
 from pdr_core.code.problems import CodeProblem, load_humaneval, read_code_jsonl
-from pdr_core.evals.datasets import DatasetError
+from pdr_core.evals.problems import DatasetError
 
 PROBLEMS = {p.id: p for p in load_humaneval()}
 ZERO = PROBLEMS["HumanEval/0"]

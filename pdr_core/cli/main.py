@@ -372,7 +372,8 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     # Imported here: evaluations pull in plotly, which the other commands never need.
     from pdr_core import evaluation as ev
     from pdr_core.code.problems import load_code_dataset
-    from pdr_core.evals.datasets import DatasetError, load_dataset_spec
+    from pdr_core.evals.datasets import load_dataset_spec
+    from pdr_core.evals.problems import DatasetError
 
     if args.concurrency < 1:
         raise ConfigError("concurrency", args.concurrency,

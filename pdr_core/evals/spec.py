@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 from pdr_core.run.registry import get_method, method_registry
 from pdr_core.store import EVAL_TAG_PREFIX
 
