@@ -27,6 +27,9 @@ from pdr_core.run.preview import known_price
 from pdr_core.run.registry import method_registry
 from ui.components import endpoint_or_stop, get_store, make_provider
 from ui.eval_results import render_results
+from ui.navigation import through_app
+
+through_app()
 
 EVAL_JOBS = "eval_jobs"
 SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
