@@ -27,6 +27,7 @@ from pdr_core.config import (
     parse_schedule,
 )
 from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.evals.problems import DatasetError
 from pdr_core.events import Event
 from pdr_core.heap import freeze_startup_objects
 from pdr_core.prompts import PromptSet, TemplateError
@@ -373,7 +374,6 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     from pdr_core import evaluation as ev
     from pdr_core.code.problems import load_code_dataset
     from pdr_core.evals.datasets import load_dataset_spec
-    from pdr_core.evals.problems import DatasetError
 
     if args.concurrency < 1:
         raise ConfigError("concurrency", args.concurrency,
