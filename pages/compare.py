@@ -13,6 +13,9 @@ from pdr_core.run.baseline import matched_note, source_of
 from pdr_core.store import RunNotFound
 from ui.baseline import render_baseline
 from ui.components import STATUS_BADGE, get_store, load_trace, run_label, start_job
+from ui.navigation import through_app
+
+through_app()
 
 PENDING = "compare_pending"  # (A, B) to show on the next draw
 

@@ -1,12 +1,10 @@
 """Evaluate page: sweep methods and settings over a problem set, then accuracy vs budget.
 
-Thin: datasets, sweeps, statistics and exports are pdr_core.evals.datasets / evaluation / stats.
+Thin: datasets, sweeps, statistics and exports are pdr_core.evals; the results are ui.eval_results.
 The evaluation runs as a job on its own thread and event loop; this page reads the store.
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 import streamlit as st
 
@@ -15,31 +13,11 @@ from pdr_core.config import ConfigError
 from pdr_core.evals.benchmarks import BENCHMARKS
 from pdr_core.evals.data_folder import ENV as DATA_ENV
 from pdr_core.evals.data_folder import check_hub_spec, data_file, data_folder
-from pdr_core.evals.datasets import (
-    DIFFICULTIES,
-    KINDS,
-    DatasetError,
-    load_dataset_spec,
-    load_jsonl,
-    read_jsonl,
-)
+from pdr_core.evals.datasets import load_dataset_spec
 from pdr_core.evals.estimate import estimate, estimate_rows
-from pdr_core.evals.export import (
-    report_json,
-    results_csv,
-    summary_cells,
-    summary_csv,
-    summary_header,
-)
-from pdr_core.evals.figure import accuracy_figure, metric_title
+from pdr_core.evals.generator import DIFFICULTIES, KINDS
+from pdr_core.evals.problems import DatasetError, load_jsonl, read_jsonl
 from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
-from pdr_core.evals.results import (
-    RUN_LINK_SUFFIX,
-    collect_results,
-    compare,
-    per_problem_table,
-    summarize,
-)
 from pdr_core.evals.run import EvalJob
 from pdr_core.evals.spec import (
     DEFAULT_METHODS,
@@ -54,7 +32,11 @@ from pdr_core.run.preview import known_price
 from pdr_core.run.registry import method_registry
 from ui.code_view import execution_on
 from ui.components import endpoint_or_stop, get_store, make_provider
+from ui.eval_results import render_results
 from ui.method_settings import method_sweep_controls
+from ui.navigation import through_app
+
+through_app()
 
 EVAL_JOBS = "eval_jobs"
 SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
@@ -67,7 +49,6 @@ KIND_LABELS = {"arith": "Multi-step arithmetic word problems", "linear": "Linear
 WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16]
 DEPTHS = [1, 2, 3, 4, 5, 6]
 TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
-ALPHAS = [0.01, 0.05, 0.1]
 # Streamlit drops a widget's value while another page is shown; these keys are copied to
 # plain session state after every run of this page and restored before its widgets.
 FORM = {"eval_source": "Generator", "eval_benchmark": BENCHMARKS[0].name,
@@ -329,75 +310,8 @@ timed = job is not None and job.running
 @st.fragment(run_every=1.0 if timed else None)
 def results_view() -> None:
     current = st.session_state.get(EVAL_JOBS, {}).get(view)
-    if current is not None and current.running and current.total:
-        eta = "" if current.eta is None else f" · about {current.eta:.0f} s left"
-        failed = f" · {current.failed} failed" if current.failed else ""
-        st.progress(current.done / current.total,
-                    text=f"{current.done} / {current.total} runs{failed}{eta}")
-    if current is not None and current.error is not None:
-        st.error(inert(f"The evaluation stopped: {current.error}"))
-    rows = collect_results(store, evaluation)
-    summary = summarize(rows)
-    states = [r.status for r in rows]
-    m = st.columns(4)
-    m[0].metric("Completed", states.count("completed"))
-    m[1].metric("Failed", states.count("failed") + states.count("interrupted"),
-                help="Failed runs are not graded; Resume runs them again.")
-    m[2].metric("Running", states.count("running"))
-    m[3].metric("Not started", states.count("pending"))
-
-    code = any(is_code_problem(p) for p in evaluation.problems)
-    metric = "pass@1" if code else "accuracy"
-    seq, total = st.tabs([f"{metric_title(metric)} vs B_seq",
-                          f"{metric_title(metric)} vs B_total"])
-    with seq:
-        st.plotly_chart(accuracy_figure(summary, "b_seq", metric), key="eval_fig_seq")
-    with total:
-        st.plotly_chart(accuracy_figure(summary, "b_total", metric), key="eval_fig_total")
-    # Arm labels name method, width, depth and max tokens; the distill operator is the
-    # evaluation's own, said once here.
-    uses = any(METHODS[m].uses("distill") for m in {s.method for s in evaluation.spec.settings()}
-               if m in METHODS)
-    distill = f"distill operator {evaluation.spec.distill}; " if uses else ""
-    oracle = ("pass@1: share of problems whose final program passed every test; oracle: "
-              "share where any program a run wrote passed, against that final pass" if code
-              else "oracle: share of runs where some generation was right")
-    st.markdown(f"**Per method and setting** ({distill}{oracle})")
-    if code and not evaluation.spec.execute_code:
-        st.info("Code execution was off for this evaluation: no program ran, so pass@1 "
-                "and the oracle are unknown.")
-    # Text cells, as the command line prints them: percentages, rounded means, "-" for none.
-    st.dataframe([dict(zip(summary_header(metric), summary_cells(s), strict=True))
-                  | {"pending": str(s.pending), "tokens saved": f"{s.tokens_saved:,}"}
-                  for s in summary], hide_index=True, key="eval_summary_table")
-    st.markdown("**Per problem** (each arm's run opens in History)")
-    links = {s.label + RUN_LINK_SUFFIX: st.column_config.LinkColumn(
-        s.label + RUN_LINK_SUFFIX, display_text="open ↗", help=f"The {s.label} run of this "
-        "problem, in History") for s in summary}
-    st.dataframe(per_problem_table(rows, run_link=lambda run_id: f"history?run={run_id}"),
-                 hide_index=True, key="eval_per_problem", column_config=links)
-    with st.expander("Every run"):
-        st.dataframe([asdict(r) for r in rows], hide_index=True, key="eval_runs_table")
-
-    labels = [s.label for s in summary]
-    if len(labels) >= 2:
-        st.markdown("**Paired comparison** (McNemar's exact test on the same problems)")
-        p = st.columns(3)
-        a = p[0].selectbox("Method A", labels, key="eval_cmp_a")
-        b = p[1].selectbox("Method B", labels, index=len(labels) - 1, key="eval_cmp_b")
-        alpha = p[2].select_slider("Significance level", ALPHAS, value=0.05, key="eval_alpha")
-        result = compare(rows, a, b, alpha)
-        (st.success if result.significant else st.info)(result.verdict())
-
-    d = st.columns(3)
-    d[0].download_button("results.csv", results_csv(rows), f"{evaluation.id}-results.csv",
-                         "text/csv", key="eval_dl_results")
-    d[1].download_button("summary.csv", summary_csv(summary), f"{evaluation.id}-summary.csv",
-                         "text/csv", key="eval_dl_summary")
-    d[2].download_button("evaluation.json", report_json(evaluation, rows, summary),
-                         f"{evaluation.id}.json", "application/json", key="eval_dl_json")
+    render_results(store, evaluation, current)
     if timed and (current is None or not current.running):
         st.rerun()  # the evaluation ended: draw the whole page once more, without the timer
-
 
 results_view()

@@ -16,8 +16,11 @@ from ui.components import get_store, load_trace, run_label, short, show_question
 from ui.fork_view import render_fork_comparison, resume_controls
 from ui.links import publish_run
 from ui.live_view import cancel_control, live_run_view, watch_running
+from ui.navigation import through_app
 from ui.present_view import presenting, render_presentation
 from ui.state import kept, run_key
+
+through_app()
 
 PAGE_SIZE = 50
 STATUSES = ("completed", "failed", "interrupted", "running")

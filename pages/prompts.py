@@ -7,6 +7,9 @@ import streamlit as st
 from pdr_core.prompts import FIELDS, PromptSet, TemplateError, validate_template
 from pdr_core.store import StoreError
 from ui.components import BUILT_IN, get_store
+from ui.navigation import through_app
+
+through_app()
 
 STAGE_HELP = {
     "system": "System message of every call (may be empty).",

@@ -36,7 +36,10 @@ from ui.components import (
 from ui.endpoints import app_environ, on_bundled_model
 from ui.live_view import live_run_view
 from ui.method_settings import method_setting_controls
+from ui.navigation import through_app
 from ui.state import MOA_PROPOSERS, kept, kept_value, set_kept
+
+through_app()
 
 METHODS = method_registry()  # built-ins and installed plugins, by the name a run records
 METHOD_LABELS = {name: info.label for name, info in METHODS.items()}

@@ -25,7 +25,10 @@ from pdr_core.user_settings import UserSettings, save_settings
 from ui.code_view import render_execution_toggle
 from ui.components import run_async
 from ui.endpoints import ENDPOINT, app_environ, given, show_local_model
+from ui.navigation import through_app
 from ui.state import MOA_PROPOSERS, SAVED_ERROR, forget, kept, kept_value
+
+through_app()
 
 LOCAL, REMOTE = "Bundled local model", "OpenAI-compatible endpoint"
 CHECK = "connection_check"  # (what was tested, ok, message): kept until the fields change

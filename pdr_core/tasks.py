@@ -20,7 +20,7 @@ from pdr_core.code.executor import Execution, Executor
 from pdr_core.code.extract import extract_program
 from pdr_core.code.identity import CodeTask, text_key
 from pdr_core.code.problems import CodeProblem, is_code_problem, problem_from_row
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 from pdr_core.extraction import extract_answer
 
 if TYPE_CHECKING:

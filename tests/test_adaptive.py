@@ -9,8 +9,8 @@ from conftest import QUESTION, run_fake
 from openai_server import OpenAIServer
 
 from pdr_core.config import METHODS, ConfigError, RunConfig
-from pdr_core.evals.datasets import Problem
 from pdr_core.evals.export import results_csv
+from pdr_core.evals.problems import Problem
 from pdr_core.evals.records import create_evaluation
 from pdr_core.evals.results import summarize
 from pdr_core.evals.run import run_evaluation

@@ -16,8 +16,9 @@ from openai_server import OpenAIServer
 
 import pdr_core
 from pdr_core.evals.benchmarks import BENCHMARKS, NAMES, benchmark_path
-from pdr_core.evals.datasets import DatasetError, load_benchmark, load_dataset_spec
+from pdr_core.evals.datasets import load_benchmark, load_dataset_spec
 from pdr_core.evals.examples import SMALL, benchmark_examples, examples
+from pdr_core.evals.problems import DatasetError
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(pdr_core.__file__).resolve().parent

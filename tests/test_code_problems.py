@@ -11,7 +11,7 @@ import pytest
 from pdr_core.code.executor import Executor, Limits
 from pdr_core.code.extract import code_block, extract_program
 from pdr_core.code.problems import CodeProblem, as_eval_problem, load_humaneval, read_code_jsonl
-from pdr_core.evals.datasets import DatasetError, Problem, fingerprint
+from pdr_core.evals.problems import DatasetError, Problem, fingerprint
 from pdr_core.evals.records import EvalError, create_evaluation
 from pdr_core.evals.spec import EvalSpec
 from pdr_core.store import Store

@@ -19,17 +19,10 @@ from sympy.parsing.sympy_parser import (
 
 from pdr_core.answers import answers_equivalent
 from pdr_core.evals.benchmarks import benchmark_path
-from pdr_core.evals.datasets import (
-    DIFFICULTIES,
-    DatasetError,
-    Problem,
-    fingerprint,
-    generate,
-    load_dataset_spec,
-    map_record,
-    parse_gen_spec,
-    read_jsonl,
-)
+from pdr_core.evals.datasets import load_dataset_spec
+from pdr_core.evals.generator import DIFFICULTIES, generate, parse_gen_spec
+from pdr_core.evals.huggingface import map_record
+from pdr_core.evals.problems import DatasetError, Problem, fingerprint, read_jsonl
 
 SEEDS = (0, 1, 7)
 

@@ -9,9 +9,9 @@ import csv
 from openai_server import OpenAIServer
 from test_cli import cli
 
-from pdr_core.evals.datasets import Problem
 from pdr_core.evals.estimate import estimate
 from pdr_core.evals.figure import accuracy_figure
+from pdr_core.evals.problems import Problem
 from pdr_core.evals.records import create_evaluation
 from pdr_core.evals.results import collect_results, summarize
 from pdr_core.evals.run import run_evaluation

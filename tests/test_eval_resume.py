@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 from pdr_core.evals.records import create_evaluation
 from pdr_core.evals.results import collect_results
 from pdr_core.evals.run import pending_cells, run_evaluation

@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import plain
 from streamlit.testing.v1 import AppTest
 
-from pdr_core.evals.datasets import generate
+from pdr_core.evals.generator import generate
 from pdr_core.evals.records import list_evaluations
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider

@@ -21,7 +21,7 @@ import pytest
 
 from pdr_core.answers import answer_match, answers_equivalent, is_correct
 from pdr_core.config import ConfigError
-from pdr_core.evals.datasets import Problem, load_benchmark
+from pdr_core.evals.datasets import load_benchmark
 from pdr_core.evals.estimate import estimate
 from pdr_core.evals.export import (
     RESULT_COLUMNS,
@@ -32,6 +32,7 @@ from pdr_core.evals.export import (
     write_outputs,
 )
 from pdr_core.evals.figure import accuracy_figure
+from pdr_core.evals.problems import Problem
 from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
 from pdr_core.evals.results import collect_results, compare, per_problem_table, summarize
 from pdr_core.evals.run import pending_cells, run_evaluation
@@ -256,7 +257,7 @@ def test_cancelled_evaluation_resumes_without_repeating_finished_runs(store):
 
 KILL_SCRIPT = """
 import asyncio, sys
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 from pdr_core.evals.records import create_evaluation
 from pdr_core.evals.run import run_evaluation
 from pdr_core.evals.spec import EvalSpec

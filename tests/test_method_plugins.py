@@ -195,8 +195,8 @@ def test_history_and_list_filter_by_a_plugins_method(installed, db):
 
 
 def test_a_plugins_declared_schedule_gives_its_preview_and_evaluate_estimates(installed):
-    from pdr_core.evals.datasets import Problem
     from pdr_core.evals.estimate import estimate
+    from pdr_core.evals.problems import Problem
     from pdr_core.evals.spec import EvalSpec
     from pdr_core.run.preview import preview
 

@@ -13,7 +13,7 @@ import streamlit as st
 
 from pdr_core.code.executor import ENV_VAR, execution_allowed
 from pdr_core.code.problems import CodeProblem, load_humaneval, problem_from_row
-from pdr_core.evals.datasets import DatasetError
+from pdr_core.evals.problems import DatasetError
 from pdr_core.render.diffs import line_diff
 from pdr_core.render.textfmt import inert
 from pdr_core.tasks import ProgramTask, code_task

@@ -41,8 +41,19 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
         ("Seconds", f"{seconds:.2f}" if seconds is not None else "—"),
         ("Tokens/s", f"{completion / seconds:.1f}" if seconds else "—"),
     ])
+    notes = _notes(node)
+    if notes:
+        st.caption(" · ".join(notes))
+    _render_flags(node)
+    if node.parent_ids:
+        st.caption(inert("Conditioned on: " + ", ".join(node.parent_ids)))
+    return _render_tabs(trace, node, prefix, link)
+
+
+def _notes(node: Node) -> list[str]:
+    """Short facts about how the node's numbers and answer came about."""
     notes = []
-    if usage.get("estimated"):
+    if node.usage.get("estimated"):
         notes.append("usage estimated: the endpoint reported none")
     if not node.call:
         notes.append("extractive workspace: no model call")
@@ -53,8 +64,11 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
     found = find_answer(node.text) if node.answer is not None else None
     if found is not None and found.answer == node.answer:
         notes.append(f"answer found by the rule “{found.rule}”")
-    if notes:
-        st.caption(" · ".join(notes))
+    return notes
+
+
+def _render_flags(node: Node) -> None:
+    """What went wrong or looks off: workspace and verify flags, no answer, a failure."""
     if node.stage == "distill" and node.status == "ok":
         st.caption(inert("Workspace: " + workspace_summary(node)))
         for flag in workspace_flags(node):
@@ -66,8 +80,10 @@ def render_node(trace: Trace, node: Node, prefix: str, link: bool = False) -> st
         st.warning(f"No answer: {no_answer_reason(node.text, node.finish_reason)}.")
     if node.status == "failed":
         st.error(inert(f"This call failed ({node.error_kind}): {node.error}"))
-    if node.parent_ids:
-        st.caption(inert("Conditioned on: " + ", ".join(node.parent_ids)))
+
+
+def _render_tabs(trace: Trace, node: Node, prefix: str, link: bool) -> str | None:
+    """The Output, Messages, Diff and Fork tabs; the open one's label when `link`."""
     tab_key = run_key(trace.id, prefix, node.id, "tab")
     output, messages, diff, fork_tab = st.tabs(
         list(NODE_TABS.values()), key=tab_key, default=linked_tab() if link else None,

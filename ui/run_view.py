@@ -174,13 +174,29 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     if trace.status != "running" and trace.nodes:
         render_replay(trace, prefix)
     render_baseline(trace, prefix, get_store(), start_and_watch)
-    ids = [n.id for n in trace.nodes]
     picker_key = run_key(trace.id, prefix, "node")
     if link:
-        open_linked_node(picker_key, ids)
-    # A live run's picker starts on "latest": it follows the newest finished node while the
-    # run grows, without the page setting the widget on every refresh (which races the
-    # browser). A saved run has nothing to follow: it opens on its last node.
+        open_linked_node(picker_key, [n.id for n in trace.nodes])
+    options, shown = _picker_state(trace, picker_key)
+    _render_figures(trace, prefix, shown, picker_key)
+    if shown is None:
+        st.info("No node yet.")
+        return
+    choice = _render_picker(trace, prefix, options, shown, picker_key)
+    if choice == LATEST:
+        st.caption(f"Showing {inert(_node_label(trace.node(shown)))}")
+    tab = render_node(trace, trace.node(shown), prefix, link)
+    if link:
+        publish(None if choice == LATEST else choice, tab)
+
+
+def _picker_state(trace: Trace, picker_key: str) -> tuple[list[str], str | None]:
+    """The node picker's options and the node shown (None while there is none).
+
+    A live run's picker starts on "latest": it follows the newest finished node while the
+    run grows, without the page setting the widget on every refresh (which races the
+    browser). A saved run has nothing to follow: it opens on its last node."""
+    ids = [n.id for n in trace.nodes]
     finished = [n.id for n in trace.nodes if n.status != "running"]
     latest = finished[-1] if finished else (ids[0] if ids else None)
     live = trace.status == "running"
@@ -188,7 +204,12 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     if st.session_state.get(picker_key, LATEST) not in options:
         st.session_state[picker_key] = LATEST if live else latest
     chosen = st.session_state.get(picker_key, LATEST)
-    shown = latest if chosen == LATEST else chosen
+    return options, latest if chosen == LATEST else chosen
+
+
+def _render_figures(trace: Trace, prefix: str, shown: str | None, picker_key: str) -> None:
+    """The Tree, Answer flow, Timeline and Budget tabs; a click in the tree picks a node."""
+    ids = [n.id for n in trace.nodes]
     tree_fig, flow_fig, timeline_fig = run_figures(trace, shown, _colour_by(trace, prefix))
     tree, flow, timeline, budget = st.tabs(["Tree", "Answer flow", "Timeline", "Budget"])
     with tree:
@@ -208,9 +229,11 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     with budget:
         st.dataframe(budget_rows(trace), hide_index=True,
                      key=run_key(trace.id, prefix, "budget"))
-    if shown is None:
-        st.info("No node yet.")
-        return
+
+
+def _render_picker(trace: Trace, prefix: str, options: list[str], shown: str,
+                   picker_key: str) -> str:
+    """The Node select box and its ↑/↓ buttons (moving within the round); the choice."""
     row = st.container(horizontal=True, vertical_alignment="bottom", wrap=False)
     choice = row.selectbox(
         "Node",
@@ -223,14 +246,10 @@ def render_run_view(trace: Trace, prefix: str = "view", link: bool = False) -> N
     for step, label, keyname in ((-1, "↑", "Up"), (1, "↓", "Down")):
         target = round_neighbour(trace, shown, step)
         row.button(label, key=run_key(trace.id, prefix, keyname.lower()),
-                      shortcut=keyname, disabled=target is None,
-                      help=f"{'Previous' if step < 0 else 'Next'} node of this round",
-                      on_click=_select, args=(picker_key, target))
-    if choice == LATEST:
-        st.caption(f"Showing {inert(_node_label(trace.node(shown)))}")
-    tab = render_node(trace, trace.node(shown), prefix, link)
-    if link:
-        publish(None if choice == LATEST else choice, tab)
+                   shortcut=keyname, disabled=target is None,
+                   help=f"{'Previous' if step < 0 else 'Next'} node of this round",
+                   on_click=_select, args=(picker_key, target))
+    return choice
 
 
 def _colour_by(trace: Trace, prefix: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pdr_core.code.executor import execution_allowed
 from pdr_core.code.problems import CodeProblem, load_humaneval, read_code_jsonl
 from pdr_core.config import ConfigError
-from pdr_core.evals.datasets import DatasetError
+from pdr_core.evals.problems import DatasetError
 
 NOT_RUN = ("note: no program was run, so whether any is correct is unknown: model-written "
            "code runs only when a person switches it on (--execute-code)")

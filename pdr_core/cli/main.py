@@ -33,6 +33,7 @@ from pdr_core.config import (
     parse_schedule,
 )
 from pdr_core.evals.benchmarks import NAMES as BENCHMARK_NAMES
+from pdr_core.evals.problems import DatasetError
 from pdr_core.evals.spec import EVAL_PRESETS
 from pdr_core.fold import Tee
 from pdr_core.heap import freeze_startup_objects
@@ -371,7 +372,7 @@ def _finish(trace: Trace, args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     # Imported here: evaluations pull in plotly, which the other commands never need.
     from pdr_core.code.problems import load_code_dataset
-    from pdr_core.evals.datasets import DatasetError, load_dataset_spec
+    from pdr_core.evals.datasets import load_dataset_spec
     from pdr_core.evals.export import summary_text, write_outputs
     from pdr_core.evals.records import create_evaluation
     from pdr_core.evals.results import summarize

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pdr_core.evals.datasets import DatasetError, Problem, jsonl_rows
+from pdr_core.evals.problems import DatasetError, Problem, jsonl_rows
 
 HUMANEVAL = "humaneval"
 SUBSET_FILE = "humaneval_subset.jsonl"

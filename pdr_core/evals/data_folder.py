@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from pdr_core.evals.datasets import DatasetError
+from pdr_core.evals.problems import DatasetError
 
 ENV = "PDR_DATA_DIR"
 # A Hub dataset id (owner/name): the Hub loader reads a local folder of that name instead.

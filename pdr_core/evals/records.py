@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
-from pdr_core.evals.datasets import Problem, fingerprint
+from pdr_core.evals.problems import Problem, fingerprint
 from pdr_core.evals.spec import (
     CellKey,
     EvalError,

@@ -9,7 +9,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 from pdr_core.evals.records import (
     cell_runs,
     source_run,

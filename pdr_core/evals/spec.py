@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pdr_core.config import ConfigError, RunConfig
-from pdr_core.evals.datasets import Problem
+from pdr_core.evals.problems import Problem
 from pdr_core.run.api import Setting as Declared
 from pdr_core.run.api import declared_by
 from pdr_core.run.registry import get_method, method_registry

@@ -70,7 +70,6 @@ def answer_flow_figure(trace: Trace) -> go.Figure:
     came from, and the rounds that lost a correct answer (with a reference)."""
     by_round = _generations_by_round(trace)
     labels = [_round_label(nodes, r) for r, nodes in by_round.items()]
-    clusters = answer_groups(trace)
     key_of = trace_key(trace)
     keys_by_round = [
         [
@@ -81,59 +80,14 @@ def answer_flow_figure(trace: Trace) -> go.Figure:
         ]
         for nodes in by_round.values()
     ]
-
-    series: list[tuple[str, str, str, bool]] = [
-        (
-            key,
-            answer_label(nodes[0], len(nodes)),
-            PALETTE[i % len(PALETTE)],
-            nodes[0].correct is True,
-        )
-        for i, (key, nodes) in enumerate(clusters)
-    ]
-    series += [
-        (NO_ANSWER, "no answer", NO_ANSWER_COLOR, False),
-        (FAILED, "failed", FAILED_COLOR, False),
-        (RUNNING, "running", RUNNING_COLOR, False),
-    ]
-    data = []
-    stacked: list[dict[str, tuple[float, int]]] = [{} for _ in labels]  # key -> (middle, n)
-    bottoms = [0] * len(labels)
-    for key, name, color, correct in series:
-        counts = [keys.count(key) for keys in keys_by_round]
-        if not any(counts):
-            continue
-        for i, count in enumerate(counts):
-            stacked[i][key] = (bottoms[i] + count / 2, count)
-            bottoms[i] += count
-        totals = [len(keys) for keys in keys_by_round]
-        data.append(go.Bar(
-            x=labels,
-            y=counts,
-            name=name,
-            marker={"color": color,
-                    "line": {"color": CORRECT_COLOR if correct else "white",
-                             "width": 2.5 if correct else 0.5}},
-            customdata=totals,
-            hovertemplate=f"%{{x}}: {name} — %{{y}} of %{{customdata}}<extra></extra>",
-        ))
-
-    annotations = []
+    data, stacked = _flow_bars(_flow_series(trace), labels, keys_by_round)
+    bottoms = [sum(n for _, n in column.values()) for column in stacked]
+    outvoted, annotations = _lost_annotations(trace, list(by_round), labels, bottoms)
     if labels:
-        annotations.append(_final_annotation(trace, labels, keys_by_round, stacked))
-    round_index = {r: i for i, r in enumerate(by_round)}
-    for round_ in lost_answer_rounds(trace):
-        i = round_index[round_]
-        if i == len(labels) - 1:
-            # Lost by the final answer itself (e.g. a vote): said in the final's own note.
-            annotations[0]["text"] += "<br>✗ a correct answer in this round was outvoted"
-            continue
-        annotations.append({
-            "x": labels[i], "y": bottoms[i], "yanchor": "bottom", "showarrow": False,
-            "text": "✗ correct answer lost after this round",
-            "font": {"color": INCORRECT_COLOR, "size": 11},
-            "bgcolor": "#FEF2F2", "bordercolor": INCORRECT_COLOR,
-        })
+        final = _final_annotation(trace, labels, keys_by_round, stacked)
+        if outvoted:  # lost by the final answer itself (e.g. a vote): said in its own note
+            final["text"] += "<br>✗ a correct answer in this round was outvoted"
+        annotations.insert(0, final)
     layout = go.Layout(
         barmode="stack",
         height=360,
@@ -152,6 +106,72 @@ def answer_flow_figure(trace: Trace) -> go.Figure:
         uirevision=trace.id,
     )
     return go.Figure(data=data, layout=layout)
+
+
+def _flow_series(trace: Trace) -> list[tuple[str, str, str, bool]]:
+    """(answer key, legend name, colour, correct) per bar series: the answer clusters,
+    biggest first, then no answer, failed and running."""
+    series = [
+        (key, answer_label(nodes[0], len(nodes)), PALETTE[i % len(PALETTE)],
+         nodes[0].correct is True)
+        for i, (key, nodes) in enumerate(answer_groups(trace))
+    ]
+    return series + [
+        (NO_ANSWER, "no answer", NO_ANSWER_COLOR, False),
+        (FAILED, "failed", FAILED_COLOR, False),
+        (RUNNING, "running", RUNNING_COLOR, False),
+    ]
+
+
+def _flow_bars(
+    series: list[tuple[str, str, str, bool]],
+    labels: list[str],
+    keys_by_round: list[list[str]],
+) -> tuple[list[go.Bar], list[dict[str, tuple[float, int]]]]:
+    """One bar trace per series that has any node, and per round where each key's segment
+    sits in the stack: key -> (its middle, its count)."""
+    data = []
+    stacked: list[dict[str, tuple[float, int]]] = [{} for _ in labels]
+    bottoms = [0] * len(labels)
+    totals = [len(keys) for keys in keys_by_round]
+    for key, name, color, correct in series:
+        counts = [keys.count(key) for keys in keys_by_round]
+        if not any(counts):
+            continue
+        for i, count in enumerate(counts):
+            stacked[i][key] = (bottoms[i] + count / 2, count)
+            bottoms[i] += count
+        data.append(go.Bar(
+            x=labels,
+            y=counts,
+            name=name,
+            marker={"color": color,
+                    "line": {"color": CORRECT_COLOR if correct else "white",
+                             "width": 2.5 if correct else 0.5}},
+            customdata=totals,
+            hovertemplate=f"%{{x}}: {name} — %{{y}} of %{{customdata}}<extra></extra>",
+        ))
+    return data, stacked
+
+
+def _lost_annotations(
+    trace: Trace, rounds: list[int], labels: list[str], bottoms: list[int]
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether the last round's correct answer was lost by the final answer itself, and a
+    note above each earlier round that lost a correct answer."""
+    outvoted, notes = False, []
+    for round_ in lost_answer_rounds(trace):
+        i = rounds.index(round_)
+        if i == len(labels) - 1:
+            outvoted = True
+            continue
+        notes.append({
+            "x": labels[i], "y": bottoms[i], "yanchor": "bottom", "showarrow": False,
+            "text": "✗ correct answer lost after this round",
+            "font": {"color": INCORRECT_COLOR, "size": 11},
+            "bgcolor": "#FEF2F2", "bordercolor": INCORRECT_COLOR,
+        })
+    return outvoted, notes
 
 
 def _final_annotation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +59,28 @@ def stage_color(stage: str, nodes: Iterable[Node]) -> str:
     return OTHER_STAGE_COLORS[others.index(stage) % len(OTHER_STAGE_COLORS)]
 
 
+@dataclass(frozen=True)
+class _Clock:
+    """Where a timeline's seconds count from and to: `origin` is the run's start (or its
+    first recorded time, if earlier), `horizon` where running calls end, `span` between."""
+
+    origin: datetime
+    horizon: datetime
+    span: float
+
+
+def _clock(trace: Trace, calls: list[Node], now: datetime | None) -> _Clock | None:
+    known = [t for n in calls for t in (parse_time(n.started_at), parse_time(n.finished_at))
+             if t is not None]
+    origin = parse_time(trace.created_at)
+    if origin is None or (known and min(known) < origin):
+        origin = min(known, default=None)
+    if origin is None:
+        return None
+    horizon = now or max(known, default=origin)
+    return _Clock(origin, horizon, (horizon - origin).total_seconds())
+
+
 def timeline_figure(trace: Trace, now: datetime | None = None) -> go.Figure:
     """Every call as a bar from its start to its end (seconds since the run started), one
     row per call ordered by start, coloured by stage, the critical path outlined.
@@ -65,56 +88,12 @@ def timeline_figure(trace: Trace, now: datetime | None = None) -> go.Figure:
     Running calls end at `now` when given, else at the latest time the trace records.
     """
     calls = [n for n in trace.nodes if n.call and parse_time(n.started_at) is not None]
-    starts = {n.id: parse_time(n.started_at) for n in calls}
-    known = [t for n in calls for t in (starts[n.id], parse_time(n.finished_at)) if t is not None]
-    origin = parse_time(trace.created_at)
-    if origin is None or (known and min(known) < origin):
-        origin = min(known, default=None)
-    horizon = now or max(known, default=origin)
-    span = (horizon - origin).total_seconds() if origin is not None else 0.0
-    calls.sort(key=lambda n: (starts[n.id], column_of(n), n.branch))
+    calls.sort(key=lambda n: (parse_time(n.started_at), column_of(n), n.branch))
+    clock = _clock(trace, calls, now)
     critical = set(critical_path(trace))
-
     data: list[Any] = []
-    for stage in timeline_stages(calls):
-        nodes = [n for n in calls if n.stage == stage]
-        bases, widths, ids, hovers, line_colors, line_widths, patterns, opacities = (
-            [] for _ in range(8)
-        )
-        for node in nodes:
-            start = (starts[node.id] - origin).total_seconds()
-            end_time = parse_time(node.finished_at) or horizon
-            duration = max((end_time - starts[node.id]).total_seconds(), 0.0)
-            bases.append(start)
-            # A zero-length call still gets a sliver so it can be seen and clicked.
-            widths.append(max(duration, span / 300, 1e-3))
-            ids.append(node.id)
-            on_path = node.id in critical
-            line_colors.append(SELECTED_COLOR if on_path else "white")
-            line_widths.append(2.5 if on_path else 0.5)
-            opacities.append(1.0 if on_path else 0.65)
-            patterns.append("x" if node.status == "failed" else "." if node.status == "running"
-                            else "")
-            hovers.append(
-                f"<b>{esc(node.id, 60)}</b><br>{esc(node.stage)} · round {node.round} · "
-                f"branch {node.branch}<br>start {start:.2f}s · {duration:.2f}s"
-                f"<br>tokens: {node.tokens}<br>status: {esc(node.status)}"
-                + ("<br>on the critical path" if on_path else "")
-                + (f"<br>error: {esc(node.error, HOVER_ERROR_CHARS)}" if node.error else "")
-            )
-        data.append(go.Bar(
-            orientation="h",
-            y=ids,
-            x=widths,
-            base=bases,
-            name=stage,
-            customdata=ids,
-            hovertext=hovers,
-            hovertemplate="%{hovertext}<extra></extra>",
-            marker={"color": stage_color(stage, calls), "opacity": opacities,
-                    "line": {"color": line_colors, "width": line_widths},
-                    "pattern": {"shape": patterns, "fillmode": "overlay", "size": 6}},
-        ))
+    if clock is not None:  # else no call has started
+        data += [_stage_bar(stage, calls, clock, critical) for stage in timeline_stages(calls)]
     data.append(go.Scatter(
         x=[None], y=[None], mode="markers", name="critical path (outlined)",
         hoverinfo="skip",
@@ -139,3 +118,47 @@ def timeline_figure(trace: Trace, now: datetime | None = None) -> go.Figure:
         uirevision=trace.id,
     )
     return go.Figure(data=data, layout=layout)
+
+
+def _stage_bar(stage: str, calls: list[Node], clock: _Clock, critical: set[str]) -> go.Bar:
+    """The bars of one stage's calls, those on the critical path outlined."""
+    nodes = [n for n in calls if n.stage == stage]
+    bases, widths, hovers, line_colors, line_widths, patterns, opacities = (
+        [] for _ in range(7)
+    )
+    for node in nodes:
+        started = parse_time(node.started_at)
+        assert started is not None  # calls are the nodes that started
+        start = (started - clock.origin).total_seconds()
+        duration = max(((parse_time(node.finished_at) or clock.horizon) - started)
+                       .total_seconds(), 0.0)
+        bases.append(start)
+        # A zero-length call still gets a sliver so it can be seen and clicked.
+        widths.append(max(duration, clock.span / 300, 1e-3))
+        on_path = node.id in critical
+        line_colors.append(SELECTED_COLOR if on_path else "white")
+        line_widths.append(2.5 if on_path else 0.5)
+        opacities.append(1.0 if on_path else 0.65)
+        patterns.append("x" if node.status == "failed" else "." if node.status == "running"
+                        else "")
+        hovers.append(
+            f"<b>{esc(node.id, 60)}</b><br>{esc(node.stage)} · round {node.round} · "
+            f"branch {node.branch}<br>start {start:.2f}s · {duration:.2f}s"
+            f"<br>tokens: {node.tokens}<br>status: {esc(node.status)}"
+            + ("<br>on the critical path" if on_path else "")
+            + (f"<br>error: {esc(node.error, HOVER_ERROR_CHARS)}" if node.error else "")
+        )
+    ids = [n.id for n in nodes]
+    return go.Bar(
+        orientation="h",
+        y=ids,
+        x=widths,
+        base=bases,
+        name=stage,
+        customdata=ids,
+        hovertext=hovers,
+        hovertemplate="%{hovertext}<extra></extra>",
+        marker={"color": stage_color(stage, calls), "opacity": opacities,
+                "line": {"color": line_colors, "width": line_widths},
+                "pattern": {"shape": patterns, "fillmode": "overlay", "size": 6}},
+    )

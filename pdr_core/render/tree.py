@@ -125,6 +125,16 @@ def _edge_xy(
     return xs, ys
 
 
+# The marker traces that are not answer clusters, in legend order: group, label, colour, symbol.
+_FIXED_GROUPS = (
+    (NO_ANSWER, "no answer", NO_ANSWER_COLOR, "circle"),
+    (DISTILL, "workspace (distill)", DISTILL_COLOR, "square"),
+    (CHOICE, "choice (judge / select)", CHOICE_COLOR, "diamond"),
+    (FAILED, "failed", FAILED_COLOR, "x"),
+    (RUNNING, "running", RUNNING_COLOR, "circle-open"),
+)
+
+
 def tree_figure(trace: Trace, selected: str | None = None, colour_by: str = "answer"
                 ) -> go.Figure:
     """The run as a tree: columns are stages, rows branches, colours answer clusters (or,
@@ -135,17 +145,15 @@ def tree_figure(trace: Trace, selected: str | None = None, colour_by: str = "ans
     nodes are red X markers; running nodes hollow; `selected` gets a dark ring.
     """
     graph = build_graph(trace)
-    widest = graph.graph["widest"]
-    columns = graph.graph["columns"]
-    clusters, key_of, label_of = _colouring(trace, colour_by)
-    colors = {key: PALETTE[i % len(PALETTE)] for i, (key, _) in enumerate(clusters)}
-    size = 18 if widest <= 8 else 14
+    size = 18 if graph.graph["widest"] <= 8 else 14
+    data = [*_edge_traces(graph), *_selection_traces(graph, selected, size),
+            *_node_traces(trace, graph, size, colour_by)]
+    return go.Figure(data=data, layout=_tree_layout(trace, graph, selected, colour_by))
 
-    groups: dict[str, list[Node]] = {}
-    for node in trace.nodes:
-        groups.setdefault(_group_of(node, colors, key_of), []).append(node)
 
-    data: list[go.Scatter] = []
+def _edge_traces(graph: nx.DiGraph) -> list[go.Scatter]:
+    """Edges into settled nodes as solid lines, into running ones dotted."""
+    data = []
     running_edges = [(p, c) for p, c in graph.edges if graph.nodes[c]["node"].status == "running"]
     settled_edges = [(p, c) for p, c in graph.edges if graph.nodes[c]["node"].status != "running"]
     for edges, dash in ((settled_edges, "solid"), (running_edges, "dot")):
@@ -153,46 +161,60 @@ def tree_figure(trace: Trace, selected: str | None = None, colour_by: str = "ans
             xs, ys = _edge_xy(graph, edges)
             data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                                    line={"color": EDGE_COLOR, "width": 1.2, "dash": dash}))
-    if selected in graph:
-        # Lineage of the selected node: the edges that fed it and the ones it feeds.
-        lineage = [*graph.in_edges(selected), *graph.out_edges(selected)]
-        if lineage:
-            xs, ys = _edge_xy(graph, lineage)
-            data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                   line={"color": EDGE_SELECTED_COLOR, "width": 2.2}))
-        # Drawn before the node markers and not hoverable, so clicks still reach the node.
-        point = graph.nodes[selected]
-        data.append(go.Scatter(
-            x=[point["column"]], y=[point["row"]], mode="markers", hoverinfo="skip",
-            showlegend=False, name="selected", meta={"node": selected},
-            marker={"symbol": "circle-open", "size": size + 14, "color": SELECTED_COLOR,
-                    "line": {"width": 3, "color": SELECTED_COLOR}},
-        ))
+    return data
 
-    rank = 0
+
+def _selection_traces(graph: nx.DiGraph, selected: str | None, size: int) -> list[go.Scatter]:
+    """The selected node's lineage (the edges that fed it and the ones it feeds) and its
+    ring; nothing when `selected` is not in the tree."""
+    if selected not in graph:
+        return []
+    data = []
+    lineage = [*graph.in_edges(selected), *graph.out_edges(selected)]
+    if lineage:
+        xs, ys = _edge_xy(graph, lineage)
+        data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                               line={"color": EDGE_SELECTED_COLOR, "width": 2.2}))
+    # Drawn before the node markers and not hoverable, so clicks still reach the node.
+    point = graph.nodes[selected]
+    data.append(go.Scatter(
+        x=[point["column"]], y=[point["row"]], mode="markers", hoverinfo="skip",
+        showlegend=False, name="selected", meta={"node": selected},
+        marker={"symbol": "circle-open", "size": size + 14, "color": SELECTED_COLOR,
+                "line": {"width": 3, "color": SELECTED_COLOR}},
+    ))
+    return data
+
+
+def _node_traces(trace: Trace, graph: nx.DiGraph, size: int, colour_by: str
+                 ) -> list[go.Scatter]:
+    """One marker trace per answer cluster or model (biggest first), then the fixed groups."""
+    clusters, key_of, label_of = _colouring(trace, colour_by)
+    colors = {key: PALETTE[i % len(PALETTE)] for i, (key, _) in enumerate(clusters)}
+    groups: dict[str, list[Node]] = {}
+    for node in trace.nodes:
+        groups.setdefault(_group_of(node, colors, key_of), []).append(node)
+    data: list[go.Scatter] = []
     for key, nodes in clusters:
         members = groups.get(key, [])
         if members:
-            rank += 1
             name = label_of(key, nodes, len(members))
-            data.append(_marker_trace(graph, members, name, colors[key], "circle", size, rank))
-    fixed = (
-        (NO_ANSWER, "no answer", NO_ANSWER_COLOR, "circle"),
-        (DISTILL, "workspace (distill)", DISTILL_COLOR, "square"),
-        (CHOICE, "choice (judge / select)", CHOICE_COLOR, "diamond"),
-        (FAILED, "failed", FAILED_COLOR, "x"),
-        (RUNNING, "running", RUNNING_COLOR, "circle-open"),
-    )
-    for group, label, color, symbol in fixed:
+            data.append(_marker_trace(graph, members, name, colors[key], "circle", size,
+                                      len(data) + 1))
+    for group, label, color, symbol in _FIXED_GROUPS:
         members = groups.get(group, [])
         if members:
-            rank += 1
             name = f"{label} (×{len(members)})" if group == NO_ANSWER else label
-            data.append(_marker_trace(graph, members, name, color, symbol, size, rank))
+            data.append(_marker_trace(graph, members, name, color, symbol, size,
+                                      len(data) + 1))
+    return data
 
-    height = max(300, 130 + 40 * widest)
-    layout = go.Layout(
-        height=height,
+
+def _tree_layout(trace: Trace, graph: nx.DiGraph, selected: str | None, colour_by: str
+                 ) -> go.Layout:
+    columns = graph.graph["columns"]
+    return go.Layout(
+        height=max(300, 130 + 40 * graph.graph["widest"]),
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         plot_bgcolor="white",
         paper_bgcolor="white",
@@ -226,7 +248,18 @@ def tree_figure(trace: Trace, selected: str | None = None, colour_by: str = "ans
             "autorange": "reversed",
         },
     )
-    return go.Figure(data=data, layout=layout)
+
+
+def _point_style(node: Node, color: str, symbol: str) -> tuple[str, str, str, float]:
+    """A point's text, text colour, outline colour and outline width: ✓/✗ and a green or
+    red outline for a graded generation, else the group's own look."""
+    verdict = node.correct if is_generation(node) and node.status == "ok" else None
+    if verdict is True:
+        return "✓", CORRECT_COLOR, CORRECT_COLOR, 3
+    if verdict is False:
+        return "✗", INCORRECT_COLOR, INCORRECT_COLOR, 3
+    outlined = symbol in ("square", "diamond")
+    return "", color, DISTILL_LINE if outlined else "white", 1.5 if outlined else 1
 
 
 def _marker_trace(
@@ -239,43 +272,23 @@ def _marker_trace(
     rank: int,
 ) -> go.Scatter:
     """One legend group of nodes; outlines and ✓/✗ text per point show correctness."""
-    xs, ys, ids, hovers, texts, text_colors, line_colors, line_widths = ([] for _ in range(8))
-    for node in nodes:
-        attrs = graph.nodes[node.id]
-        xs.append(attrs["column"])
-        ys.append(attrs["row"])
-        ids.append(node.id)
-        hovers.append(_hover(node))
-        verdict = node.correct if is_generation(node) and node.status == "ok" else None
-        if verdict is True:
-            texts.append("✓")
-            text_colors.append(CORRECT_COLOR)
-            line_colors.append(CORRECT_COLOR)
-            line_widths.append(3)
-        elif verdict is False:
-            texts.append("✗")
-            text_colors.append(INCORRECT_COLOR)
-            line_colors.append(INCORRECT_COLOR)
-            line_widths.append(3)
-        else:
-            texts.append("")
-            text_colors.append(color)
-            outlined = symbol in ("square", "diamond")
-            line_colors.append(DISTILL_LINE if outlined else "white")
-            line_widths.append(1.5 if outlined else 1)
+    styles = [_point_style(node, color, symbol) for node in nodes]
+    texts, text_colors, line_colors, line_widths = (
+        list(column) for column in zip(*styles, strict=True)
+    )
     if symbol in ("x", "circle-open"):
         # Line-drawn symbols take their colour from the marker line.
         line_colors = [color] * len(nodes)
         line_widths = [2] * len(nodes)
     has_text = any(texts)
     return go.Scatter(
-        x=xs,
-        y=ys,
+        x=[graph.nodes[node.id]["column"] for node in nodes],
+        y=[graph.nodes[node.id]["row"] for node in nodes],
         mode="markers+text" if has_text else "markers",
         name=name,
         legendrank=rank,
-        customdata=ids,
-        hovertext=hovers,
+        customdata=[node.id for node in nodes],
+        hovertext=[_hover(node) for node in nodes],
         hovertemplate="%{hovertext}<extra></extra>",
         text=texts if has_text else None,
         textposition="middle right",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pdr_core.config import RunConfig
+from pdr_core.run.api import Method
 from pdr_core.run.registry import get_method
 from pdr_core.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
@@ -39,6 +41,63 @@ def known_price(model: str) -> tuple[float, float] | None:
     return KNOWN_PRICES[max(matches, key=len)] if matches else None
 
 
+@dataclass
+class _Tally:
+    """Worst-case tokens summed so far: on the sequential path, in all, prompt and output."""
+
+    seq: int = 0
+    total: int = 0
+    prompt: int = 0
+    completion: int = 0
+
+    def add(self, prompt: int, completion: int, calls: int) -> None:
+        """`calls` calls of this size made together: the path waits on one of them."""
+        self.seq += prompt + completion
+        self.total += calls * (prompt + completion)
+        self.prompt += calls * prompt
+        self.completion += calls * completion
+
+
+PromptEstimate = Callable[..., int]
+
+
+def _prompt_estimate(config: RunConfig, question: str) -> PromptEstimate:
+    """Tokens of a call's prompt: the system prompt, `template` with the question, and
+    `extra` tokens of what it reads (candidates, a workspace)."""
+    prompts = config.prompts
+    system = estimate_tokens(prompts.system) + MESSAGE_OVERHEAD if prompts.system else 0
+    question_tokens = estimate_tokens(question)
+
+    def prompt(template: str, *extra: int) -> int:
+        return system + MESSAGE_OVERHEAD + estimate_tokens(template) + question_tokens + sum(extra)
+
+    return prompt
+
+
+def _round_prompt(config: RunConfig, prompt: PromptEstimate, index: int, method: Method,
+                  schedule: tuple[int, ...]) -> int:
+    """The prompt of one call of round `index`, by what the method's calls read there."""
+    prompts = config.prompts
+    # A prompt that reads whole candidates holds up to their whole output budgets.
+    candidate = config.max_tokens + 16
+    if index == 0:
+        return prompt(prompts.draft)
+    if config.method == "sr":
+        return prompt(prompts.sr_refine, config.max_tokens,
+                      config.workspace_tokens if config.sr_summary or config.sr_feedback else 0)
+    if config.method == "rsa":
+        return prompt(prompts.aggregate, config.k * candidate)
+    if config.method == "moa":
+        return prompt(prompts.synthesize, config.schedule[0] * candidate)
+    if config.method == "tournament":
+        return prompt(prompts.judge, config.group * candidate)
+    if config.method == "select":
+        return prompt(prompts.select, config.schedule[0] * candidate)
+    if method.schedule is not None:  # a plugin's round may read all of the last
+        return prompt(prompts.aggregate, schedule[index - 1] * candidate)
+    return prompt(prompts.refine, config.workspace_tokens)
+
+
 def preview(
     config: RunConfig, question: str, price: tuple[float, float] | None = None
 ) -> BudgetPreview:
@@ -47,65 +106,32 @@ def preview(
     The prompt of a call is estimated from its template; B_total may be capped by
     `total_budget`, in which case the run stops early rather than exceed it.
     """
+    prompt = _prompt_estimate(config, question)
+    candidate = config.max_tokens + 16
     method = get_method(config.method)
-    schedule = method.planned(config)
-    prompts = config.prompts
-    system = estimate_tokens(prompts.system) + MESSAGE_OVERHEAD if prompts.system else 0
-    question_tokens = estimate_tokens(question)
-
-    def prompt(template: str, *extra: int) -> int:
-        return system + MESSAGE_OVERHEAD + estimate_tokens(template) + question_tokens + sum(extra)
-
-    draft_prompt = prompt(prompts.draft)
-    kappa = config.workspace_tokens
-    seq = total = prompt_sum = completion_sum = 0
+    schedule = tuple(method.planned(config))
+    tally = _Tally()
     for index, width in enumerate(schedule):
-        # A prompt that reads whole candidates holds up to their whole output budgets.
-        candidate = config.max_tokens + 16
-        if index == 0:
-            call_prompt = draft_prompt
-        elif config.method == "sr":
-            call_prompt = prompt(prompts.sr_refine, config.max_tokens,
-                                 kappa if config.sr_summary or config.sr_feedback else 0)
-        elif config.method == "rsa":
-            call_prompt = prompt(prompts.aggregate, config.k * candidate)
-        elif config.method == "moa":
-            call_prompt = prompt(prompts.synthesize, config.schedule[0] * candidate)
-        elif config.method == "tournament":
-            call_prompt = prompt(prompts.judge, config.group * candidate)
-        elif config.method == "select":
-            call_prompt = prompt(prompts.select, config.schedule[0] * candidate)
-        elif method.schedule is not None:  # a plugin's round may read all of the last
-            call_prompt = prompt(prompts.aggregate, schedule[index - 1] * candidate)
-        else:
-            call_prompt = prompt(prompts.refine, kappa)
-        seq += call_prompt + config.max_tokens
-        total += width * (call_prompt + config.max_tokens)
-        prompt_sum += width * call_prompt
-        completion_sum += width * config.max_tokens
+        tally.add(_round_prompt(config, prompt, index, method, schedule), config.max_tokens,
+                  width)
         last = index == len(schedule) - 1
         if (config.selection == "verify" and not last) or (
                 config.final_select == "verify" and last and width > 1):
-            verify = prompt(prompts.verify, candidate) + config.max_tokens
-            seq += verify  # the selection waits for every score: one call on the path
-            total += width * verify
-            prompt_sum += width * (verify - config.max_tokens)
-            completion_sum += width * config.max_tokens
+            # The selection waits for every score: one call on the path.
+            tally.add(prompt(config.prompts.verify, candidate), config.max_tokens, width)
         if not last and config.summary_calls:
-            distill_prompt = prompt(prompts.summary, width * candidate)
-            distill_out = config.distill_budget
-            seq += distill_prompt + distill_out
-            total += distill_prompt + distill_out
-            prompt_sum += distill_prompt
-            completion_sum += distill_out
+            tally.add(prompt(config.prompts.summary, width * candidate),
+                      config.distill_budget, 1)
+    seq, total = tally.seq, tally.total
     if config.total_budget is not None:
         total = min(total, config.total_budget)
         seq = min(seq, total)
     cost = None
     if price is not None:
+        spent = tally.prompt + tally.completion
         scale = 1.0
-        if config.total_budget is not None and prompt_sum + completion_sum:
-            scale = min(1.0, config.total_budget / (prompt_sum + completion_sum))
-        cost = scale * (prompt_sum * price[0] + completion_sum * price[1]) / 1e6
-    return BudgetPreview(method.planned_calls(config), seq, total, prompt_sum,
-                         completion_sum, cost)
+        if config.total_budget is not None and spent:
+            scale = min(1.0, config.total_budget / spent)
+        cost = scale * (tally.prompt * price[0] + tally.completion * price[1]) / 1e6
+    return BudgetPreview(method.planned_calls(config), seq, total, tally.prompt,
+                         tally.completion, cost)
