@@ -131,3 +131,29 @@ def test_eval_help_says_what_the_default_concurrency_of_a_run_is():
     result = subprocess.run([sys.executable, "-m", "pdr_core", "eval", "--help"],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "widest round" in " ".join(result.stdout.split())
+
+
+# What a question run must not import: figures, tables, the app, and the progress bars that
+# only a terminal shows (a disabled tqdm bar still imports multiprocessing for its lock).
+NOT_ON_THE_RUN_PATH = ("plotly", "pandas", "streamlit", "tqdm", "multiprocessing",
+                       "pdr_core.render.report", "pdr_core.evals.run")
+SEEN = """
+import json, sys
+from pdr_core.cli.main import main
+code = main(sys.argv[2:])
+print(json.dumps([code, sorted(set(sys.argv[1].split(",")) & set(sys.modules))]))
+"""
+
+
+def test_a_question_run_imports_nothing_it_does_not_use(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    with OpenAIServer() as server:
+        result = subprocess.run(
+            [sys.executable, "-c", SEEN, ",".join(NOT_ON_THE_RUN_PATH), "run", QUESTION,
+             "--method", "vote", "--width", "2", "--base-url", server.base_url, "--model",
+             "fake-model", "--db", str(tmp_path / "runs.sqlite")],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    code, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert code == 0 and imported == []
