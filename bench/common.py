@@ -99,6 +99,25 @@ def parse_args(description: str, argv: Sequence[str] | None = None,
     return parser.parse_args(argv)
 
 
+def run_reps(doc: str, bench: Callable[[Report, int], None], reps: int) -> int:
+    """A benchmark module's main: `--json` and `--reps` (default `reps`), its figures, then
+    1 when one missed its limit."""
+    args = parse_args(doc.splitlines()[0], extra=lambda p: (
+        p.add_argument("--reps", type=int, default=reps),
+    ))
+    report = Report(args.json)
+    bench(report, args.reps)
+    return 1 if report.missed else 0
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of a command-line process a benchmark starts: none of the user's
+    endpoint or PDR settings, this checkout on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
 def note(text: str) -> None:
     """Diagnostics go to stderr, so stdout holds only figure lines."""
     print(text, file=sys.stderr, flush=True)

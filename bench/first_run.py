@@ -13,13 +13,22 @@ endpoint honours `n` is in the wall time but in no wave: nothing waits on it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, Figure, Report, ServerProcess, ideal_time, note, parse_args, waves
+from bench.common import (
+    ROOT,
+    Figure,
+    Report,
+    ServerProcess,
+    cli_env,
+    ideal_time,
+    note,
+    run_reps,
+    waves,
+)
 
 QUESTION = "What is 17 * 3 + 1?"
 MAX_TOKENS = 256
@@ -29,14 +38,12 @@ WORKSPACE_TOKENS = 128  # the summary calls ask for this many: the log tells the
 def cli_run(server: ServerProcess, db: Path) -> tuple[float, float, int]:
     """(wall time, critical path, probes) of one command-line run, from the server's log."""
     server.clear()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
-    env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [sys.executable, "-m", "pdr_core", "run", QUESTION, "--width", "16", "--depth", "4",
          "--max-tokens", str(MAX_TOKENS), "--workspace-tokens", str(WORKSPACE_TOKENS),
          "--distill-max-tokens", str(WORKSPACE_TOKENS), "--base-url", server.base_url,
          "--model", "fake-model", "--db", str(db)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the command line failed: {done.stderr[-500:]}")
     requests = server.requests()
@@ -64,12 +71,7 @@ def bench(report: Report, reps: int) -> None:
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0], extra=lambda p: (
-        p.add_argument("--reps", type=int, default=3),
-    ))
-    report = Report(args.json)
-    bench(report, args.reps)
-    return 1 if report.missed else 0
+    return run_reps(__doc__, bench, reps=3)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ median is in the note.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, Figure, Report, ServerProcess, median, note, parse_args
+from bench.common import ROOT, Figure, Report, ServerProcess, cli_env, median, note, run_reps
 
 LIMIT = 0.4
 QUESTION = "What is 17 * 3 + 1?"
@@ -35,17 +34,11 @@ for _ in stream:
 """
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
 def first_request(server: ServerProcess, command: list[str]) -> float:
     """Seconds from just before `command` is spawned to the server reading its first request."""
     server.clear()
     start = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True,
+    done = subprocess.run(command, cwd=ROOT, env=cli_env(), capture_output=True, text=True,
                           timeout=60, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed: {done.stderr[-500:]}")
@@ -77,12 +70,7 @@ def bench(report: Report, reps: int) -> None:
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0], extra=lambda p: (
-        p.add_argument("--reps", type=int, default=5),
-    ))
-    report = Report(args.json)
-    bench(report, args.reps)
-    return 1 if report.missed else 0
+    return run_reps(__doc__, bench, reps=5)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from pdr_core.providers import (
     EndpointRequest,
     EndpointSettings,
     ProviderError,
+    check_endpoint,
     choose_endpoint,
     endpoint_locked,
+    key_home,
 )
 from pdr_core.providers.routes import parse_routes
 from pdr_core.render.textfmt import inert
@@ -62,9 +64,11 @@ else:
              "the base URL above.",
     )
     if environ.get("OPENAI_API_KEY"):
-        home = environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL
-        st.caption(f"The server's OPENAI_API_KEY goes only to {home}; for any other base "
-                   "URL, type its key here.")
+        try:
+            st.caption(f"The server's OPENAI_API_KEY goes only to {key_home(environ)}; for "
+                       "any other base URL, type its key here.")
+        except ProviderError:
+            pass  # an unusable OPENAI_BASE_URL: said at the top of the page
     models = st.session_state.get("served_models", [])
     if models:
         model = st.selectbox("Model", models, disabled=locked, **kept("model_pick"))
@@ -93,12 +97,8 @@ else:
                "call of one output token: it proves the key works, and costs that call.")
     if st.button("Test connection", key="test_connection",
                  disabled=settings is None or settings.uses_local):
-        from pdr_core.providers.openai import OpenAIProvider
-
         try:
-            provider = OpenAIProvider(settings.base_url, settings.api_key,
-                                      settings.model or "", timeout=10, max_retries=0)
-            check = run_async(provider.check_connection())
+            check = run_async(check_endpoint(settings))
         except ProviderError as exc:
             st.session_state[CHECK] = (tested, False, str(exc))
         else:

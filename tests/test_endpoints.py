@@ -12,7 +12,9 @@ from pdr_core.providers import (
     EndpointRequest,
     ProviderError,
     UntrustedEndpoint,
+    check_endpoint,
     choose_endpoint,
+    key_home,
 )
 from pdr_core.providers.endpoints import same_endpoint
 
@@ -149,3 +151,33 @@ def test_a_local_gguf_file_is_recorded_and_found_again():
     assert not again.api_key
     bundled = choose_endpoint(EndpointRequest.for_run({"base_url": "local"}), ENV)
     assert bundled.uses_local and bundled.local_model is None
+
+
+def test_key_home_is_the_environment_endpoint_else_openai():
+    assert key_home(ENV) == ENV_URL
+    assert key_home(KEY_ONLY) == DEFAULT_OPENAI_URL
+    with pytest.raises(ProviderError, match="OPENAI_BASE_URL"):
+        key_home({"OPENAI_BASE_URL": "localhost:8000"})
+
+
+def test_the_provider_calls_the_url_it_is_given_and_never_reads_the_environment(monkeypatch):
+    from pdr_core.providers.openai import OpenAIProvider
+
+    monkeypatch.setenv("OPENAI_BASE_URL", LAN_URL)
+    with pytest.raises(ProviderError, match="not a valid URL"):
+        OpenAIProvider("", "sk-x", "m")  # no URL given: refused, not the environment's
+
+
+def test_a_connection_test_from_endpoint_settings_lists_models_and_makes_one_call():
+    import asyncio
+
+    from openai_server import OpenAIServer
+
+    with OpenAIServer(models=["fake-model", "other"]) as server:
+        settings = choose_endpoint(EndpointRequest(base_url=server.base_url,
+                                                   model="fake-model"), {})
+        check = asyncio.run(check_endpoint(settings))
+        server.wait_idle()
+        bodies = [r["body"] for r in server.chat_requests]
+    assert check.ok and set(check.models) == {"fake-model", "other"}
+    assert [b["max_tokens"] for b in bodies] == [1]

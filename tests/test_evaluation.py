@@ -356,6 +356,14 @@ def test_spec_grid_collapses_what_a_method_ignores():
     assert EvalSpec.from_dict(s.to_dict()) == s
 
 
+def test_each_run_of_an_evaluation_sends_a_round_as_one_wave_unless_told_otherwise():
+    # The run path's default (config.default_concurrency): the widest round's calls at once.
+    wide = EvalSpec("d", methods=("vote", "pdr"), widths=(16,), depths=(2,))
+    assert [wide.config(arm).concurrency for arm in wide.settings()] == [16, 16]
+    lower = EvalSpec("d", methods=("vote",), widths=(16,), run_concurrency=4)
+    assert lower.config(lower.settings()[0]).concurrency == 4
+
+
 def test_estimate_is_the_preview_of_each_arm(store):
     from pdr_core.run.preview import preview
 

@@ -2,6 +2,7 @@
 no run waits to learn whether the endpoint honours `n`, and the first request goes out soon
 after the process starts."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -107,3 +108,52 @@ def test_an_endpoint_that_changes_is_learnt_again(tmp_path):
         server.clear()
         run_cli(server, db, "--method", "vote", "--width", "4")
         assert [r["body"].get("n", 1) for r in server.wait_idle()] == [4]
+
+
+def test_an_evaluation_sends_each_round_as_one_wave_and_keeps_what_it_learnt(tmp_path):
+    data = tmp_path / "set.jsonl"
+    data.write_text(json.dumps({"id": "add", "question": QUESTION, "answer": "52"}) + "\n")
+    db = tmp_path / "runs.sqlite"
+    with OpenAIServer(support_n=False, latency=0.3) as server:
+        result = cli("eval", str(data), "--methods", "vote", "--width", "16", "--base-url",
+                     server.base_url, "--model", "fake-model", "--out", str(tmp_path / "out"),
+                     db=db)
+        assert result.returncode == 0, result.stderr
+        requests = server.wait_idle()
+        drafts = [r for r in requests if r["body"].get("max_tokens") == 1024]
+        assert len(drafts) == 16 and peak_in_flight(drafts) == 16
+        # The probe of n queued behind the 16 drafts: the evaluation let it answer before
+        # its event loop ended, so the next process knows.
+        assert n_memory(db, server) is False
+
+
+def test_eval_help_says_what_the_default_concurrency_of_a_run_is():
+    result = subprocess.run([sys.executable, "-m", "pdr_core", "eval", "--help"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "widest round" in " ".join(result.stdout.split())
+
+
+# What a question run must not import: figures, tables, the app, and the progress bars that
+# only a terminal shows (a disabled tqdm bar still imports multiprocessing for its lock).
+NOT_ON_THE_RUN_PATH = ("plotly", "pandas", "streamlit", "tqdm", "multiprocessing",
+                       "pdr_core.render.report", "pdr_core.evals.run")
+SEEN = """
+import json, sys
+from pdr_core.cli.main import main
+code = main(sys.argv[2:])
+print(json.dumps([code, sorted(set(sys.argv[1].split(",")) & set(sys.modules))]))
+"""
+
+
+def test_a_question_run_imports_nothing_it_does_not_use(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    with OpenAIServer() as server:
+        result = subprocess.run(
+            [sys.executable, "-c", SEEN, ",".join(NOT_ON_THE_RUN_PATH), "run", QUESTION,
+             "--method", "vote", "--width", "2", "--base-url", server.base_url, "--model",
+             "fake-model", "--db", str(tmp_path / "runs.sqlite")],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    code, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert code == 0 and imported == []

@@ -271,6 +271,73 @@ def test_migrates_a_version_one_store(tmp_path):
     assert store.prompt_sets() == {}
 
 
+# The evaluation tables as versions before schema 5 made them on first use, outside the
+# store's migrations (a frozen copy: what old files on disk hold).
+OLD_EVAL_TABLES = (
+    """CREATE TABLE eval_evaluations (id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL, spec TEXT NOT NULL, dataset_hash TEXT NOT NULL,
+        problems TEXT NOT NULL)""",
+    """CREATE TABLE eval_attempts (
+        eval_id TEXT NOT NULL REFERENCES eval_evaluations (id) ON DELETE CASCADE,
+        run_id TEXT NOT NULL, problem_id TEXT NOT NULL, method TEXT NOT NULL,
+        width INTEGER NOT NULL, depth INTEGER NOT NULL, max_tokens INTEGER NOT NULL,
+        started_at TEXT NOT NULL, oracle INTEGER, decided_by TEXT,
+        PRIMARY KEY (eval_id, run_id))""",
+)
+
+
+def version_four_store(path: Path, evaluations: bool) -> None:
+    """A store file as schema version 4 left it, with or without evaluation tables."""
+    from pdr_core.store import MIGRATIONS
+
+    with sqlite3.connect(path) as conn:
+        for migration in MIGRATIONS[:4]:
+            for statement in migration.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        if evaluations:
+            for statement in OLD_EVAL_TABLES:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+
+
+@pytest.mark.parametrize("evaluations", [False, True])
+def test_a_version_four_store_migrates_with_or_without_evaluation_tables(tmp_path,
+                                                                         evaluations):
+    from pdr_core.evals.datasets import Problem
+    from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
+    from pdr_core.evals.spec import EvalSpec
+
+    path = tmp_path / "old.sqlite"
+    version_four_store(path, evaluations)
+    old = Store(path)
+    problems = [Problem("p1", "What is 6 * 7?", "42")]
+    if evaluations:  # an evaluation made before the upgrade
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO eval_evaluations VALUES (?, '', ?, ?, 'h', ?)",
+                         ("before", "2025-01-01T00:00:00", json.dumps({"dataset": "d"}),
+                          json.dumps([p.to_dict() for p in problems])))
+        conn.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    # The store's own migrations made them, before any evaluation code ran.
+    assert {"eval_evaluations", "eval_attempts"} <= tables
+    made = create_evaluation(old, EvalSpec("d", methods=("single",)), problems, "after")
+    assert load_evaluation(Store(path), "after").spec == made.spec
+    expected = {"after", "before"} if evaluations else {"after"}
+    assert {e.id for e in list_evaluations(Store(path))} == expected
+
+
+def test_summaries_reads_the_named_runs_only(store):
+    ids = [run_fake(RunConfig(method="single"), sink=store.writer()).id for _ in range(3)]
+    found = store.summaries([ids[0], ids[2], "missing"])
+    assert set(found) == {ids[0], ids[2]}
+    assert found[ids[2]] == next(r for r in store.list_runs() if r.id == ids[2])
+
+
 def test_runs_of_evaluations_can_be_left_out_of_listings(store):
     def stored(tags):
         return run_fake(RunConfig(method="single"), sink=store.writer(tags=tags)).id

@@ -1,6 +1,6 @@
 """An evaluation's records in the run store (tables `eval_evaluations` and
-`eval_attempts`, created here beside the store's own tables): its spec, its problems, and
-which run was made for which cell."""
+`eval_attempts`, made by the store's migrations): its spec, its problems, and which run was
+made for which cell."""
 
 from __future__ import annotations
 
@@ -21,46 +21,14 @@ from pdr_core.evals.spec import (
     cell_key,
 )
 from pdr_core.events import now_iso
-from pdr_core.store import RunSummary, Store
+from pdr_core.store import Store
 from pdr_core.trace import Trace
 
 _EVAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-TABLES = (
-    """CREATE TABLE IF NOT EXISTS eval_evaluations (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL DEFAULT '',
-        created_at TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        dataset_hash TEXT NOT NULL,
-        problems TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS eval_attempts (
-        eval_id TEXT NOT NULL REFERENCES eval_evaluations (id) ON DELETE CASCADE,
-        run_id TEXT NOT NULL,
-        problem_id TEXT NOT NULL,
-        method TEXT NOT NULL,
-        width INTEGER NOT NULL,
-        depth INTEGER NOT NULL,
-        max_tokens INTEGER NOT NULL,
-        started_at TEXT NOT NULL,
-        oracle INTEGER,
-        decided_by TEXT,
-        PRIMARY KEY (eval_id, run_id)
-    )""",
-)
-
-
 def new_eval_id() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def ensure_tables(store: Store) -> None:
-    """Create the evaluation tables in the run store's file, if they are not there."""
-    with closing(store.connect()) as conn:
-        for statement in TABLES:
-            conn.execute(statement)
 
 
 def create_evaluation(store: Store, spec: EvalSpec, problems: Sequence[Problem],
@@ -77,7 +45,6 @@ def create_evaluation(store: Store, spec: EvalSpec, problems: Sequence[Problem],
     if not _EVAL_ID_RE.match(eval_id):
         raise EvalError(f"evaluation id {eval_id!r}: use letters, digits, '.', '_' or '-' "
                         "(at most 64)")
-    ensure_tables(store)
     digest = fingerprint(problems)
     try:
         existing = load_evaluation(store, eval_id)
@@ -107,7 +74,6 @@ def create_evaluation(store: Store, spec: EvalSpec, problems: Sequence[Problem],
 
 def load_evaluation(store: Store, eval_id: str) -> Evaluation:
     """The stored evaluation; KeyError when there is none with this id."""
-    ensure_tables(store)
     with closing(store.connect()) as conn:
         row = conn.execute(
             "SELECT spec, problems, created_at, dataset_hash FROM eval_evaluations"
@@ -131,7 +97,6 @@ class EvalSummary:
 
 def list_evaluations(store: Store) -> list[EvalSummary]:
     """Stored evaluations, newest first."""
-    ensure_tables(store)
     with closing(store.connect()) as conn:
         rows = conn.execute(
             "SELECT id, name, created_at, spec, json_array_length(problems)"
@@ -159,12 +124,6 @@ def latest_attempts(store: Store, eval_id: str) -> dict[CellKey, Attempt]:
             for r in rows}
 
 
-def eval_runs(store: Store, evaluation: Evaluation) -> dict[str, RunSummary]:
-    # The text filter matches tags by substring; keep the runs that carry this exact tag.
-    return {r.id: r for r in store.list_runs(limit=10**9, text=evaluation.tag)
-            if evaluation.tag in r.tags}
-
-
 def source_run(store: Store, evaluation: Evaluation, problem: Problem, setting: Setting
                 ) -> Trace | None:
     """The completed run of the arm a matched single pass matches, on `problem`; None
@@ -172,7 +131,7 @@ def source_run(store: Store, evaluation: Evaluation, problem: Problem, setting: 
     attempt = latest_attempts(store, evaluation.id).get(cell_key(problem.id, setting.source))
     if attempt is None:
         return None
-    summary = eval_runs(store, evaluation).get(attempt.run_id)
+    summary = store.summaries([attempt.run_id]).get(attempt.run_id)
     if summary is None or summary.status != "completed":
         return None
     return store.get_trace(attempt.run_id)
@@ -181,7 +140,7 @@ def source_run(store: Store, evaluation: Evaluation, problem: Problem, setting: 
 def cell_runs(store: Store, evaluation: Evaluation):
     """Every cell with its latest attempt and that attempt's run (None where none)."""
     attempts = latest_attempts(store, evaluation.id)
-    runs = eval_runs(store, evaluation)
+    runs = store.summaries(a.run_id for a in attempts.values())
     for problem, setting in evaluation.cells():
         attempt = attempts.get(cell_key(problem.id, setting))
         yield problem, setting, attempt, runs.get(attempt.run_id) if attempt else None

@@ -24,7 +24,7 @@ from pdr_core.evals.spec import (
     cell_key,
 )
 from pdr_core.events import now_iso
-from pdr_core.providers.base import Provider
+from pdr_core.providers.base import Provider, settle
 from pdr_core.run.baseline import baseline_config
 from pdr_core.run.jobs import LoopThread
 from pdr_core.run.methods import new_run_id, resume, run
@@ -157,6 +157,7 @@ async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provide
         for problem, setting, interrupted in todo:
             if setting.matched and source_run(store, evaluation, problem, setting):
                 group.create_task(one(problem, setting, interrupted))
+    await settle(provider)  # what it learnt about the endpoint is kept for the next process
     return collect_results(store, evaluation)
 
 

@@ -184,7 +184,9 @@ class EvalSpec:
     workspace_tokens: int = 512
     temperature: float = 0.8
     seed: int = 0
-    run_concurrency: int = 8
+    # Calls in flight within each run; None: the run's own default, its widest round's
+    # (`config.default_concurrency`), so that one round is one wave.
+    run_concurrency: int | None = None
     model: str = ""
     base_url: str = ""
     name: str = ""

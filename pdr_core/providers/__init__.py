@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pdr_core.providers.base import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
@@ -23,10 +25,16 @@ from pdr_core.providers.endpoints import (
     UntrustedEndpoint,
     choose_endpoint,
     endpoint_locked,
+    key_home,
 )
+
+if TYPE_CHECKING:  # the SDK is imported only when an endpoint is called
+    from pdr_core.providers.openai import ConnectionCheck, OpenAIProvider
 
 __all__ = [
     "CapabilityMemory",
+    "check_endpoint",
+    "key_home",
     "DEFAULT_MAX_IN_FLIGHT",
     "check_base_url",
     "choose_endpoint",
@@ -57,25 +65,34 @@ def resolve_provider(settings: EndpointSettings, memory: CapabilityMemory | None
         from pdr_core.providers.local import shared_local_provider
 
         return shared_local_provider(settings.local_model)
-    from pdr_core.providers.openai import OpenAIProvider  # imports the SDK: only when used
-
     if not settings.model:
         raise ProviderError(
             "no model named: pass --model NAME or set PDR_MODEL (the endpoint's "
             "/v1/models lists what it serves)",
             kind="bad_request",
         )
+    return _endpoint_provider(settings, timeout, max_retries,
+                              max_in_flight=_max_in_flight(settings.max_in_flight),
+                              memory=memory)
+
+
+async def check_endpoint(settings: EndpointSettings, timeout: float = 10.0
+                         ) -> ConnectionCheck:
+    """A connection test of the endpoint the settings name (the Settings page's button):
+    its served models and, with a model named, one call of one output token, tried once.
+    ProviderError when the settings cannot make a client."""
+    return await _endpoint_provider(settings, timeout, 0).check_connection()
+
+
+def _endpoint_provider(settings: EndpointSettings, timeout: float, max_retries: int,
+                       **options: Any) -> OpenAIProvider:
+    from pdr_core.providers.openai import OpenAIProvider  # imports the SDK: only when used
+
     # No key: local servers (vLLM, Ollama, llama.cpp) accept any, and the provider sends
-    # its placeholder.
-    return OpenAIProvider(
-        base_url=settings.base_url or DEFAULT_OPENAI_URL,
-        api_key=settings.api_key,
-        model=settings.model,
-        max_in_flight=_max_in_flight(settings.max_in_flight),
-        timeout=timeout,
-        max_retries=max_retries,
-        memory=memory,
-    )
+    # its placeholder. No model: a connection test still lists what the endpoint serves.
+    return OpenAIProvider(settings.base_url or DEFAULT_OPENAI_URL, settings.api_key,
+                          settings.model or "", timeout=timeout, max_retries=max_retries,
+                          **options)
 
 
 # Past a day a timeout means "never"; past a hundred retries a call never ends either.

@@ -183,3 +183,19 @@ class CapabilityMemory(Protocol):
     def recall(self, base_url: str, model: str, name: str) -> Known | None: ...
 
     def remember(self, base_url: str, model: str, name: str, value: bool) -> None: ...
+
+
+@runtime_checkable
+class Settles(Protocol):
+    """Optional: a provider that learns about its endpoint in the background (does it honour
+    `n`?) offers this; awaited before its event loop ends, so what it learns is kept for the
+    next process. No run waits on it."""
+
+    async def settle(self, timeout: float = 5.0) -> None: ...
+
+
+async def settle(provider: object) -> None:
+    """Let `provider` finish what it is learning in the background, if it learns any: the
+    last thing on an event loop that ran calls through it."""
+    if isinstance(provider, Settles):
+        await provider.settle()

@@ -145,6 +145,13 @@ def _given(flag: str | None, variable: str | None) -> str | None:
     return flag if flag is not None else variable or None
 
 
+def key_home(environ: Mapping[str, str] | None = None) -> str:
+    """Where OPENAI_API_KEY belongs: OPENAI_BASE_URL, else OpenAI's API. Raises
+    ProviderError when OPENAI_BASE_URL is not a usable URL."""
+    env = os.environ if environ is None else environ
+    return _url(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL") or DEFAULT_OPENAI_URL
+
+
 def _choose(request: EndpointRequest, env: Mapping[str, str]) -> EndpointSettings:
     env_url = _url(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
     env_key = env.get("OPENAI_API_KEY") or None
@@ -168,14 +175,13 @@ def _choose(request: EndpointRequest, env: Mapping[str, str]) -> EndpointSetting
         model = request.model or request.recorded_model or env.get("PDR_MODEL")
     else:
         model = request.model or env.get("PDR_MODEL") or request.recorded_model
-    key, source = _key_for(url, is_recorded, request, given_url, env_url, env_key)
+    key, source = _key_for(url, is_recorded, request, given_url, key_home(env), env_key)
     return EndpointSettings(url, key, model or None, max_in_flight=env.get("PDR_MAX_IN_FLIGHT")
                             or None, key_source=source, recorded=is_recorded)
 
 
 def _key_for(url: str, is_recorded: bool, request: EndpointRequest, given_url: str | None,
-             env_url: str | None, env_key: str | None) -> tuple[str | None, str]:
-    env_home = env_url or DEFAULT_OPENAI_URL
+             env_home: str, env_key: str | None) -> tuple[str | None, str]:
     if request.api_key and same_endpoint(url, given_url or env_home):
         return request.api_key, "the key given for it"
     if env_key and same_endpoint(url, env_home):

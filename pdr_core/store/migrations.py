@@ -75,6 +75,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (base_url, model, name)
     ) WITHOUT ROWID
     """,
+    # 5: evaluations and which run was made for which cell. Earlier versions made these
+    # tables on first use, outside this list: IF NOT EXISTS keeps a store that has them.
+    """
+    CREATE TABLE IF NOT EXISTS eval_evaluations (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        dataset_hash TEXT NOT NULL,
+        problems TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS eval_attempts (
+        eval_id TEXT NOT NULL REFERENCES eval_evaluations (id) ON DELETE CASCADE,
+        run_id TEXT NOT NULL,
+        problem_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        depth INTEGER NOT NULL,
+        max_tokens INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        oracle INTEGER,
+        decided_by TEXT,
+        PRIMARY KEY (eval_id, run_id)
+    )
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from pdr_core.trace import RunOutcome, Trace, TraceError
 QUESTION_PREVIEW = 300
 # The tag every run of an evaluation carries, followed by the evaluation's id.
 EVAL_TAG_PREFIX = "eval:"
+# A RunSummary's columns, in the order `_summary` reads them.
+SUMMARY_SELECT = (
+    f"SELECT id, created_at, substr(question, 1, {QUESTION_PREVIEW}), method, model, status,"
+    " final_answer, correct, b_seq, b_total, calls, name, tags, imported, owner_host,"
+    " owner_pid, owner_started, config FROM runs")
 
 
 def process_start(pid: int) -> str | None:
@@ -77,29 +83,31 @@ class Runs(StoreFile):
         where, args = self._filters(method, model, status, text, evaluations)
         # Running and interrupted depend on whether the owning process lives: page after.
         paged = status not in ("running", "interrupted")
-        sql = (
-            f"SELECT id, created_at, substr(question, 1, {QUESTION_PREVIEW}), method, model,"
-            " status, final_answer, correct, b_seq, b_total, calls, name, tags, imported,"
-            " owner_host, owner_pid, owner_started, config FROM runs"
-            f" {where} ORDER BY created_at DESC, rowid DESC"
-            + (" LIMIT ? OFFSET ?" if paged else "")
-        )
+        sql = (f"{SUMMARY_SELECT} {where} ORDER BY created_at DESC, rowid DESC"
+               + (" LIMIT ? OFFSET ?" if paged else ""))
         with self._conn() as conn:
             rows = conn.execute(sql, [*args, limit, offset] if paged else args).fetchall()
-        summaries = []
-        for row in rows:
-            state = self._effective_status(row[5], row[14], row[15], row[16])
-            if status and state != status:
-                continue
-            summaries.append(RunSummary(
-                id=row[0], created_at=row[1], question=row[2], method=row[3], model=row[4],
-                status=state, final_answer=row[6],
-                correct=None if row[7] is None else bool(row[7]), b_seq=row[8],
-                b_total=row[9], calls=row[10], name=row[11],
-                tags=tuple(t for t in row[12].split(",") if t), imported=bool(row[13]),
-                config=json.loads(row[17]),
-            ))
+        summaries = [self._summary(row) for row in rows]
+        if status:
+            summaries = [s for s in summaries if s.status == status]
         return summaries if paged else summaries[offset : offset + limit]
+
+    def summaries(self, run_ids: Iterable[str]) -> dict[str, RunSummary]:
+        """The run list's rows of these runs, by id; a run not in the store is left out."""
+        with self._conn() as conn:
+            rows = conn.execute(f"{SUMMARY_SELECT} WHERE id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(run_ids)),)).fetchall()
+        return {row[0]: self._summary(row) for row in rows}
+
+    def _summary(self, row: tuple) -> RunSummary:
+        return RunSummary(
+            id=row[0], created_at=row[1], question=row[2], method=row[3], model=row[4],
+            status=self._effective_status(row[5], row[14], row[15], row[16]),
+            final_answer=row[6], correct=None if row[7] is None else bool(row[7]),
+            b_seq=row[8], b_total=row[9], calls=row[10], name=row[11],
+            tags=tuple(t for t in row[12].split(",") if t), imported=bool(row[13]),
+            config=json.loads(row[17]),
+        )
 
     def count_runs(self, method: str | None = None, model: str | None = None,
                    status: str | None = None, text: str | None = None,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,7 +28,6 @@ from openai import AsyncOpenAI
 from pdr_core.providers.base import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
-    DEFAULT_OPENAI_URL,
     DEFAULT_TIMEOUT,
     PLACEHOLDER_KEY,
     CapabilityMemory,
@@ -105,7 +103,7 @@ class OpenAIProvider:
 
     def __init__(
         self,
-        base_url: str | None,
+        base_url: str,
         api_key: str | None,
         model: str,
         timeout: float = DEFAULT_TIMEOUT,
@@ -118,8 +116,8 @@ class OpenAIProvider:
         memory: CapabilityMemory | None = None,
     ):
         _check_settings(timeout, max_retries, retry_backoff, max_in_flight)
-        self._base_url = check_base_url(
-            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL)
+        # Given, never read here: which endpoint is called is choose_endpoint's rule.
+        self._base_url = check_base_url(base_url)
         # Never OPENAI_API_KEY by default: which key may go to which endpoint is
         # choose_endpoint's rule (pdr_core.providers.endpoints), not the client's.
         self._api_key = api_key or PLACEHOLDER_KEY
