@@ -34,8 +34,9 @@ Command = Callable[[argparse.Namespace, Store], int]
 
 def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
     if args.preset == "paper":  # the paper's example schedule, 8, 4, 1
-        args.method, args.depth = "pdr", 3
-        args.schedule = args.schedule or ",".join(map(str, PRESETS["paper"]["width_schedule"]))
+        paper = PRESETS["paper"]
+        args.method, args.depth = paper["method"], paper["depth"]
+        args.schedule = args.schedule or ",".join(map(str, paper["width_schedule"]))
     # Each of these flags sets the RunConfig field of its name.
     fields = (*RUN_KNOBS, "distill_max_tokens", "total_budget", "concurrency")
     return RunConfig(
