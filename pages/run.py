@@ -5,9 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from pdr_core.config import (
+    DEFAULT_PRESET,
+    DISTILLS,
     FINAL_VERIFY_METHODS,
     PRESETS,
     RANKED,
+    RUN_DEFAULTS,
     SELECTIONS,
     ConfigError,
     RunConfig,
@@ -34,6 +37,7 @@ from ui.components import (
     start_job,
 )
 from ui.endpoints import app_environ, on_bundled_model
+from ui.knobs import DEPTH_RANGE, TOKEN_STEPS, WIDTH_RANGE, WORKSPACE_STEPS, knob_default
 from ui.live_view import live_run_view
 from ui.method_settings import method_setting_controls
 from ui.navigation import through_app
@@ -56,10 +60,6 @@ DISTILL_HELP = {
     "feedback": "Code problems: the top-k programs with their test results (which tests "
                 "failed, the assertion or traceback), cut to κ. No model call.",
 }
-TOKEN_STEPS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
-WORKSPACE_STEPS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
-DEFAULTS = {"width": 4, "depth": 2, "max_tokens": 1024, "workspace_tokens": 512, "k": 2,
-            "temperature": 0.8, "group": 2, "votes": 1}
 
 
 EXAMPLES = examples()
@@ -71,11 +71,6 @@ def use_example() -> None:
     if example is not None:
         set_kept("question", example.question)
         set_kept("reference", example.answer)
-
-
-def default(key: str) -> int | float:
-    """Slider `key`'s starting value: the Settings page's default, else the built-in one."""
-    return st.session_state.get("slider_defaults", {}).get(key, DEFAULTS[key])
 
 
 st.title("Run")
@@ -100,25 +95,28 @@ with right:
     method = st.radio("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
                       **kept("method"))
     declared = METHODS[method]
-    distill = st.selectbox("Distill operator", list(DISTILL_HELP), **kept("distill"),
+    distill = st.selectbox("Distill operator", DISTILLS,
+                           **kept("distill", knob_default("distill")),
                            disabled=not declared.uses("distill"))
     st.caption(DISTILL_HELP[distill])
     selection = st.radio("Top-k ranking", SELECTIONS, horizontal=True,
-                         **kept("selection", "consensus"),
+                         **kept("selection", knob_default("selection")),
                          disabled=method != "pdr" or distill not in RANKED,
                          help="consensus: by answer clusters (this tool's heuristic); verify: "
                               "the model scores each draft, one call per draft.")
-    verify_last = st.checkbox("Final selection by verify", **kept("final_verify", False),
+    verify_last = st.checkbox("Final selection by verify",
+                              **kept("final_verify", knob_default("final_select") == "verify"),
                               disabled=method not in FINAL_VERIFY_METHODS,
                               help="A last round wider than 1: the model scores each draft "
                                    "(one call each) and the best-scored answer wins, instead "
                                    "of a majority vote.")
-    sr_summary = st.checkbox("SR: notes on the previous solution", **kept("sr_summary"),
+    sr_summary = st.checkbox("SR: notes on the previous solution",
+                             **kept("sr_summary", knob_default("sr_summary")),
                              disabled=not declared.uses("sr_summary"),
                              help="SR refines one answer with no distill call; this adds a "
                                   "summary call per round whose notes follow the solution.")
     sr_feedback = st.checkbox("SR: the previous program's test results",
-                              **kept("sr_feedback", False),
+                              **kept("sr_feedback", knob_default("sr_feedback")),
                               disabled=not declared.uses("sr_feedback"),
                               help="Code problems: the refine prompt gets what the previous "
                                    "program's tests said (failed tests, messages), within "
@@ -130,28 +128,28 @@ with right:
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    preset = st.radio("Preset", list(PRESETS), horizontal=True, **kept("preset", "small"),
+    preset = st.radio("Preset", list(PRESETS), horizontal=True, **kept("preset", DEFAULT_PRESET),
                       disabled=method != "pdr",
                       format_func={"small": "small (this page's widths)",
                                    "paper": "paper (8, 4, 1)"}.get,
                       help="paper: the paper's example schedule, 8 drafts, 4 refinements, 1 "
                            "final; small: width M for every round but the last.")
     paper = method == "pdr" and preset == "paper"
-    width = st.slider("Width M (drafts per round)", 1, 16,
-                      **kept("width", default("width")),
+    width = st.slider("Width M (drafts per round)", *WIDTH_RANGE,
+                      **kept("width", knob_default("width")),
                       disabled=not declared.uses("width") or paper,
                       help="Parallel generations in every round but the last; rsa: the "
                            "population N; tournament, select: the candidates.")
-    depth = st.slider("Depth R (rounds)", 1, 8, **kept("depth", default("depth")),
+    depth = st.slider("Depth R (rounds)", *DEPTH_RANGE, **kept("depth", knob_default("depth")),
                       disabled=not declared.uses("depth") or paper,
                       help="Rounds of generation; the last has width 1. rsa: the "
                            "aggregation steps T after the drafts.")
 with c2:
     max_tokens = st.select_slider("Budget: max tokens per call", TOKEN_STEPS,
-                                  **kept("max_tokens", default("max_tokens")),
+                                  **kept("max_tokens", knob_default("max_tokens")),
                                   help="Every call's output cap.")
     kappa = st.select_slider("Workspace bound κ (tokens)", WORKSPACE_STEPS,
-                             **kept("workspace_tokens", default("workspace_tokens")),
+                             **kept("workspace_tokens", knob_default("workspace_tokens")),
                              help="Each workspace is at most this long, whatever the depth.")
     distill_tokens = st.select_slider(
         "Summary call's max tokens", ["per-call", *TOKEN_STEPS],
@@ -159,26 +157,27 @@ with c2:
         help="The summary call's own output budget (reasoning models think in it too); its "
              "text is then cut to κ.")
 with c3:
-    k = st.slider("k (drafts per workspace)", 1, 16, **kept("k", default("k")),
+    k = st.slider("k (drafts per workspace)", 1, 16, **kept("k", knob_default("k")),
                   help="Used by the top-k and random-k operators; rsa: the candidates K "
                        "each aggregation reads.")
-    group = st.slider("Tournament group G", 2, 8, **kept("group", default("group")),
+    group = st.slider("Tournament group G", 2, 8, **kept("group", knob_default("group")),
                       disabled=not declared.uses("group"),
                       help="Candidates a judge compares at once.")
     votes = st.slider("Tournament judges per group V", 1, 7,
-                      **kept("votes", default("votes")), disabled=not declared.uses("votes"),
+                      **kept("votes", knob_default("votes")), disabled=not declared.uses("votes"),
                       help="Judge calls per group; the candidate most of them name advances "
                            "(a tie: the earliest).")
     agree = st.slider("Stop when answers agree (0 = never)", 0.0, 1.0, step=0.05,
-                      **kept("stop_when_agree", 0.0),
+                      **kept("stop_when_agree", knob_default("stop_when_agree") or 0.0),
                       disabled=not declared.adaptive,
                       help="Stop after the first round whose answers agree at least this "
                            "much (share giving the most common answer).")
-    aggregate_last = st.checkbox("RSA: end with one aggregation", **kept("rsa_aggregate"),
+    aggregate_last = st.checkbox("RSA: end with one aggregation", **kept("rsa_aggregate",
+                                              knob_default("final_select") == "aggregate"),
                                  disabled=not declared.uses("final_select"),
                                  help="Instead of a vote over the last population.")
     temperature = st.slider("Temperature", 0.0, 2.0, step=0.1,
-                            **kept("temperature", default("temperature")))
+                            **kept("temperature", knob_default("temperature")))
     total_cap = st.number_input("Total-token cap (0 = none)", min_value=0, step=1000,
                                 **kept("total_budget"),
                                 help="No call is launched that could take B_total past it.")
@@ -190,7 +189,8 @@ config_error = None
 config = None
 try:
     config = RunConfig(
-        method=method, width=width, depth=3 if paper else depth, distill=distill, k=k,
+        method=method, width=width, depth=PRESETS["paper"]["depth"] if paper else depth,
+        distill=distill, k=k,
         width_schedule=PRESETS["paper"]["width_schedule"] if paper else None,
         max_tokens=max_tokens, workspace_tokens=kappa,
         sr_summary=bool(sr_summary) and declared.uses("sr_summary"),
@@ -198,8 +198,10 @@ try:
         group=group, votes=votes,
         stop_when_agree=float(agree) if agree and declared.adaptive else None,
         final_select="aggregate" if aggregate_last and method == "rsa" else
-        "verify" if verify_last and method in FINAL_VERIFY_METHODS else "vote",
-        selection=selection if method == "pdr" and distill in RANKED else "consensus",
+        "verify" if verify_last and method in FINAL_VERIFY_METHODS
+        else RUN_DEFAULTS["final_select"],
+        selection=selection if method == "pdr" and distill in RANKED
+        else RUN_DEFAULTS["selection"],
         method_settings=own_settings,
         distill_max_tokens=None if distill_tokens == "per-call" else int(distill_tokens),
         total_budget=int(total_cap) or None, temperature=float(temperature),

@@ -27,8 +27,9 @@ from pdr_core.user_settings import UserSettings, save_settings
 from ui.code_view import render_execution_toggle
 from ui.components import run_async
 from ui.endpoints import ENDPOINT, app_environ, given, show_local_model
+from ui.knobs import DEPTH_RANGE, TOKEN_STEPS, WIDTH_RANGE, knob_default
 from ui.navigation import through_app
-from ui.state import MOA_PROPOSERS, SAVED_ERROR, forget, kept, kept_value
+from ui.state import DEFAULTS, MOA_PROPOSERS, SAVED_ERROR, forget, kept, kept_value
 
 through_app()
 
@@ -118,13 +119,15 @@ else:
 
 st.divider()
 st.subheader("Defaults for the Run page")
-defaults = st.session_state.setdefault("slider_defaults", {})
+defaults = st.session_state.setdefault(DEFAULTS, {})
 d1, d2, d3 = st.columns(3)
-defaults["width"] = d1.slider("Width", 1, 16, defaults.get("width", 4), key="default_width")
-defaults["depth"] = d2.slider("Depth", 1, 8, defaults.get("depth", 2), key="default_depth")
-defaults["max_tokens"] = d3.select_slider(
-    "Max tokens per call", [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
-    defaults.get("max_tokens", 1024), key="default_max_tokens")
+defaults["width"] = d1.slider("Width", *WIDTH_RANGE, knob_default("width"),
+                              key="default_width")
+defaults["depth"] = d2.slider("Depth", *DEPTH_RANGE, knob_default("depth"),
+                              key="default_depth")
+defaults["max_tokens"] = d3.select_slider("Max tokens per call", TOKEN_STEPS,
+                                          knob_default("max_tokens"),
+                                          key="default_max_tokens")
 
 st.divider()
 st.subheader("Mixture of agents")

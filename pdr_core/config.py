@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 from pdr_core.prompts import (
@@ -49,8 +50,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {"method": "pdr", "width": 4, "depth": 2},
     "paper": {"method": "pdr", "width_schedule": (8, 4, 1), "depth": 3},
 }
+DEFAULT_PRESET = "small"
 # feedback (code tasks only): the top-k programs with their test results.
 DISTILLS = ("summary", "topk", "per-sample-topk", "random-k", "feedback")
+CODE_ONLY_DISTILLS = ("feedback",)
 EXTRACTIVE = ("topk", "per-sample-topk", "random-k", "feedback")
 
 MAX_WIDTH = 256
@@ -382,6 +385,12 @@ class RunConfig:
         if isinstance(kwargs.get("prompts"), dict):
             kwargs["prompts"] = PromptSet.from_dict(kwargs["prompts"])
         return cls(**kwargs)
+
+
+# Every knob's default, read from RunConfig's fields: the one place a default is written.
+# The command line, the method declarations, EvalSpec and the pages read it from here.
+RUN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
+    {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING})
 
 
 def tournament_judges(width: int, group: int, votes: int) -> tuple[int, ...]:

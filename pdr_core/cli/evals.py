@@ -9,10 +9,11 @@ from collections.abc import Sequence
 
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed
 from pdr_core.cli.endpoint import endpoint, endpoint_flags
+from pdr_core.cli.knobs import EVAL_KNOBS, add_knob_flags
 from pdr_core.cli.methods import add_sweep_flags, sweep_settings
 from pdr_core.cli.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from pdr_core.cli.progress import EvalBar
-from pdr_core.config import DISTILLS, ConfigError
+from pdr_core.config import ConfigError
 from pdr_core.providers import resolve_provider
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 from pdr_core.run.api import Method
@@ -103,34 +104,28 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, extra: Sequence[Method
                     ) -> None:
     """`eval`: the dataset, the sweep, the shared settings, the endpoint, the output folder."""
     from pdr_core.evals.benchmarks import NAMES
-    from pdr_core.evals.spec import EVAL_PRESETS
+    from pdr_core.evals.spec import DEFAULT_METHODS, EVAL_PRESETS, RUNS_AT_ONCE
 
     p = sub.add_parser("eval", parents=[common],
                        help="run methods x settings over a problem set; resumable")
     p.add_argument("dataset", help=f"a built-in benchmark ({', '.join(NAMES)}: shipped, no "
                    "network), a JSONL path, gen:KIND:N[:DIFFICULTY][:seed=S] (KIND arith, "
                    "linear or mod) or hf:NAME[:SPLIT]")
-    p.add_argument("--methods", default="single,vote,sr,pdr",
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"comma-separated, of {', '.join(method_registry())}, or a "
-                        "plugin's package.module:function")
+                        "plugin's package.module:function (default: %(default)s)")
     p.add_argument("--preset", choices=list(EVAL_PRESETS),
                    help="a named sweep that sets --methods (and --matched-bseq): "
                         + "; ".join(f"{n}: {e.label}" for n, e in EVAL_PRESETS.items()))
-    p.add_argument("--width", default="4", help="widths to sweep, e.g. 4,8")
-    p.add_argument("--depth", default="2", help="depths to sweep, e.g. 2,3")
-    p.add_argument("--max-tokens", default="1024", help="per-call budgets to sweep")
-    p.add_argument("--distill", choices=DISTILLS, default="summary")
-    p.add_argument("--k", type=int, default=2, help="drafts selected by top-k / random-k")
-    p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
+    add_knob_flags(p, EVAL_KNOBS, sweep=("width", "depth", "max_tokens"))
     p.add_argument("--stop-when-agree", type=float, metavar="SHARE",
                    help="pdr, sr, rsa arms stop once a round's answers agree at least this "
                         "much; results.csv says what it saved")
     p.add_argument("--matched-bseq", action="store_true",
                    help="add, per problem and pdr/sr arm, a single pass whose max tokens is "
                         "that arm's B_seq on the problem (the paper's matched comparison)")
-    p.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
+    p.add_argument("--concurrency", type=int, default=RUNS_AT_ONCE,
+                   help="runs in flight at once (default: %(default)s)")
     p.add_argument("--run-concurrency", type=int, metavar="N",
                    help="calls in flight within each run (default: its widest round's, so "
                         "each round goes out as one wave, at most "

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from pdr_core.config import is_method_ref
+from pdr_core.config import RUN_DEFAULTS, is_method_ref
 from pdr_core.evals.spec import sweepable
 from pdr_core.run.api import Method, Setting, declared_by, load_ref
 from pdr_core.run.registry import get_method, method_registry
@@ -65,9 +65,9 @@ def recorded_method(text: str) -> str:
 def add_method_flags(p: argparse.ArgumentParser, extra: Sequence[Method] = ()) -> None:
     """`--method` and one flag per declared setting of every method (and of `extra`)."""
     methods = (*method_registry().values(), *extra)
-    p.add_argument("--method", type=_method_type(extra), default="pdr",
+    p.add_argument("--method", type=_method_type(extra), default=RUN_DEFAULTS["method"],
                    help="a method's name (" + ", ".join(m.name for m in methods)
-                        + "), or a plugin's package.module:function")
+                        + "), or a plugin's package.module:function (default: %(default)s)")
     for setting, users in _users(methods).values():
         bounds = "" if setting.type is bool or setting.choices else f"; {setting.allowed()}"
         default_text = "" if setting.default is None else f", default {setting.default}"

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed, code_problem
 from pdr_core.cli.endpoint import endpoint, endpoint_flags, provider_for
+from pdr_core.cli.knobs import RUN_KNOBS, add_knob_flags
 from pdr_core.cli.methods import add_method_flags, method_config
 from pdr_core.cli.outcome import EXIT_FAILED, EXIT_INTERRUPTED, finish
 from pdr_core.cli.progress import CallProgress
-from pdr_core.config import PRESETS, ConfigError, RunConfig, parse_schedule
+from pdr_core.config import DEFAULT_PRESET, PRESETS, ConfigError, RunConfig, parse_schedule
 from pdr_core.fold import Tee
 from pdr_core.prompts import PromptSet, TemplateError
 from pdr_core.providers import resolve_provider
@@ -33,20 +34,15 @@ Command = Callable[[argparse.Namespace, Store], int]
 
 def _config(args: argparse.Namespace, model: str, base_url: str) -> RunConfig:
     if args.preset == "paper":  # the paper's example schedule, 8, 4, 1
-        args.method, args.depth = "pdr", 3
-        args.schedule = args.schedule or ",".join(map(str, PRESETS["paper"]["width_schedule"]))
+        paper = PRESETS["paper"]
+        args.method, args.depth = paper["method"], paper["depth"]
+        args.schedule = args.schedule or ",".join(map(str, paper["width_schedule"]))
+    # Each of these flags sets the RunConfig field of its name.
+    fields = (*RUN_KNOBS, "distill_max_tokens", "total_budget", "concurrency")
     return RunConfig(
-        **method_config(args),
+        **method_config(args), **{name: getattr(args, name) for name in fields},
         width_schedule=parse_schedule(args.schedule) if args.schedule else None,
-        max_tokens=args.max_tokens,
-        workspace_tokens=args.workspace_tokens,
-        distill_max_tokens=args.distill_max_tokens,
-        total_budget=args.total_budget,
-        temperature=args.temperature,
-        seed=args.seed,
-        concurrency=args.concurrency,
-        model=model,
-        base_url=base_url,
+        model=model, base_url=base_url,
     )
 
 
@@ -207,17 +203,14 @@ def add_run_parser(sub, common: argparse.ArgumentParser, extra: Sequence[Method]
     p.add_argument("--answer", help="reference answer, to mark correctness")
     add_method_flags(p, extra)  # --method and every method's declared settings
     p.add_argument("--schedule", help="explicit widths per round, e.g. 8,4,1 (pdr only)")
-    p.add_argument("--preset", choices=tuple(PRESETS), default="small",
-                   help="paper: pdr with the paper's schedule 8,4,1; small (default): the "
-                        "flags as given, sized for the bundled model")
-    p.add_argument("--max-tokens", type=int, default=1024, help="per-call output budget")
-    p.add_argument("--workspace-tokens", type=int, default=512, help="workspace bound kappa")
+    p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                   help="paper: pdr with the paper's schedule 8,4,1; small: the flags as "
+                        "given, sized for the bundled model (default: %(default)s)")
+    add_knob_flags(p, RUN_KNOBS)
     p.add_argument("--distill-max-tokens", type=int,
                    help="output budget of a summary call (default: --max-tokens); its text "
                         "is then cut to kappa")
     p.add_argument("--total-budget", type=int, help="cap on B_total")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--concurrency", type=int,
                    help="calls in flight at once (default: the widest round's, so each "
                         f"round goes out as one wave, at most {DEFAULT_MAX_IN_FLIGHT})")

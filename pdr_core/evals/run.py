@@ -16,6 +16,7 @@ from pdr_core.evals.records import (
 )
 from pdr_core.evals.results import ResultRow, collect_results, decided_by, oracle_of
 from pdr_core.evals.spec import (
+    RUNS_AT_ONCE,
     EvalError,
     EvalProgress,
     Evaluation,
@@ -105,7 +106,7 @@ def _pending(store: Store, evaluation: Evaluation
 
 
 async def run_evaluation(store: Store, evaluation: Evaluation, provider: Provider,
-                         concurrency: int = 4,
+                         concurrency: int = RUNS_AT_ONCE,
                          progress: Progress | None = None) -> list[ResultRow]:
     """Run every cell not completed yet, at most `concurrency` runs at once, in this
     event loop; returns the results. `progress(EvalProgress)` is called at the start and
@@ -168,7 +169,7 @@ class EvalJob(LoopThread):
     store: Store
     evaluation: Evaluation
     provider: Provider
-    concurrency: int = 4
+    concurrency: int = RUNS_AT_ONCE
     done: int = field(default=0, init=False)
     total: int = field(default=0, init=False)
     eta: float | None = field(default=None, init=False)

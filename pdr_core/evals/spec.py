@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pdr_core.config import ConfigError, RunConfig
+from pdr_core.config import RUN_DEFAULTS, ConfigError, RunConfig
 from pdr_core.evals.problems import Problem
 from pdr_core.run.api import Setting as Declared
 from pdr_core.run.api import declared_by
@@ -18,6 +18,8 @@ from pdr_core.store import EVAL_TAG_PREFIX
 
 # The methods an evaluation runs unless told otherwise (any registered method may be named).
 DEFAULT_METHODS = ("single", "vote", "sr", "pdr")
+# Runs of an evaluation in flight at once unless told otherwise.
+RUNS_AT_ONCE = 4
 
 
 # With matched B_seq, each arm of these methods gets a single pass per problem whose
@@ -176,14 +178,15 @@ class EvalSpec:
 
     dataset: str
     methods: tuple[str, ...] = DEFAULT_METHODS
-    widths: tuple[int, ...] = (4,)
-    depths: tuple[int, ...] = (2,)
-    max_tokens: tuple[int, ...] = (1024,)
-    distill: str = "summary"
-    k: int = 2
-    workspace_tokens: int = 512
-    temperature: float = 0.8
-    seed: int = 0
+    # Each shared knob defaults to RunConfig's (a sweep: to that one value).
+    widths: tuple[int, ...] = (RUN_DEFAULTS["width"],)
+    depths: tuple[int, ...] = (RUN_DEFAULTS["depth"],)
+    max_tokens: tuple[int, ...] = (RUN_DEFAULTS["max_tokens"],)
+    distill: str = RUN_DEFAULTS["distill"]
+    k: int = RUN_DEFAULTS["k"]
+    workspace_tokens: int = RUN_DEFAULTS["workspace_tokens"]
+    temperature: float = RUN_DEFAULTS["temperature"]
+    seed: int = RUN_DEFAULTS["seed"]
     # Calls in flight within each run; None: the run's own default, its widest round's
     # (`config.default_concurrency`), so that one round is one wave.
     run_concurrency: int | None = None

@@ -7,7 +7,6 @@ methods installed packages register under the entry point group `pdr_inspector.m
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +17,7 @@ from pdr_core.config import (
     MAX_MOA_LAYERS,
     MAX_WIDTH,
     MOA_LAYERS,
+    RUN_DEFAULTS,
     SELECTIONS,
     RunConfig,
 )
@@ -27,12 +27,10 @@ from pdr_core.run.pdr import majority, pdr, single, sr
 from pdr_core.run.rsa import rsa
 from pdr_core.run.selection import generative_select, tournament
 
-_DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
-
 
 def _field(name: str, kind: type, **declared: Any) -> Setting:
     """A setting stored in the RunConfig field `name`, with that field's default."""
-    return Setting(name, kind, _DEFAULTS[name], **declared)
+    return Setting(name, kind, RUN_DEFAULTS[name], **declared)
 
 
 WIDTH = _field("width", int, low=1, high=MAX_WIDTH, aliases=("--population",),
@@ -135,9 +133,9 @@ def shape_label(config: dict[str, Any]) -> str:
         return name
     parts = []
     if method.uses("distill"):
-        parts.append(str(config.get("distill", _DEFAULTS["distill"])))
-    width = config.get("width", _DEFAULTS["width"])
-    depth = config.get("depth", _DEFAULTS["depth"])
+        parts.append(str(config.get("distill", RUN_DEFAULTS["distill"])))
+    width = config.get("width", RUN_DEFAULTS["width"])
+    depth = config.get("depth", RUN_DEFAULTS["depth"])
     schedule = config.get("width_schedule") or ()
     if method.uses("width") and method.uses("depth"):
         parts.append(f"{width}×{depth}")

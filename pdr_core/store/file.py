@@ -6,13 +6,13 @@ import asyncio
 import os
 import sqlite3
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from pdr_core.loops import PerLoop
 from pdr_core.store.damage import BUSY_SECONDS, connect_read_only, failure, quick_check, refusal
 from pdr_core.store.errors import StoreError
 from pdr_core.store.group_commit import GroupCommit
@@ -65,20 +65,16 @@ class StoreFile:
         except sqlite3.DatabaseError as exc:
             raise self._failure(exc) from None
         # Per event loop, the grouped commits of the runs on it (see GroupCommit).
-        self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._groups_lock = threading.Lock()
+        self._groups: PerLoop[GroupCommit] = PerLoop(self._new_group)
+
+    def _new_group(self, loop: asyncio.AbstractEventLoop) -> GroupCommit:
+        group = GroupCommit(self)
+        weakref.finalize(loop, group.close)
+        return group
 
     def _group_commit(self) -> GroupCommit:
         """The grouped commits of the running event loop."""
-        loop = asyncio.get_running_loop()
-        with self._groups_lock:
-            group = self._groups.get(loop)
-            if group is None:
-                group = self._groups[loop] = GroupCommit(self)
-                weakref.finalize(loop, group.close)
-            return group
+        return self._groups.get()
 
     def connect(self) -> sqlite3.Connection:
         """A connection; one that cannot write when the store is read-only or damaged."""

@@ -9,13 +9,12 @@ at its end.
 from __future__ import annotations
 
 import asyncio
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from openai import AsyncOpenAI
 
+from pdr_core.loops import PerLoop
 from pdr_core.providers.openai.admission import OPENED_PER_TURN, Admission
 
 
@@ -35,25 +34,16 @@ class LoopClients:
     def __init__(self, make_client: Callable[[], AsyncOpenAI], max_in_flight: int):
         self._make_client = make_client
         self._max_in_flight = max_in_flight
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClient] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
+        self._clients: PerLoop[LoopClient] = PerLoop(self._new)
+
+    def _new(self, loop: asyncio.AbstractEventLoop) -> LoopClient:
+        client = self._make_client()
+        guard = loop.create_task(self._close_at_loop_end(loop, client))
+        return LoopClient(client, guard, Admission(loop, self._max_in_flight, OPENED_PER_TURN))
 
     def get(self) -> LoopClient:
         """The running event loop's client and slots."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            entry = self._clients.get(loop)
-            if entry is None:
-                # Clients of finished loops can never be used again; let them go.
-                for old in [old for old in self._clients if old.is_closed()]:
-                    del self._clients[old]
-                client = self._make_client()
-                guard = loop.create_task(self._close_at_loop_end(loop, client))
-                slots = Admission(loop, self._max_in_flight, OPENED_PER_TURN)
-                entry = self._clients[loop] = LoopClient(client, guard, slots)
-            return entry
+        return self._clients.get()
 
     async def _close_at_loop_end(
         self, loop: asyncio.AbstractEventLoop, client: AsyncOpenAI
@@ -66,16 +56,12 @@ class LoopClients:
         try:
             await loop.create_future()
         finally:
-            with self._lock:
-                entry = self._clients.get(loop)
-                if entry is not None and entry.client is client:
-                    del self._clients[loop]
+            self._clients.drop(loop, lambda entry: entry.client is client)
             await client.close()
 
     async def aclose(self) -> None:
         """Close the connections this event loop's client holds (the loop's end also does)."""
-        with self._lock:
-            entry = self._clients.get(asyncio.get_running_loop())
+        entry = self._clients.peek(asyncio.get_running_loop())
         if entry is not None:
             guard = entry.guard
             guard.cancel()
