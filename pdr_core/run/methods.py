@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from pdr_core.code.executor import execution_allowed
-from pdr_core.config import ConfigError, RunConfig, default_concurrency
+from pdr_core.config import CODE_ONLY_DISTILLS, ConfigError, RunConfig, default_concurrency
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.fold import EventSink, folding
 from pdr_core.ids import new_run_id
@@ -49,8 +49,8 @@ def check_task(config: RunConfig, task: Task | None) -> None:
     """Refuse the feedback operator where there are no tests to feed back."""
     if task is not None and task.code is not None:
         return
-    if config.distill == "feedback" and config.method == "pdr":
-        raise ConfigError("distill", "feedback",
+    if config.distill in CODE_ONLY_DISTILLS and config.method == "pdr":
+        raise ConfigError("distill", config.distill,
                           "another operator: feedback passes on programs with their test "
                           "results, so it needs a code task (e.g. a HumanEval problem)")
     if config.sr_feedback and config.method == "sr":
