@@ -32,12 +32,14 @@ from ui.eval_results import render_results
 from ui.knobs import EVAL_DEPTHS, EVAL_WIDTHS, TOKEN_STEPS, distills
 from ui.method_settings import method_sweep_controls
 from ui.navigation import through_app
+from ui.state import keep_form, restore_form
 
 through_app()
 
 EVAL_JOBS = "eval_jobs"
-# Streamlit drops a widget's value while another page is shown; these keys are copied to
-# plain session state after every run of this page and restored before its widgets.
+# The form's widgets and defaults: kept in the session's kept values (ui.state) after every
+# run of this page and given back before its widgets, since Streamlit drops them while
+# another page is shown.
 FORM = {"eval_source": SOURCES[0], "eval_benchmark": BENCHMARKS[0].name,
         "eval_gen_kind": "arith", "eval_gen_n": 10,
         "eval_gen_difficulty": "medium", "eval_gen_seed": 0, "eval_path": "",
@@ -46,17 +48,6 @@ FORM = {"eval_source": SOURCES[0], "eval_benchmark": BENCHMARKS[0].name,
         "eval_max_tokens": [RUN_DEFAULTS["max_tokens"]],
         "eval_distill": RUN_DEFAULTS["distill"], "eval_concurrency": RUNS_AT_ONCE,
         "eval_name": "", "eval_id_input": "", "eval_matched_bseq": False}
-
-
-def restore_form() -> None:
-    for key, default in FORM.items():
-        if key not in st.session_state:
-            st.session_state[key] = st.session_state.get(f"_kept_{key}", default)
-
-
-def keep_form() -> None:
-    for key in FORM:
-        st.session_state[f"_kept_{key}"] = st.session_state[key]
 
 
 def code_note(code: bool) -> None:
@@ -101,7 +92,7 @@ def build_spec(label: str, model: str, base_url: str, sweeps: dict, code: bool =
 st.title("Evaluate")
 st.caption("Every problem × method × setting becomes a stored run; accuracy is plotted "
            "against mean B_seq and B_total with 95% Wilson intervals.")
-restore_form()
+restore_form(FORM)
 settings = endpoint_or_stop()
 store = get_store()
 jobs: dict[str, EvalJob] = st.session_state.setdefault(EVAL_JOBS, {})
@@ -147,7 +138,7 @@ with st.expander("The methods' other settings (several values: one arm each)"):
         sweep_error = None
     except ConfigError as exc:
         sweep_error = exc
-keep_form()
+keep_form(FORM)
 
 spec = None
 try:

@@ -131,6 +131,8 @@ def test_page_is_in_the_navigation_and_keeps_its_settings(db):
     assert at.title[0].value == "Run"
     at.switch_page("pages/evaluate.py").run()
     assert at.multiselect(key="eval_methods").value == ["sr"]
+    # kept where every page keeps its widgets' values (ui.state), not in a store of its own
+    assert at.session_state["kept_values"]["eval_methods"] == ["sr"]
 
 
 def test_the_built_in_benchmarks_are_offered_and_evaluate_offline(db):

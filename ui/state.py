@@ -10,7 +10,7 @@ run (`run_key`), so nothing typed for one run can reach another.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -73,6 +73,23 @@ def _remember(key: str, then: Callable[[], None] | None) -> None:
     _kept()[key] = st.session_state[key]
     if then is not None:
         then()
+
+
+def restore_form(defaults: Mapping[str, Any]) -> None:
+    """Before a form's widgets are drawn: give each widget Streamlit dropped (another page was
+    shown) its kept value, else its default. A widget still in session state keeps what it
+    holds, a change the person just made included."""
+    values = _kept()
+    for key, default in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = values.get(key, default)
+
+
+def keep_form(keys: Iterable[str]) -> None:
+    """After a form's widgets are drawn: keep their values, as `kept` does on each change."""
+    values = _kept()
+    for key in keys:
+        values[key] = st.session_state[key]
 
 
 def kept(key: str, default: Any = None, then: Callable[[], None] | None = None
