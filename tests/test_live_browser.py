@@ -83,6 +83,9 @@ def test_history_follows_a_running_run_to_its_end_and_cancels_one_from_a_link(tm
         expect(page.get_by_text("Final answer:")).to_be_visible()
         expect(page.locator(f".st-key-history_cancel_{first}")).to_have_count(0)
 
+        # long calls: on a loaded machine the second run must still be running when the
+        # link has opened and Cancel is clicked
+        server.latency = 20
         second = start_run(page, url, "What is 8 * 9?")
         # a link to the run, opened in a new session: the run's own live view and Cancel
         page.goto(f"{url}/history?run={second}")
