@@ -133,10 +133,12 @@ def test_eval_help_says_what_the_default_concurrency_of_a_run_is():
     assert "widest round" in " ".join(result.stdout.split())
 
 
-# What a question run must not import: figures, tables, the app, and the progress bars that
-# only a terminal shows (a disabled tqdm bar still imports multiprocessing for its lock).
+# What a question run must not import: figures, tables, the app, the progress bars that
+# only a terminal shows (a disabled tqdm bar still imports multiprocessing for its lock),
+# the code tasks' executor and problem files, and the evaluations' modules (the parser of
+# `eval`, with its sweep flags, is not built for a `run`).
 NOT_ON_THE_RUN_PATH = ("plotly", "pandas", "streamlit", "tqdm", "multiprocessing",
-                       "pdr_core.render.report", "pdr_core.evals.run")
+                       "pdr_core.render.report", "pdr_core.code", "pdr_core.evals", "ctypes")
 SEEN = """
 import json, sys
 from pdr_core.cli.main import main

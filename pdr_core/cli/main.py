@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pdr_core.cli.methods import named_methods
 from pdr_core.cli.outcome import EXIT_FAILED, EXIT_USAGE
 from pdr_core.cli.output import safe_output
-from pdr_core.cli.parser import build_parser
+from pdr_core.cli.parser import parse_args
 from pdr_core.config import ConfigError
 from pdr_core.heap import end_startup
 from pdr_core.prompts import TemplateError
@@ -34,12 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        extra = named_methods(sys.argv[1:] if argv is None else argv)
+        extra = named_methods(argv)
     except ConfigError as exc:  # a --method module:function that cannot be loaded
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser(extra).parse_args(argv)
+    args = parse_args(argv, extra)
     if args.command not in CONNECTING:
         end_startup()
     db = args.db or args.db_top
