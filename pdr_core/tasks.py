@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pdr_core.answer_forms import normalize_answer
 from pdr_core.answers import AnswerKey
-from pdr_core.code.executor import Execution, Executor
-from pdr_core.code.extract import extract_program
-from pdr_core.code.identity import CodeTask, text_key
-from pdr_core.code.problems import CodeProblem, is_code_problem, problem_from_row
-from pdr_core.evals.problems import Problem
 from pdr_core.extraction import extract_answer
 
+# The code modules (the executor, its runner, the problem files) are imported by the
+# functions that make or read a code task: a question run never loads them.
 if TYPE_CHECKING:
+    from pdr_core.code.executor import Execution, Executor
+    from pdr_core.code.identity import CodeTask
+    from pdr_core.code.problems import CodeProblem
+    from pdr_core.evals.problems import Problem
     from pdr_core.trace import Trace
 
 MAX_MESSAGE = 600  # characters of one failure message, of the error and of stderr kept
@@ -71,6 +72,8 @@ class ProgramTask:
     kind = "code"
 
     def __init__(self, problem: CodeProblem, executor: Executor):
+        from pdr_core.code.identity import CodeTask
+
         self.code: CodeTask = CodeTask(problem, executor)
         self._lock = threading.Lock()
 
@@ -92,6 +95,8 @@ class ProgramTask:
             return test_record(execution, self.code.key(program), self.code.correct(program))
 
     async def grade(self, text: str) -> tuple[str | None, dict[str, Any]]:
+        from pdr_core.code.extract import extract_program
+
         program = extract_program(text, self.code.problem)
         # Running the tests blocks for up to the wall-clock limit: off the event loop.
         return program, await asyncio.to_thread(self._tests, program)
@@ -127,16 +132,22 @@ def test_record(execution: Execution | None, key: str | None,
     }
 
 
-def task_from_record(record: dict[str, Any] | None, allowed: bool) -> Task:
-    """The task a trace's `task` record describes; `allowed` whether its programs may run
-    now (a resumed or forked run asks again)."""
+def task_from_record(record: dict[str, Any] | None, execute: bool) -> Task:
+    """The task a trace's `task` record describes; its programs run when `execute` or the
+    environment switches execution on now (a resumed or forked run asks again)."""
     if record is None or record.get("kind") != ProgramTask.kind:
         return MathTask()
-    return ProgramTask(problem_from_row(record, "the run's code task"), Executor(allowed))
+    from pdr_core.code.executor import execution_allowed
+    from pdr_core.code.problems import problem_from_row
+
+    problem = problem_from_row(record, "the run's code task")
+    return code_task(problem, execution_allowed(execute))
 
 
 def code_task(problem: CodeProblem, allowed: bool) -> ProgramTask:
     """The task of a run on `problem`; its programs run only when `allowed`."""
+    from pdr_core.code.executor import Executor
+
     return ProgramTask(problem, Executor(allowed))
 
 
@@ -145,6 +156,7 @@ def trace_key(trace: Trace) -> AnswerKey:
     or for code the behaviour its nodes recorded (the text where none was)."""
     if trace.task is None:
         return normalize_answer
+    from pdr_core.code.identity import text_key
     # An imported trace's records are untrusted: only text keys count.
     keys = {n.answer: n.tests.get("key") for n in trace.nodes
             if n.answer is not None and isinstance(n.tests, dict)
@@ -184,7 +196,9 @@ def answer_text(answer: str | None, tests: dict[str, Any] | None) -> str:
 def task_for_problem(problem: Problem, allowed: bool) -> ProgramTask | None:
     """The code task of an evaluation row made by `as_eval_problem`; None for a question
     with a reference answer."""
+    from pdr_core.code.problems import is_code_problem, problem_from_row
+
     if not is_code_problem(problem):
         return None
     row = {**problem.extra, "id": problem.id, "question": problem.question}
-    return ProgramTask(problem_from_row(row, f"problem {problem.id}"), Executor(allowed))
+    return code_task(problem_from_row(row, f"problem {problem.id}"), allowed)

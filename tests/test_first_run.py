@@ -133,10 +133,12 @@ def test_eval_help_says_what_the_default_concurrency_of_a_run_is():
     assert "widest round" in " ".join(result.stdout.split())
 
 
-# What a question run must not import: figures, tables, the app, and the progress bars that
-# only a terminal shows (a disabled tqdm bar still imports multiprocessing for its lock).
+# What a question run must not import: figures, tables, the app, the progress bars that
+# only a terminal shows (a disabled tqdm bar still imports multiprocessing for its lock),
+# the code tasks' executor and problem files, and the evaluations' modules (the parser of
+# `eval`, with its sweep flags, is not built for a `run`).
 NOT_ON_THE_RUN_PATH = ("plotly", "pandas", "streamlit", "tqdm", "multiprocessing",
-                       "pdr_core.render.report", "pdr_core.evals.run")
+                       "pdr_core.render.report", "pdr_core.code", "pdr_core.evals", "ctypes")
 SEEN = """
 import json, sys
 from pdr_core.cli.main import main
@@ -157,3 +159,38 @@ def test_a_question_run_imports_nothing_it_does_not_use(tmp_path):
     assert result.returncode == 0, result.stderr
     code, imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert code == 0 and imported == []
+
+
+# A method that makes no call and answers with what the collector is doing while it runs.
+GC_PROBE = '''
+import gc
+
+from pdr_core.run.api import Method
+
+
+async def run(ctx):
+    import openai  # imported already by the provider; here only to find its classes
+
+    alive = {id(o) for o in gc.get_objects()}  # frozen objects are in no generation
+    return f"collecting {gc.isenabled()}, SDK frozen {id(openai.AsyncOpenAI) not in alive}"
+
+
+def probe():
+    return Method("gc-probe", "gc probe", run)
+'''
+
+
+def test_a_run_collects_as_usual_with_the_sdks_objects_frozen(tmp_path):
+    # The start-up collects nothing while it imports, then freezes what it made, the SDK's
+    # classes included (they were imported after the freeze), and collection goes on.
+    (tmp_path / "gc_probe.py").write_text(GC_PROBE, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PDR_"))}
+    env["PYTHONPATH"] = f"{ROOT}:{tmp_path}"
+    with OpenAIServer() as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "pdr_core", "run", QUESTION, "--method", "gc_probe:probe",
+             "--base-url", server.base_url, "--model", "fake-model",
+             "--db", str(tmp_path / "runs.sqlite")],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "answer: collecting True, SDK frozen True" in result.stdout

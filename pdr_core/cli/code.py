@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pdr_core.code.executor import execution_allowed
-from pdr_core.code.problems import CodeProblem, load_humaneval, read_code_jsonl
 from pdr_core.config import ConfigError
-from pdr_core.evals.problems import DatasetError
+
+# The code modules are imported when a code problem is named: a question run never loads them.
+if TYPE_CHECKING:
+    from pdr_core.code.problems import CodeProblem
 
 NOT_RUN = ("note: no program was run, so whether any is correct is unknown: model-written "
            "code runs only when a person switches it on (--execute-code)")
@@ -32,6 +34,8 @@ def add_code_flags(p: argparse.ArgumentParser, problems: bool = False) -> None:
 
 def allowed(args: argparse.Namespace) -> bool:
     """Whether programs may run: --execute-code, or the server's environment variable."""
+    from pdr_core.code.executor import execution_allowed
+
     return execution_allowed(bool(getattr(args, "execute_code", False)))
 
 
@@ -49,6 +53,9 @@ def code_problem(args: argparse.Namespace) -> CodeProblem | None:
         if args.problem_id is not None:
             raise ConfigError("id", args.problem_id, "used with --code-problem FILE only")
         return None
+    from pdr_core.code.problems import load_humaneval, read_code_jsonl
+    from pdr_core.evals.problems import DatasetError
+
     if args.question is not None or args.question_file is not None or args.answer:
         raise ConfigError("question", args.question or args.question_file or args.answer,
                           "none with a code problem: its prompt is the question and its "

@@ -8,6 +8,7 @@ import os
 import sys
 
 from pdr_core.config import ConfigError
+from pdr_core.heap import end_startup
 from pdr_core.providers import EndpointRequest, EndpointSettings, choose_endpoint, resolve_provider
 from pdr_core.store import Store
 
@@ -61,8 +62,16 @@ def endpoint(args: argparse.Namespace, config: dict | None = None) -> EndpointSe
         trust_recorded=args.trust_recorded_endpoint, **given))
 
 
+def connect(settings: EndpointSettings, store: Store):
+    """The provider for `settings`, `store` keeping what it learns about the endpoint; its
+    SDK is imported now, so the process's start-up ends here (`heap.end_startup`)."""
+    provider = resolve_provider(settings, memory=store)
+    end_startup()
+    return provider
+
+
 def provider_for(args: argparse.Namespace, config: dict, store: Store):
     """The run's own endpoint unless flags name another; says which on stderr."""
     settings = endpoint(args, config)
     print(f"calling {settings.describe()}", file=sys.stderr)
-    return resolve_provider(settings, memory=store)
+    return connect(settings, store)

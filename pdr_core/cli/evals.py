@@ -8,13 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed
-from pdr_core.cli.endpoint import endpoint, endpoint_flags
+from pdr_core.cli.endpoint import connect, endpoint, endpoint_flags
 from pdr_core.cli.knobs import EVAL_KNOBS, add_knob_flags
 from pdr_core.cli.methods import add_sweep_flags, sweep_settings
 from pdr_core.cli.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from pdr_core.cli.progress import EvalBar
 from pdr_core.config import ConfigError
-from pdr_core.providers import resolve_provider
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT
 from pdr_core.run.api import Method
 from pdr_core.run.registry import method_registry
@@ -59,7 +58,7 @@ def cmd_eval(args: argparse.Namespace, store: Store) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    provider = resolve_provider(endpoint(args), memory=store)
+    provider = connect(endpoint(args), store)
     spec = _spec(args, provider, code is not None)
     try:
         return _run(args, store, provider, spec, problems, code is not None)

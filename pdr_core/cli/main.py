@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from pdr_core.cli.methods import named_methods
 from pdr_core.cli.outcome import EXIT_FAILED, EXIT_USAGE
 from pdr_core.cli.output import safe_output
-from pdr_core.cli.parser import build_parser
+from pdr_core.cli.parser import parse_args
 from pdr_core.config import ConfigError
-from pdr_core.heap import freeze_startup_objects
+from pdr_core.heap import end_startup
 from pdr_core.prompts import TemplateError
 from pdr_core.providers import ProviderError
 from pdr_core.store import Store, StoreError
 from pdr_core.trace import TraceError
+
+# The commands that call an endpoint: they end the start-up in `endpoint.connect`, once the
+# SDK is imported, so that its objects are frozen too and no collection walks them on the way.
+CONNECTING = frozenset({"run", "resume", "fork", "baseline", "eval"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,13 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        extra = named_methods(sys.argv[1:] if argv is None else argv)
+        extra = named_methods(argv)
     except ConfigError as exc:  # a --method module:function that cannot be loaded
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser(extra).parse_args(argv)
-    freeze_startup_objects()
+    args = parse_args(argv, extra)
+    if args.command not in CONNECTING:
+        end_startup()
     db = args.db or args.db_top
     try:
         store = Store(db)

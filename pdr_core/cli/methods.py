@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pdr_core.config import RUN_DEFAULTS, is_method_ref
-from pdr_core.evals.spec import sweepable
 from pdr_core.run.api import Method, Setting, declared_by, load_ref
 from pdr_core.run.registry import get_method, method_registry
 
@@ -114,6 +113,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, extra: Sequence[Method] = ()) ->
     """eval: one flag per setting the methods (and `extra`) declare that EvalSpec sweeps
     through `method_settings`, named as `run`'s; values comma-separated or the flag
     repeated (free text: one value per flag)."""
+    from pdr_core.evals.spec import sweepable  # eval's only: a run never loads evals
+
     keys = (*method_registry(), *(m.key for m in extra))
     for setting, users in sweepable(dict.fromkeys(keys)).values():
         many = ("repeat the flag for several" if setting.type is str and not setting.choices
@@ -130,6 +131,8 @@ def sweep_settings(args: argparse.Namespace, methods: Sequence[str]
     """EvalSpec.method_settings from the flags `add_sweep_flags` made: each given
     setting's values, parsed by its declaration (EvalSpec refuses one that none of
     `methods` declares)."""
+    from pdr_core.evals.spec import sweepable
+
     found = sweepable(dict.fromkeys((*methods, *method_registry())))
     out: dict[str, tuple[Any, ...]] = {}
     for name, (setting, _) in found.items():

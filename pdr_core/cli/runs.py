@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from pdr_core.cli.code import NOT_RUN, add_code_flags, allowed, code_problem
-from pdr_core.cli.endpoint import endpoint, endpoint_flags, provider_for
+from pdr_core.cli.endpoint import connect, endpoint, endpoint_flags, provider_for
 from pdr_core.cli.knobs import RUN_KNOBS, add_knob_flags
 from pdr_core.cli.methods import add_method_flags, method_config
 from pdr_core.cli.outcome import EXIT_FAILED, EXIT_INTERRUPTED, finish
@@ -20,7 +20,6 @@ from pdr_core.cli.progress import CallProgress
 from pdr_core.config import DEFAULT_PRESET, PRESETS, ConfigError, RunConfig, parse_schedule
 from pdr_core.fold import Tee
 from pdr_core.prompts import PromptSet, TemplateError
-from pdr_core.providers import resolve_provider
 from pdr_core.providers.base import DEFAULT_MAX_IN_FLIGHT, settle
 from pdr_core.run.api import Method
 from pdr_core.run.methods import check_question, fork, fork_config, resume, run
@@ -98,7 +97,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
     store.check_writable()  # before a model is loaded or an endpoint called
     _check_out(args.out)
     settings = endpoint(args)
-    provider = resolve_provider(settings, memory=store)
+    provider = connect(settings, store)
     config = _config(args, provider.model, provider.base_url)
     if settings.uses_local:
         print(f"using the local model {provider.describe()}", file=sys.stderr)

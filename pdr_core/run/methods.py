@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pdr_core.code.executor import execution_allowed
 from pdr_core.config import CODE_ONLY_DISTILLS, ConfigError, RunConfig, default_concurrency
 from pdr_core.events import Event, RunFinished, RunResumed, RunStarted
 from pdr_core.fold import EventSink, folding
@@ -124,7 +123,7 @@ async def resume(trace: Trace, events: list[Event], provider: Provider,
     finished = {n.id: n for n in trace.nodes if n.status == "ok"}
     ctx = RunContext(trace.id, trace.question, config, provider, sink,
                      Reuse(finished, copy=False, same_messages=False),
-                     task_from_record(trace.task, execution_allowed(execute)),
+                     task_from_record(trace.task, execute),
                      _routes(provider, environ))
     ctx.emit(RunResumed(trace.id))
     return await _execute(ctx)
@@ -155,7 +154,7 @@ async def fork(
         same_messages=False,
     )
     config = config or parent.run_config
-    task = task_from_record(parent.task, execution_allowed(execute))
+    task = task_from_record(parent.task, execute)
     return await run(parent.question, config, provider, sink, parent.reference_answer,
                      run_id, reuse, (parent.id, node_id), task, environ)
 

@@ -11,7 +11,6 @@ pdr_core.run.adaptive).
 
 from __future__ import annotations
 
-from pdr_core.code.feedback import feedback_workspace, report_workspace
 from pdr_core.run.adaptive import converged
 from pdr_core.run.engine import CallSpec, RunContext
 from pdr_core.run.kit import draft_round, stage_of, user_messages
@@ -68,6 +67,8 @@ async def distill(ctx: RunContext, drafts: list[Draft], round_: int,
     for branch, selected in enumerate(selections):
         if config.distill == "feedback":  # the programs with their test results
             assert ctx.task.code is not None  # run() refuses feedback on other tasks
+            from pdr_core.code.feedback import feedback_workspace  # code runs only
+
             text, info = await feedback_workspace(selected, ctx.task.code, kappa,
                                                   counter_of(ctx.provider))
         else:
@@ -114,6 +115,8 @@ async def sr(ctx: RunContext) -> str | None:
             parents = [distill_id, candidate.node_id]
         elif config.sr_feedback:
             assert ctx.task.code is not None  # run() refuses feedback on other tasks
+            from pdr_core.code.feedback import report_workspace  # code runs only
+
             notes, info = await report_workspace(candidate, ctx.task.code,
                                                  config.workspace_tokens,
                                                  counter_of(ctx.provider))
