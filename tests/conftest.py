@@ -79,3 +79,22 @@ def started_job(at):
     from ui.components import jobs
 
     return jobs().get(at.session_state["active_run"])
+
+
+def interrupt_after(store: Store, question: str, config: RunConfig, provider: FakeProvider,
+                    calls: int, reference: str | None = None) -> Trace:
+    """Start a run, cancel it once `calls` of its calls are stored, and return it as the
+    store keeps it (interrupted, every finished node kept)."""
+
+    async def interrupted() -> None:
+        task = asyncio.create_task(run(question, config, provider, store.writer(),
+                                       reference=reference))
+        while not store.list_runs() or store.list_runs()[0].calls < calls:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(interrupted())
+    [summary] = store.list_runs()
+    return store.get_trace(summary.id)

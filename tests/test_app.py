@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-from conftest import plain, started_job
+from conftest import interrupt_after, plain, started_job
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.config import RunConfig
@@ -280,26 +279,12 @@ def test_cancel_stops_the_run_and_keeps_finished_nodes(db):
 
 
 def test_history_resume_button_finishes_an_interrupted_run(db):
-    import asyncio
 
-    from pdr_core.run.methods import run
 
     store = Store(db)
-
-    async def interrupted():
-        task = asyncio.create_task(run("What is 3 * 3?", RunConfig(method="pdr", width=2,
-                                                                    depth=3),
-                                       FakeProvider(delay=0.1), store.writer(),
-                                       reference="9"))
-        while not store.list_runs() or store.list_runs()[0].calls < 2:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(interrupted())
-    [summary] = store.list_runs()
-    done = sum(n.status == "ok" for n in store.get_trace(summary.id).nodes)
+    summary = interrupt_after(store, "What is 3 * 3?", RunConfig(method="pdr", width=2, depth=3),
+                              FakeProvider(delay=0.1), 2, "9")
+    done = sum(n.status == "ok" for n in summary.nodes)
     provider = FakeProvider()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     at.session_state["provider"] = provider

@@ -5,7 +5,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import QUESTION, plain, run_fake
+from conftest import QUESTION, interrupt_after, plain, run_fake
 from openai_server import OpenAIServer
 from test_app import history
 from test_cli import cli
@@ -123,24 +123,12 @@ def test_schedule_calls_and_settings():
 
 def test_cancel_then_resume_repeats_no_finished_call_and_keeps_each_nodes_model(store):
     config = _moa("a,b,c", layers=3)
-    first = FakeProvider(delay=0.05)
-
-    async def interrupted():
-        task = asyncio.create_task(run(QUESTION, config, first, store.writer(), reference="52"))
-        while not store.list_runs() or store.list_runs()[0].calls < 4:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(interrupted())
-    [summary] = store.list_runs()
-    before = store.get_trace(summary.id)
+    before = interrupt_after(store, QUESTION, config, FakeProvider(delay=0.05), 4, "52")
     assert before.status == "interrupted"
     done = {n.id for n in before.nodes if n.status == "ok"}
     second = FakeProvider()
-    trace = asyncio.run(resume(before, store.events(summary.id), second,
-                               store.resume_writer(summary.id)))
+    trace = asyncio.run(resume(before, store.events(before.id), second,
+                               store.resume_writer(before.id)))
     assert trace.status == "completed" and trace.final_answer == "52"
     assert 0 < len(second.calls) == config.calls - len(done)
     fresh = run_fake(config)

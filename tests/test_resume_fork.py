@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QUESTION, kill_when, run_fake
+from conftest import QUESTION, interrupt_after, kill_when, run_fake
 from test_store import KILLED_RUN
 
 from pdr_core.config import RunConfig
 from pdr_core.prompts import PromptSet
-from pdr_core.run.methods import fork, resume, run
+from pdr_core.run.methods import fork, resume
 from pdr_core.store import Store
 from pdr_core.testing import FakeProvider
 
@@ -21,30 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_resume_after_cancel_repeats_no_finished_call(store):
     config = RunConfig(method="pdr", width=3, depth=3, distill="summary")
-    first = FakeProvider(delay=0.05)
-
-    async def interrupted():
-        task = asyncio.create_task(run(QUESTION, config, first, store.writer(), reference="52"))
-        while not store.list_runs() or store.list_runs()[0].calls < 4:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(interrupted())
-    [summary] = store.list_runs()
-    before = store.get_trace(summary.id)
+    before = interrupt_after(store, QUESTION, config, FakeProvider(delay=0.05), 4, "52")
     assert before.status == "interrupted"
     done = {n.id for n in before.nodes if n.status == "ok"}
     assert len(done) >= 4
 
     second = FakeProvider()
-    trace = asyncio.run(resume(before, store.events(summary.id), second,
-                               store.resume_writer(summary.id)))
+    trace = asyncio.run(resume(before, store.events(before.id), second,
+                               store.resume_writer(before.id)))
     assert trace.status == "completed" and trace.final_answer == "52"
     # every call not finished before the interruption, and none that had finished
     assert 0 < len(second.calls) == config.calls - len(done)
-    stored = store.get_trace(summary.id)
+    stored = store.get_trace(before.id)
     assert stored.to_dict() == trace.to_dict()
     assert [n.id for n in stored.nodes] == [n.id for n in run_fake(config).nodes]
     assert all(n.status == "ok" for n in stored.nodes)
