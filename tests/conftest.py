@@ -81,6 +81,16 @@ def started_job(at):
     return jobs().get(at.session_state["active_run"])
 
 
+def launch_evaluation(at, timeout: float = 30):
+    """Click Evaluate's Launch in the AppTest `at`, wait for the evaluation it started, and
+    run the page again to show its results."""
+    at.button(key="eval_launch").click().run()
+    assert not at.exception, at.exception
+    [job] = at.session_state["eval_jobs"].values()
+    job.wait(timeout=timeout)
+    return at.run()
+
+
 def interrupt_after(store: Store, question: str, config: RunConfig, provider: FakeProvider,
                     calls: int, reference: str | None = None) -> Trace:
     """Start a run, cancel it once `calls` of its calls are stored, and return it as the

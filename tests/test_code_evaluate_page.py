@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import plain
+from conftest import launch_evaluation, plain
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.code.executor import ENV_VAR
@@ -49,11 +49,7 @@ def humaneval_page(monkeypatch, execute: bool) -> AppTest:
 
 
 def launch(at: AppTest) -> AppTest:
-    at.button(key="eval_launch").click().run()
-    assert not at.exception, at.exception
-    [job] = at.session_state["eval_jobs"].values()
-    job.wait(timeout=120)
-    return at.run()
+    return launch_evaluation(at, timeout=120)
 
 
 def table(at: AppTest, column: str):

@@ -9,6 +9,7 @@ import csv
 import json
 
 import pytest
+from conftest import launch_evaluation
 from openai_server import OpenAIServer
 from test_cli import cli
 from test_method_plugins import QUESTION, REF, _env, installed, plugin_dir  # noqa: F401
@@ -119,11 +120,7 @@ def test_the_evaluate_page_sweeps_a_plugins_setting(installed, db):  # noqa: F81
     assert any("n=99 is invalid" in e.value for e in at.error)
     at.text_input(key="eval_sweep_n").input("2,3").run()
 
-    at.button(key="eval_launch").click().run()
-    assert not at.exception, at.exception
-    [job] = at.session_state["eval_jobs"].values()
-    job.wait(timeout=30)
-    at.run()
+    launch_evaluation(at)
     assert not at.exception, at.exception
     store = Store(db)
     calls = sorted((r.config["method_settings"]["n"], r.budget.calls)

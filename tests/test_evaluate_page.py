@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import plain
+from conftest import launch_evaluation, plain
 from streamlit.testing.v1 import AppTest
 
 from pdr_core.evals.generator import generate
@@ -40,11 +40,7 @@ def test_launch_a_tiny_evaluation_and_read_the_results(db):
     runs = [m for m in at.metric if m.label == "Runs"]
     assert runs and runs[0].value == "6"  # 3 problems x (single, pdr summary w2 d2)
 
-    at.button(key="eval_launch").click().run()
-    assert not at.exception, at.exception
-    [job] = at.session_state["eval_jobs"].values()
-    job.wait(timeout=30)
-    at.run()
+    launch_evaluation(at)
     assert not at.exception, at.exception
 
     [stored] = list_evaluations(Store(db))
@@ -104,10 +100,7 @@ def test_resume_from_the_page_runs_only_what_is_missing(db):
     at.multiselect(key="eval_methods").set_value(["single"])
     at.multiselect(key="eval_max_tokens").set_value([128])
     at.run()
-    at.button(key="eval_launch").click().run()
-    [job] = at.session_state["eval_jobs"].values()
-    job.wait(timeout=30)
-    at.run()
+    launch_evaluation(at)
     assert next(m.value for m in at.metric if m.label == "Failed") == "1"
     calls = len(provider.calls)
     provider.fail = None
@@ -149,10 +142,7 @@ def test_the_built_in_benchmarks_are_offered_and_evaluate_offline(db):
     at.multiselect(key="eval_max_tokens").set_value([128])
     at.run()
     assert next(m.value for m in at.metric if m.label == "Runs") == "2"
-    at.button(key="eval_launch").click().run()
-    [job] = at.session_state["eval_jobs"].values()
-    job.wait(timeout=30)
-    at.run()
+    launch_evaluation(at)
     [stored] = list_evaluations(Store(db))
     assert stored.dataset == "math500" and stored.problems == 2
     frames = [f.value for f in at.dataframe]
