@@ -126,3 +126,17 @@ def test_the_evaluate_page_sweeps_a_plugins_setting(installed, db):  # noqa: F81
     calls = sorted((r.config["method_settings"]["n"], r.budget.calls)
                    for r in map(store.get_trace, (s.id for s in store.list_runs())))
     assert calls == [(2, 2), (2, 2), (3, 3), (3, 3)]
+
+
+def test_arms_differing_by_an_own_setting_are_separate_lines_of_the_accuracy_figure():
+    from pdr_core.evals.figure import accuracy_figure
+    from pdr_core.evals.results import SummaryRow
+
+    def arm(n: int, width: int, accuracy: float) -> SummaryRow:
+        return SummaryRow(REF, width, 1, 256, 4, accuracy, 0.0, 1.0, 100.0 * width,
+                          400.0 * width, own=(("n", n),))
+
+    rows = [arm(2, 2, 0.5), arm(3, 2, 0.75), arm(2, 4, 0.6), arm(3, 4, 1.0)]
+    figure = accuracy_figure(rows)
+    lines = {trace.name: list(trace.y) for trace in figure.data}
+    assert lines == {f"{REF} n=2": [0.5, 0.6], f"{REF} n=3": [0.75, 1.0]}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from pdr_core.evals.results import SummaryRow
+from pdr_core.evals.spec import own_text
 
 BUDGETS = {"b_seq": "mean B_seq (tokens on the critical path)",
            "b_total": "mean B_total (tokens of all calls)"}
@@ -22,8 +23,8 @@ def metric_title(metric: str) -> str:
 
 def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq",
                     metric: str = "accuracy") -> go.Figure:
-    """Accuracy against mean B_seq or B_total, one line per method, 95% Wilson bars;
-    `metric` names it (pass@1 for code)."""
+    """Accuracy against mean B_seq or B_total, one line per method (and per value of a
+    method's own swept settings), 95% Wilson bars; `metric` names it (pass@1 for code)."""
     if budget not in BUDGETS:
         raise ValueError(f"budget {budget!r}: one of {', '.join(BUDGETS)}")
     figure = go.Figure()
@@ -62,5 +63,8 @@ def accuracy_figure(summary: Sequence[SummaryRow], budget: str = "b_seq",
 
 
 def _line(summary: SummaryRow) -> str:
-    """The figure's line of an arm: its method, or the matched single passes of a method."""
-    return f"single @ {summary.matched} B_seq" if summary.matched else summary.method
+    """The figure's line of an arm: its method with its own settings' values (arms that
+    differ by one are different lines), or the matched single passes of a method."""
+    if summary.matched:
+        return f"single @ {summary.matched} B_seq"
+    return " ".join(filter(None, (summary.method, own_text(summary.own))))

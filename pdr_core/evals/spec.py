@@ -124,8 +124,15 @@ class Setting:
         if method.uses("depth"):
             parts.append(f"d{self.depth}")
         parts.append(f"t{self.max_tokens}")
-        parts.extend(f"{name}={_shown(value)}" for name, value in self.own)
+        if self.own:
+            parts.append(own_text(self.own))
         return " ".join(parts)
+
+
+def own_text(own: Own) -> str:
+    """An arm's own method settings as its label and the accuracy figure show them:
+    `n=2 prefer=longest`."""
+    return " ".join(f"{name}={_shown(value)}" for name, value in own)
 
 
 def _shown(value: Any) -> str:
