@@ -31,14 +31,19 @@ def scripted(messages, seed):
     return f"\n```python\n{problem.question}{body}```\n"
 
 
-def humaneval_page(monkeypatch, execute: bool) -> AppTest:
+def opened(monkeypatch, execute: bool) -> AppTest:
+    """The Evaluate page on the scripted fake provider, code execution on or off."""
     if execute:
         monkeypatch.setenv(ENV_VAR, "1")  # as a server deployment switches it on
     else:
         monkeypatch.delenv(ENV_VAR, raising=False)
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.session_state["provider"] = FakeProvider(answer=scripted)
-    at.run()
+    return at.run()
+
+
+def humaneval_page(monkeypatch, execute: bool) -> AppTest:
+    at = opened(monkeypatch, execute)
     at.radio(key="eval_source").set_value("Built-in benchmark").run()
     at.selectbox(key="eval_benchmark").set_value("humaneval").run()
     at.number_input(key="eval_limit").set_value(2)
@@ -122,10 +127,7 @@ def test_a_code_file_in_the_data_folder_is_a_code_dataset(db, monkeypatch, tmp_p
            '"tests": "def check(candidate):\\n    assert candidate(3) == 9\\n"}\n')
     (tmp_path / "mine.jsonl").write_text(row)
     monkeypatch.setenv("PDR_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["provider"] = FakeProvider(answer=scripted)
-    at.run()
+    at = opened(monkeypatch, execute=False)
     at.radio(key="eval_source").set_value("File or spec").run()
     at.text_input(key="eval_path").input("mine.jsonl").run()
     assert not at.exception and not at.error

@@ -101,9 +101,10 @@ def _record_savings(store: Store, evaluation: Evaluation, row: ResultRow) -> Non
     """Fill in what an early stop saved; only runs that may have stopped early (an adaptive
     arm that made fewer calls than planned) are read from the store."""
     spec = evaluation.spec
-    if spec.stop_when_agree is None or not get_method(row.method).adaptive:
+    method = get_method(row.method)
+    if spec.stop_when_agree is None or not method.adaptive:
         return
-    if row.calls >= get_method(row.method).planned_calls(spec.config(row.setting)):
+    if row.calls >= method.planned_calls(spec.config(row.setting)):
         return
     saved = savings(store.get_trace(row.run_id))
     if saved is not None:
